@@ -1,1 +1,127 @@
-fn main() {}
+//! `overlayd`: loads the plugins, then serves the control socket until
+//! SIGTERM, SIGINT or SIGHUP.
+
+use clap::Parser;
+use datapath::{
+    control::{self, handlers::Handlers, Server},
+    plugins::Plugins,
+    registry::Registry,
+};
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
+
+/// Where plugins are looked for when no directory is given.
+const SYSTEM_PLUGIN_DIR: &str = "/usr/lib/overlayd/plugins";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "overlayd",
+    version,
+    about = "Userspace overlay datapath daemon"
+)]
+struct Args {
+    /// Control socket path.
+    #[arg(
+        long,
+        env = "OVERLAYD_SOCKET",
+        default_value = "/run/overlayd/overlayd.sock"
+    )]
+    socket: PathBuf,
+
+    /// Directory of plugin `.so` files; repeatable, searched in order.
+    /// Default: the directory of the overlayd executable, then
+    /// /usr/lib/overlayd/plugins.
+    #[arg(
+        long = "plugin-dir",
+        env = "OVERLAYD_PLUGIN_DIR",
+        value_delimiter = ':'
+    )]
+    plugin_dirs: Vec<PathBuf>,
+
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive).
+    #[arg(long, env = "OVERLAYD_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    // Exit signals are read through a signalfd by the control loop; block
+    // them before any thread starts so none of them takes the signal.
+    if let Err(e) = control::block_exit_signals() {
+        tracing::error!("cannot block exit signals: {e}");
+        return ExitCode::FAILURE;
+    }
+
+    let dirs = if args.plugin_dirs.is_empty() {
+        default_plugin_dirs()
+    } else {
+        args.plugin_dirs.clone()
+    };
+    let (plugins, refused) = Plugins::load(&dirs);
+    for r in &refused {
+        tracing::warn!("SKIP {r}");
+    }
+    for p in plugins.listing() {
+        tracing::info!(
+            "loaded {} plugin {} {} from {}",
+            p.kind.as_str(),
+            p.meta.name,
+            p.meta.version,
+            p.meta.path.display()
+        );
+    }
+    if plugins.encaps.is_empty() || plugins.lookups.is_empty() {
+        let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        tracing::warn!(
+            "no {} plugin loaded from {}; devices cannot be created until one is installed",
+            if plugins.encaps.is_empty() {
+                "encapsulation"
+            } else {
+                "lookup"
+            },
+            shown.join(", ")
+        );
+    }
+
+    let mut server = match Server::bind(&args.socket) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!("listening on {}", server.path().display());
+    let mut handlers = Handlers::new(Registry::new(Arc::new(plugins)));
+    match server.run(&mut handlers) {
+        Ok(sig) => {
+            tracing::info!("{sig}: shutting down");
+            handlers.shutdown();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("control loop failed: {e}");
+            handlers.shutdown();
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn default_plugin_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+    {
+        dirs.push(dir);
+    }
+    dirs.push(PathBuf::from(SYSTEM_PLUGIN_DIR));
+    dirs
+}

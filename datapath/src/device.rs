@@ -1,0 +1,367 @@
+//! Overlay devices: identity, plugin instances, generic properties, state.
+
+use crate::{
+    error::{CtlError, CtlResult},
+    plugins::{EncapEntry, LookupEntry, Plugins},
+};
+use overlay_plugin_abi::{
+    abi_stable::std_types::{RSlice, RStr},
+    prop::{perm, PropValue},
+    EncapDeviceBox, LookupDeviceBox, PluginError, PropInfo, PropType,
+};
+use std::sync::Arc;
+
+/// Default MTU of a new device.
+pub const MTU_DEFAULT: u64 = 1400;
+/// Smallest MTU.
+pub const MTU_MIN: u64 = 576;
+/// Largest MTU.
+pub const MTU_MAX: u64 = 8900;
+/// Longest link name, in bytes.
+pub const LINK_NAMEMAX: usize = 31;
+
+/// The generic properties every device has, in listing order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generic {
+    /// `mtu`: UINT, runtime-writable.
+    Mtu,
+    /// `vnetid`: UINT, writable while inactive.
+    Vnetid,
+    /// `encap`: STRING, read-only.
+    Encap,
+    /// `search`: STRING, read-only.
+    Search,
+}
+
+impl Generic {
+    /// All generic properties, in order.
+    pub const ALL: [Generic; 4] = [
+        Generic::Mtu,
+        Generic::Vnetid,
+        Generic::Encap,
+        Generic::Search,
+    ];
+
+    /// The property name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Generic::Mtu => "mtu",
+            Generic::Vnetid => "vnetid",
+            Generic::Encap => "encap",
+            Generic::Search => "search",
+        }
+    }
+}
+
+/// Who answers for a property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// The daemon itself.
+    Generic(Generic),
+    /// The device's encapsulation instance.
+    Encap,
+    /// The device's lookup instance.
+    Lookup,
+}
+
+/// Health of a device.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Status {
+    /// Working.
+    #[default]
+    Ok,
+    /// Something is wrong; the message says what.
+    Degraded(String),
+}
+
+/// The identity of an underlay endpoint plus virtual network: no two
+/// devices may share one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UnderlayKey {
+    /// Encapsulation plugin name.
+    pub encap: String,
+    /// Listen address (`in6_addr`).
+    pub addr: [u8; 16],
+    /// Listen port.
+    pub port: u16,
+    /// Virtual network id.
+    pub vnetid: u64,
+}
+
+/// One overlay device.
+pub struct Device {
+    /// Daemon-assigned link id.
+    pub linkid: u32,
+    /// Link name.
+    pub name: String,
+    /// Encapsulation plugin.
+    pub encap: Arc<EncapEntry>,
+    /// Lookup plugin.
+    pub search: Arc<LookupEntry>,
+    /// The device's encapsulation instance.
+    pub encap_dev: EncapDeviceBox,
+    /// The device's lookup instance.
+    pub lookup_dev: LookupDeviceBox,
+    /// Virtual network id.
+    pub vnetid: u64,
+    /// MTU of the overlay (the inner frames' IP MTU).
+    pub mtu: u64,
+    /// Whether the device is activated.
+    pub active: bool,
+    /// Health.
+    pub status: Status,
+    /// Plugin calls that panicked.
+    pub plugin_panics: u64,
+}
+
+impl Device {
+    /// A new, inactive device with fresh plugin instances. Nothing is
+    /// registered anywhere: dropping it leaves no trace.
+    pub fn new(
+        linkid: u32,
+        name: &str,
+        encap: Arc<EncapEntry>,
+        search: Arc<LookupEntry>,
+        vnetid: u64,
+    ) -> CtlResult<Device> {
+        check_link_name(name)?;
+        if vnetid > encap.max_vnetid() {
+            return Err(CtlError::invalid(format!(
+                "vnetid {vnetid} is out of range for {}: its {}-byte id allows 0-{}",
+                encap.meta.name,
+                encap.info.id_size,
+                encap.max_vnetid()
+            )));
+        }
+        let needs = encap.info.dest;
+        if search.info.dest & needs != needs {
+            return Err(CtlError::new(
+                libc::ENOTSUP,
+                format!(
+                    "lookup plugin {} cannot provide the destinations {} needs",
+                    search.meta.name, encap.meta.name
+                ),
+            ));
+        }
+        let encap_dev = encap
+            .plugin
+            .new_device()
+            .into_result()
+            .map_err(|e| prefixed(&encap.meta.name, e))?;
+        let lookup_dev = search
+            .plugin
+            .new_device(needs, vnetid)
+            .into_result()
+            .map_err(|e| prefixed(&search.meta.name, e))?;
+        Ok(Device {
+            linkid,
+            name: name.to_string(),
+            encap,
+            search,
+            encap_dev,
+            lookup_dev,
+            vnetid,
+            mtu: MTU_DEFAULT,
+            active: false,
+            status: Status::Ok,
+            plugin_panics: 0,
+        })
+    }
+
+    /// The generic property declarations, given the loaded plugins.
+    pub fn generic_info(&self, g: Generic, plugins: &Plugins) -> PropInfo {
+        match g {
+            Generic::Mtu => PropInfo::uint("mtu")
+                .perm(perm::RW | perm::RUNTIME)
+                .default_uint(MTU_DEFAULT)
+                .range(MTU_MIN, MTU_MAX),
+            Generic::Vnetid => PropInfo::uint("vnetid")
+                .perm(perm::RW)
+                .range(0, self.encap.max_vnetid()),
+            Generic::Encap => PropInfo::string("encap")
+                .perm(perm::READ)
+                .possible(&plugins.encap_names()),
+            Generic::Search => PropInfo::string("search")
+                .perm(perm::READ)
+                .possible(&plugins.lookup_names()),
+        }
+    }
+
+    /// Every property of the device, in listing order: generic, then the
+    /// encapsulation plugin's, then the lookup plugin's.
+    pub fn properties(&self, plugins: &Plugins) -> Vec<(Owner, PropInfo)> {
+        let mut all: Vec<(Owner, PropInfo)> = Generic::ALL
+            .iter()
+            .map(|g| (Owner::Generic(*g), self.generic_info(*g, plugins)))
+            .collect();
+        all.extend(
+            self.encap
+                .info
+                .properties
+                .iter()
+                .map(|p| (Owner::Encap, p.clone())),
+        );
+        all.extend(
+            self.lookup_dev
+                .properties()
+                .into_iter()
+                .map(|p| (Owner::Lookup, p)),
+        );
+        all
+    }
+
+    /// The property called `name` with its position in the listing.
+    pub fn property(&self, name: &str, plugins: &Plugins) -> CtlResult<(u32, Owner, PropInfo)> {
+        self.properties(plugins)
+            .into_iter()
+            .enumerate()
+            .find(|(_, (_, p))| p.name.as_str() == name)
+            .map(|(i, (o, p))| (i as u32, o, p))
+            .ok_or_else(|| {
+                CtlError::not_found(format!(
+                    "device {} has no property named '{name}'; list them with a PROPINFO dump",
+                    self.name
+                ))
+            })
+    }
+
+    /// The encoded value of a property; empty when unset.
+    pub fn getprop(&mut self, owner: Owner, name: &str) -> CtlResult<Vec<u8>> {
+        match owner {
+            Owner::Generic(g) => Ok(match g {
+                Generic::Mtu => PropValue::Uint(self.mtu).encode(),
+                Generic::Vnetid => PropValue::Uint(self.vnetid).encode(),
+                Generic::Encap => PropValue::Str(self.encap.meta.name.clone()).encode(),
+                Generic::Search => PropValue::Str(self.search.meta.name.clone()).encode(),
+            }),
+            Owner::Encap => {
+                let r = self.encap_dev.getprop(RStr::from_str(name)).into_result();
+                self.plugin_call(r).map(|v| v.to_vec())
+            }
+            Owner::Lookup => {
+                let r = self.lookup_dev.getprop(RStr::from_str(name)).into_result();
+                self.plugin_call(r).map(|v| v.to_vec())
+            }
+        }
+    }
+
+    /// Passes a plugin result on; a panic is counted and degrades the device.
+    pub fn plugin_call<T>(&mut self, r: Result<T, PluginError>) -> CtlResult<T> {
+        r.map_err(|e| {
+            if e.panicked {
+                self.plugin_panics += 1;
+                self.status = Status::Degraded(e.msg.to_string());
+                tracing::error!(device = %self.name, "{}", e.msg);
+            }
+            CtlError::from(e)
+        })
+    }
+
+    /// Sets a generic property after validation; the caller has checked
+    /// permissions and uniqueness.
+    pub fn set_generic(&mut self, g: Generic, value: &PropValue) {
+        match (g, value) {
+            (Generic::Mtu, PropValue::Uint(v)) => self.mtu = *v,
+            (Generic::Vnetid, PropValue::Uint(v)) => self.vnetid = *v,
+            _ => {}
+        }
+    }
+
+    /// The underlay key the device would have with the encapsulation
+    /// property `set` (name, value) applied, or with the current values when
+    /// `set` is `None`; `Ok(None)` while the listen address is not known.
+    ///
+    /// A scratch instance carries the change, so the device itself is not
+    /// touched until the change is known to be acceptable.
+    pub fn underlay_key_with(
+        &self,
+        set: Option<(&str, &[u8])>,
+        vnetid: u64,
+    ) -> Result<Option<UnderlayKey>, PluginError> {
+        let spec = match set {
+            None => self.encap_dev.socket().into_result(),
+            Some((name, value)) => {
+                let scratch = self.encap.plugin.new_device().into_result()?;
+                for p in self.encap.info.properties.iter() {
+                    let cur = self.encap_dev.getprop(p.name.as_rstr()).into_result()?;
+                    if !cur.is_empty() && p.name.as_str() != name {
+                        scratch
+                            .setprop(p.name.as_rstr(), RSlice::from_slice(&cur))
+                            .into_result()?;
+                    }
+                }
+                scratch
+                    .setprop(RStr::from_str(name), RSlice::from_slice(value))
+                    .into_result()?;
+                scratch.socket().into_result()
+            }
+        };
+        Ok(spec.ok().map(|s| UnderlayKey {
+            encap: self.encap.meta.name.clone(),
+            addr: s.addr,
+            port: s.port,
+            vnetid,
+        }))
+    }
+
+    /// Required properties without a value, by name.
+    pub fn missing_required(&self) -> Vec<String> {
+        let mut missing: Vec<String> = self
+            .encap_dev
+            .missing_required()
+            .into_iter()
+            .map(|s| s.into_string())
+            .collect();
+        missing.extend(
+            self.lookup_dev
+                .missing_required()
+                .into_iter()
+                .map(|s| s.into_string()),
+        );
+        missing
+    }
+}
+
+fn prefixed(plugin: &str, e: PluginError) -> CtlError {
+    CtlError::new(e.errno, format!("{plugin}: {}", e.msg))
+}
+
+/// Checks a link name: 1 to 31 bytes, starting with a letter, of letters,
+/// digits, `_`, `-` and `.`.
+pub fn check_link_name(name: &str) -> CtlResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= LINK_NAMEMAX
+        && name.as_bytes()[0].is_ascii_alphabetic()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(CtlError::invalid(format!(
+            "invalid link name '{name}': use 1 to {LINK_NAMEMAX} letters, digits, '_', '-' or '.', starting with a letter"
+        )))
+    }
+}
+
+/// Validates a generic property value by its declaration.
+pub fn validate_generic(info: &PropInfo, value: &[u8]) -> CtlResult<PropValue> {
+    debug_assert_eq!(info.ptype, PropType::UINT);
+    info.validate(value).map_err(CtlError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_names() {
+        for good in ["ov0", "overlay.vx-1", "a", &"x".repeat(31)] {
+            assert!(check_link_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "0ov", "ov/0", "ov 0", &"x".repeat(32), "ov\u{e9}"] {
+            let e = check_link_name(bad).unwrap_err();
+            assert_eq!(e.errno, libc::EINVAL);
+        }
+    }
+}

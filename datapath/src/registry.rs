@@ -1,0 +1,319 @@
+//! The device registry: every device by link id, and the operations the
+//! control protocol exposes on them. Owned by the control thread; nothing
+//! here blocks.
+
+use crate::{
+    device::{validate_generic, Device, Generic, Owner, UnderlayKey},
+    error::{CtlError, CtlResult},
+    plugins::Plugins,
+};
+use overlay_plugin_abi::{
+    abi_stable::std_types::{RSlice, RStr},
+    prop::perm,
+    PropInfo, MODE_POINT,
+};
+use std::{collections::BTreeMap, sync::Arc};
+
+/// How a request names a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DevRef {
+    /// By link name.
+    Name(String),
+    /// By link id.
+    LinkId(u32),
+}
+
+/// A CREATE request.
+#[derive(Debug, Clone)]
+pub struct CreateArgs {
+    /// Link name.
+    pub name: String,
+    /// Encapsulation plugin name.
+    pub encap: String,
+    /// Lookup plugin name.
+    pub search: String,
+    /// Virtual network id.
+    pub vnetid: u64,
+    /// Initial property values, applied in order, all or nothing.
+    pub props: Vec<(String, Vec<u8>)>,
+}
+
+/// One property as PROPINFO reports it.
+pub struct PropEntry {
+    /// Position in the device's listing.
+    pub id: u32,
+    /// Declaration.
+    pub info: PropInfo,
+}
+
+/// All devices.
+pub struct Registry {
+    plugins: Arc<Plugins>,
+    devices: BTreeMap<u32, Device>,
+    next_linkid: u32,
+}
+
+impl Registry {
+    /// An empty registry over the loaded plugins.
+    pub fn new(plugins: Arc<Plugins>) -> Self {
+        Registry {
+            plugins,
+            devices: BTreeMap::new(),
+            next_linkid: 1,
+        }
+    }
+
+    /// The loaded plugins.
+    pub fn plugins(&self) -> &Plugins {
+        &self.plugins
+    }
+
+    /// Devices in link-id order.
+    pub fn devices(&self) -> impl Iterator<Item = &Device> {
+        self.devices.values()
+    }
+
+    /// The device `r` names.
+    pub fn get(&self, r: &DevRef) -> CtlResult<&Device> {
+        let found = match r {
+            DevRef::LinkId(id) => self.devices.get(id),
+            DevRef::Name(n) => self.devices.values().find(|d| &d.name == n),
+        };
+        found.ok_or_else(|| not_found(r))
+    }
+
+    fn get_mut(&mut self, r: &DevRef) -> CtlResult<&mut Device> {
+        let id = self.get(r)?.linkid;
+        Ok(self.devices.get_mut(&id).expect("device just found"))
+    }
+
+    /// Creates a device. On any error nothing is left behind: the device
+    /// is built and configured aside and only inserted when complete.
+    pub fn create(&mut self, args: CreateArgs) -> CtlResult<&Device> {
+        if self.devices.values().any(|d| d.name == args.name) {
+            return Err(CtlError::exists(format!(
+                "a device named {} already exists",
+                args.name
+            )));
+        }
+        let encap = self.plugins.encap(&args.encap).cloned().ok_or_else(|| {
+            CtlError::not_found(format!(
+                "no encapsulation plugin named '{}'; loaded: {}",
+                args.encap,
+                list_or_none(&self.plugins.encap_names())
+            ))
+        })?;
+        let search = self.plugins.lookup(&args.search).cloned().ok_or_else(|| {
+            CtlError::not_found(format!(
+                "no lookup plugin named '{}'; loaded: {}",
+                args.search,
+                list_or_none(&self.plugins.lookup_names())
+            ))
+        })?;
+        let mut dev = Device::new(self.next_linkid, &args.name, encap, search, args.vnetid)?;
+        for (name, value) in &args.props {
+            self.setprop_on(&mut dev, name, value)?;
+        }
+        let key = dev.underlay_key_with(None, dev.vnetid);
+        let key = dev.plugin_call(key)?;
+        self.check_unique(&dev, key)?;
+        let id = dev.linkid;
+        self.next_linkid += 1;
+        tracing::info!(link = %dev.name, linkid = id, "created");
+        Ok(self.devices.entry(id).or_insert(dev))
+    }
+
+    /// Deletes a device, deactivating it first when active.
+    pub fn delete(&mut self, r: &DevRef) -> CtlResult<()> {
+        let id = self.get(r)?.linkid;
+        let mut dev = self.devices.remove(&id).expect("device just found");
+        if dev.active {
+            deactivate(&mut dev);
+        }
+        tracing::info!(link = %dev.name, linkid = id, "deleted");
+        Ok(())
+    }
+
+    /// Activates a device: every required property set, underlay endpoint
+    /// unique, lookup started and, in point mode, a destination known. A
+    /// failure undoes every step that succeeded.
+    pub fn activate(&mut self, r: &DevRef) -> CtlResult<()> {
+        let dev = self.get(r)?;
+        if dev.active {
+            return Err(CtlError::exists(format!("{} is already active", dev.name)));
+        }
+        let missing = dev.missing_required();
+        if !missing.is_empty() {
+            return Err(CtlError::invalid(format!(
+                "cannot activate {}: unset required properties: {}",
+                dev.name,
+                missing.join(", ")
+            )));
+        }
+        let key = dev.underlay_key_with(None, dev.vnetid)?;
+        self.check_unique(dev, key)?;
+        let dev = self.get_mut(r)?;
+        let started = dev.lookup_dev.start().into_result();
+        dev.plugin_call(started)?;
+        if dev.lookup_dev.mode() == MODE_POINT {
+            let point = dev.lookup_dev.default_point().into_result();
+            if let Err(e) = dev.plugin_call(point) {
+                dev.lookup_dev.stop();
+                return Err(CtlError::invalid(format!(
+                    "cannot activate {}: {} gave no destination: {}",
+                    dev.name, dev.search.meta.name, e.msg
+                )));
+            }
+        }
+        let socket = dev.encap_dev.socket().into_result();
+        if let Err(e) = dev.plugin_call(socket) {
+            dev.lookup_dev.stop();
+            return Err(e);
+        }
+        dev.active = true;
+        tracing::info!(link = %dev.name, "activated");
+        Ok(())
+    }
+
+    /// Property declarations of a device, or of one property.
+    pub fn propinfo(&self, r: &DevRef, name: Option<&str>) -> CtlResult<Vec<PropEntry>> {
+        let dev = self.get(r)?;
+        match name {
+            Some(n) => {
+                let (id, _, info) = dev.property(n, &self.plugins)?;
+                Ok(vec![PropEntry { id, info }])
+            }
+            None => Ok(dev
+                .properties(&self.plugins)
+                .into_iter()
+                .enumerate()
+                .map(|(i, (_, info))| PropEntry { id: i as u32, info })
+                .collect()),
+        }
+    }
+
+    /// The declaration and encoded value (empty when unset) of a property.
+    pub fn getprop(&mut self, r: &DevRef, name: &str) -> CtlResult<(PropInfo, Vec<u8>)> {
+        let plugins = self.plugins.clone();
+        let dev = self.get_mut(r)?;
+        let (_, owner, info) = dev.property(name, &plugins)?;
+        if !info.has(perm::READ) {
+            return Err(CtlError::new(
+                libc::EPERM,
+                format!("property {name} cannot be read"),
+            ));
+        }
+        let value = dev.getprop(owner, name)?;
+        Ok((info, value))
+    }
+
+    /// Sets a property; on any error the old value stays.
+    pub fn setprop(&mut self, r: &DevRef, name: &str, value: &[u8]) -> CtlResult<()> {
+        let id = self.get(r)?.linkid;
+        let mut dev = self.devices.remove(&id).expect("device just found");
+        let result = self.setprop_on(&mut dev, name, value);
+        self.devices.insert(id, dev);
+        result
+    }
+
+    /// Sets a property of `dev`, which is not in the table while this runs
+    /// (so the uniqueness check compares it only with the others).
+    fn setprop_on(&self, dev: &mut Device, name: &str, value: &[u8]) -> CtlResult<()> {
+        let (_, owner, info) = dev.property(name, &self.plugins)?;
+        if !info.has(perm::WRITE) {
+            return Err(CtlError::new(
+                libc::EPERM,
+                format!("property {name} is read-only"),
+            ));
+        }
+        if dev.active && !info.has(perm::RUNTIME) {
+            return Err(CtlError::new(
+                libc::ENOTSUP,
+                format!(
+                    "property {name} cannot change while {} is active; delete and re-create the device to change it",
+                    dev.name
+                ),
+            ));
+        }
+        match owner {
+            Owner::Generic(g) => {
+                let v = validate_generic(&info, value)?;
+                if g == Generic::Vnetid {
+                    let new = v.as_uint().unwrap_or_default();
+                    let key = dev.underlay_key_with(None, new);
+                    let key = dev.plugin_call(key)?;
+                    self.check_unique(dev, key)?;
+                }
+                dev.set_generic(g, &v);
+                Ok(())
+            }
+            Owner::Encap => {
+                let key = dev.underlay_key_with(Some((name, value)), dev.vnetid);
+                let key = dev.plugin_call(key)?;
+                self.check_unique(dev, key)?;
+                let r = dev
+                    .encap_dev
+                    .setprop(RStr::from_str(name), RSlice::from_slice(value))
+                    .into_result();
+                dev.plugin_call(r)
+            }
+            Owner::Lookup => {
+                let r = dev
+                    .lookup_dev
+                    .setprop(RStr::from_str(name), RSlice::from_slice(value))
+                    .into_result();
+                dev.plugin_call(r)
+            }
+        }
+    }
+
+    /// EEXIST when another device has the same underlay key.
+    fn check_unique(&self, dev: &Device, key: Option<UnderlayKey>) -> CtlResult<()> {
+        let Some(key) = key else { return Ok(()) };
+        for other in self.devices.values() {
+            if other.linkid == dev.linkid {
+                continue;
+            }
+            if other.underlay_key_with(None, other.vnetid).ok().flatten() == Some(key.clone()) {
+                return Err(CtlError::exists(format!(
+                    "device {} already uses {} vnetid {} on {}",
+                    other.name,
+                    key.encap,
+                    key.vnetid,
+                    endpoint(&key)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Undoes activation. Infallible: deactivation must always complete.
+fn deactivate(dev: &mut Device) {
+    dev.lookup_dev.stop();
+    dev.active = false;
+    tracing::info!(link = %dev.name, "deactivated");
+}
+
+fn endpoint(key: &UnderlayKey) -> String {
+    let ip = overlay_plugin_abi::prop::ip_from_in6(key.addr);
+    match ip {
+        std::net::IpAddr::V4(v4) => format!("{v4}:{}", key.port),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]:{}", key.port),
+    }
+}
+
+fn not_found(r: &DevRef) -> CtlError {
+    match r {
+        DevRef::Name(n) => CtlError::not_found(format!("no device named {n}")),
+        DevRef::LinkId(id) => CtlError::not_found(format!("no device with link id {id}")),
+    }
+}
+
+fn list_or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none (check --plugin-dir)".to_string()
+    } else {
+        names.join(", ")
+    }
+}

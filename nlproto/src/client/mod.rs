@@ -1,0 +1,426 @@
+//! A blocking client for the daemon's socket.
+//!
+//! ```no_run
+//! use nlproto::client::Client;
+//! use nlproto::spec::overlay;
+//! use nlproto::AttrsExt;
+//!
+//! let mut c = Client::connect(nlproto::DEFAULT_SOCKET_PATH)?;
+//! for dev in c.dump(overlay::NAME, overlay::CMD_LIST, vec![])? {
+//!     println!("{:?}", dev.attrs.get_str(overlay::ATTR_NAME));
+//! }
+//! # Ok::<(), nlproto::client::Error>(())
+//! ```
+//!
+//! Every request gets a fresh sequence number; replies are matched by it and
+//! anything else (replies to a request that timed out, notifications) is
+//! dropped. Each wait for a datagram is bounded by the client's timeout.
+
+mod sys;
+
+pub use sys::seqpacket_pair;
+
+use crate::attr::{Attr, AttrsExt, Unknown};
+use crate::errno;
+use crate::msg::{ErrorMsg, GenlMsg, Message, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::server::split_datagram;
+use crate::spec::{self, ctrl, handle, FamilySpec};
+use crate::Emit;
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a client waits for each datagram unless told otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What can go wrong talking to the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The socket could not be opened or connected.
+    #[error("cannot connect to {}: {source}", path.display())]
+    Connect {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Sending or receiving failed, or the daemon closed the connection.
+    #[error("socket error: {0}")]
+    Io(#[from] io::Error),
+    /// The daemon refused the request. Displays as the daemon's text
+    /// followed by the errno's name: `no device named foo (ENOENT)`.
+    #[error("{}", netlink_text(*errno, message.as_deref()))]
+    Netlink {
+        /// Positive errno.
+        errno: i32,
+        /// The daemon's explanation (`NLMSGERR_ATTR_MSG`).
+        message: Option<String>,
+        /// Offset of the offending attribute in the request
+        /// (`NLMSGERR_ATTR_OFFS`).
+        offset: Option<u32>,
+    },
+    /// The daemon sent something this client cannot make sense of, or the
+    /// caller asked for something the protocol does not have.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// No answer came within the client's timeout.
+    #[error("no answer from the daemon within the timeout")]
+    Timeout,
+}
+
+fn netlink_text(errno: i32, message: Option<&str>) -> String {
+    match message {
+        Some(m) => format!("{m} ({})", errno::label(errno)),
+        None => format!("{} ({})", errno::describe(errno), errno::label(errno)),
+    }
+}
+
+impl Error {
+    /// The errno of a [`Error::Netlink`].
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Netlink { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+}
+
+impl From<ErrorMsg> for Error {
+    fn from(e: ErrorMsg) -> Error {
+        Error::Netlink {
+            errno: e.errno,
+            message: e.message,
+            offset: e.offset,
+        }
+    }
+}
+
+/// A family as nlctrl describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FamilyInfo {
+    /// Family id.
+    pub id: u16,
+    /// Family name.
+    pub name: String,
+    /// Version.
+    pub version: u32,
+    /// Family header size.
+    pub hdrsize: u32,
+    /// Highest attribute number.
+    pub maxattr: u32,
+    /// `(command, op flags)` for each command.
+    pub ops: Vec<(u32, u32)>,
+    /// `(name, id)` for each multicast group.
+    pub mcast_groups: Vec<(String, u32)>,
+}
+
+impl FamilyInfo {
+    /// Reads a `CTRL_CMD_NEWFAMILY` message's attributes.
+    pub fn from_attrs(attrs: &[Attr]) -> Result<FamilyInfo, Error> {
+        let missing = |what: &str| Error::Protocol(format!("CTRL_CMD_NEWFAMILY without {what}"));
+        let entries = |kind: u16| -> Vec<&[Attr]> {
+            attrs
+                .get_nested(kind)
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(|e| match &e.value {
+                    crate::AttrValue::Nested(v) => Some(v.as_slice()),
+                    _ => None,
+                })
+                .collect()
+        };
+        Ok(FamilyInfo {
+            id: attrs
+                .get_u16(ctrl::CTRL_ATTR_FAMILY_ID)
+                .ok_or_else(|| missing("CTRL_ATTR_FAMILY_ID"))?,
+            name: attrs
+                .get_str(ctrl::CTRL_ATTR_FAMILY_NAME)
+                .ok_or_else(|| missing("CTRL_ATTR_FAMILY_NAME"))?
+                .to_string(),
+            version: attrs.get_u32(ctrl::CTRL_ATTR_VERSION).unwrap_or(0),
+            hdrsize: attrs.get_u32(ctrl::CTRL_ATTR_HDRSIZE).unwrap_or(0),
+            maxattr: attrs.get_u32(ctrl::CTRL_ATTR_MAXATTR).unwrap_or(0),
+            ops: entries(ctrl::CTRL_ATTR_OPS)
+                .into_iter()
+                .map(|e| {
+                    (
+                        e.get_u32(ctrl::CTRL_ATTR_OP_ID).unwrap_or(0),
+                        e.get_u32(ctrl::CTRL_ATTR_OP_FLAGS).unwrap_or(0),
+                    )
+                })
+                .collect(),
+            mcast_groups: entries(ctrl::CTRL_ATTR_MCAST_GROUPS)
+                .into_iter()
+                .map(|e| {
+                    (
+                        e.get_str(ctrl::CTRL_ATTR_MCAST_GRP_NAME)
+                            .unwrap_or("")
+                            .to_string(),
+                        e.get_u32(ctrl::CTRL_ATTR_MCAST_GRP_ID).unwrap_or(0),
+                    )
+                })
+                .collect(),
+        })
+    }
+}
+
+/// A connection (a handle) to the daemon.
+#[derive(Debug)]
+pub struct Client {
+    fd: OwnedFd,
+    pid: u32,
+    seq: u32,
+    timeout: Duration,
+    family_ids: HashMap<String, u16>,
+    /// Messages of an already received datagram not yet consumed.
+    pending: VecDeque<Vec<u8>>,
+}
+
+impl Client {
+    /// Connects to the daemon's socket at `path` and fetches the handle's
+    /// PID, with [`DEFAULT_TIMEOUT`].
+    pub fn connect(path: impl AsRef<Path>) -> Result<Client, Error> {
+        Client::connect_with(path, DEFAULT_TIMEOUT)
+    }
+
+    /// [`Client::connect`] with another timeout.
+    pub fn connect_with(path: impl AsRef<Path>, timeout: Duration) -> Result<Client, Error> {
+        let path = path.as_ref();
+        let fd = sys::connect(path).map_err(|source| Error::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Client::from_fd(fd, timeout)
+    }
+
+    /// Wraps an already connected `SOCK_SEQPACKET` socket and fetches the
+    /// handle's PID (resolving `overlay_handle` through nlctrl first).
+    pub fn from_fd(fd: OwnedFd, timeout: Duration) -> Result<Client, Error> {
+        let mut c = Client {
+            fd,
+            pid: 0,
+            seq: 0,
+            timeout,
+            family_ids: HashMap::new(),
+            pending: VecDeque::new(),
+        };
+        let reply = c.transact(handle::NAME, handle::CMD_GET_PID, vec![])?;
+        c.pid = reply
+            .attrs
+            .get_u32(handle::HANDLE_ATTR_PID)
+            .ok_or_else(|| Error::Protocol("GET_PID reply without HANDLE_ATTR_PID".into()))?;
+        Ok(c)
+    }
+
+    /// The handle's PID.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// How long each wait for a datagram may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Changes the timeout.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// A fresh sequence number (never 0, which notifications use).
+    pub fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        self.seq
+    }
+
+    fn local_family(name: &str) -> Result<&'static FamilySpec, Error> {
+        spec::family_by_name(name).ok_or_else(|| {
+            Error::Protocol(format!(
+                "unknown family {name}; known: {}",
+                spec::family_names()
+            ))
+        })
+    }
+
+    /// The id of the family `name`, resolved through nlctrl once and cached.
+    pub fn family_id(&mut self, name: &str) -> Result<u16, Error> {
+        if name == ctrl::NAME {
+            return Ok(ctrl::GENL_ID_CTRL);
+        }
+        if let Some(id) = self.family_ids.get(name) {
+            return Ok(*id);
+        }
+        Client::local_family(name)?;
+        let reply = self.transact(
+            ctrl::NAME,
+            ctrl::CTRL_CMD_GETFAMILY,
+            vec![Attr::str(ctrl::CTRL_ATTR_FAMILY_NAME, name)],
+        )?;
+        let id = reply
+            .attrs
+            .get_u16(ctrl::CTRL_ATTR_FAMILY_ID)
+            .ok_or_else(|| {
+                Error::Protocol("CTRL_CMD_NEWFAMILY without CTRL_ATTR_FAMILY_ID".into())
+            })?;
+        self.family_ids.insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    /// Every family the daemon serves (an nlctrl dump).
+    pub fn families(&mut self) -> Result<Vec<FamilyInfo>, Error> {
+        self.dump(ctrl::NAME, ctrl::CTRL_CMD_GETFAMILY, vec![])?
+            .iter()
+            .map(|m| FamilyInfo::from_attrs(&m.attrs))
+            .collect()
+    }
+
+    fn send_request(
+        &mut self,
+        family: &str,
+        cmd: u8,
+        attrs: Vec<Attr>,
+        flags: u16,
+    ) -> Result<(u32, &'static FamilySpec), Error> {
+        let spec = Client::local_family(family)?;
+        let id = self.family_id(family)?;
+        let seq = self.next_seq();
+        let msg = GenlMsg {
+            family: id,
+            flags,
+            seq,
+            pid: self.pid,
+            cmd,
+            version: spec.version,
+            attrs,
+        };
+        if msg.attrs.iter().any(|a| !a.fits()) {
+            return Err(Error::Protocol(
+                "an attribute is longer than 65531 bytes".into(),
+            ));
+        }
+        self.send_raw(&msg.emit())?;
+        Ok((seq, spec))
+    }
+
+    /// Sends a request that expects one reply carrying data (a TRANSACTION)
+    /// and returns that reply. `NLM_F_ACK` is set, so the ack that follows
+    /// the reply is consumed too.
+    pub fn transact(&mut self, family: &str, cmd: u8, attrs: Vec<Attr>) -> Result<GenlMsg, Error> {
+        let (seq, spec) = self.send_request(family, cmd, attrs, NLM_F_REQUEST | NLM_F_ACK)?;
+        let mut reply = None;
+        loop {
+            match self.next_message(seq, spec)? {
+                Message::Genl(m) if reply.is_none() => reply = Some(m),
+                Message::Genl(_) => {
+                    return Err(Error::Protocol(
+                        "more than one reply to a transaction".into(),
+                    ))
+                }
+                Message::Error(e) if e.is_ack() => {
+                    return reply.ok_or_else(|| {
+                        Error::Protocol(
+                            "the request was acknowledged without a reply; use write()".into(),
+                        )
+                    })
+                }
+                Message::Error(e) => return Err(e.into()),
+                Message::Done(_) => {
+                    return Err(Error::Protocol("NLMSG_DONE answering a transaction".into()))
+                }
+                Message::Noop { .. } => {}
+            }
+        }
+    }
+
+    /// Sends a request that only changes state (a WRITE) and waits for its
+    /// ack. Reply data, if the command has any, is discarded.
+    pub fn write(&mut self, family: &str, cmd: u8, attrs: Vec<Attr>) -> Result<(), Error> {
+        let (seq, spec) = self.send_request(family, cmd, attrs, NLM_F_REQUEST | NLM_F_ACK)?;
+        loop {
+            match self.next_message(seq, spec)? {
+                Message::Error(e) if e.is_ack() => return Ok(()),
+                Message::Error(e) => return Err(e.into()),
+                Message::Done(_) => {
+                    return Err(Error::Protocol("NLMSG_DONE answering a write".into()))
+                }
+                Message::Genl(_) | Message::Noop { .. } => {}
+            }
+        }
+    }
+
+    /// Sends a dump request (`NLM_F_DUMP`) and collects every message until
+    /// `NLMSG_DONE`.
+    pub fn dump(&mut self, family: &str, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<GenlMsg>, Error> {
+        let (seq, spec) = self.send_request(family, cmd, attrs, NLM_F_REQUEST | NLM_F_DUMP)?;
+        let mut items = Vec::new();
+        loop {
+            match self.next_message(seq, spec)? {
+                Message::Genl(m) => items.push(m),
+                Message::Done(d) if d.errno == 0 => return Ok(items),
+                Message::Done(d) => {
+                    return Err(Error::Netlink {
+                        errno: d.errno,
+                        message: d.message,
+                        offset: d.offset,
+                    })
+                }
+                // An ack after the dump's end would come later; one here is stray.
+                Message::Error(e) if e.is_ack() => {}
+                Message::Error(e) => return Err(e.into()),
+                Message::Noop { .. } => {}
+            }
+        }
+    }
+
+    /// The next message carrying `seq`, decoded with `spec`'s policy
+    /// (unknown attribute types kept as bytes). Others are dropped.
+    fn next_message(&mut self, seq: u32, spec: &'static FamilySpec) -> Result<Message, Error> {
+        loop {
+            let Some(raw) = self.pending.pop_front() else {
+                let datagram = self.recv_raw()?;
+                for item in split_datagram(&datagram) {
+                    let raw = item.map_err(|e| {
+                        Error::Protocol(format!("bad datagram from the daemon: {}", e.message))
+                    })?;
+                    self.pending.push_back(raw.bytes.to_vec());
+                }
+                continue;
+            };
+            // split_datagram yields only messages of at least 16 bytes.
+            let msg_seq = u32::from_ne_bytes([raw[8], raw[9], raw[10], raw[11]]);
+            if msg_seq != seq {
+                continue;
+            }
+            let msg = Message::parse(&raw, spec.attrs, Unknown::Keep)
+                .map_err(|e| Error::Protocol(format!("bad message from the daemon: {e}")))?;
+            return Ok(msg);
+        }
+    }
+
+    /// Sends raw bytes as one datagram (for tests that send malformed
+    /// requests).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        sys::send(self.fd.as_fd(), bytes).map_err(Error::Io)
+    }
+
+    /// Receives one raw datagram, waiting at most the timeout. Messages
+    /// already received but not consumed by a request are not returned.
+    pub fn recv_raw(&mut self) -> Result<Vec<u8>, Error> {
+        if !sys::wait_readable(self.fd.as_fd(), self.timeout)? {
+            return Err(Error::Timeout);
+        }
+        Ok(sys::recv(self.fd.as_fd())?)
+    }
+}
+
+impl AsFd for Client {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,300 @@
+use super::*;
+use crate::msg::{ErrorMsg, NLM_F_REQUEST};
+use crate::server::{ctrl_reply, pack_datagrams, requests, DeviceRef, Request};
+use crate::spec::overlay;
+use std::thread;
+use std::time::Instant;
+
+const PID: u32 = 42;
+
+/// What the fake daemon answers; a stand-in for overlayd's handlers.
+fn handle_request(req: &Request) -> Vec<Message> {
+    match (req.family.id, req.command.id) {
+        (ctrl::GENL_ID_CTRL, _) => ctrl_reply(req, PID),
+        (handle::ID, handle::CMD_GET_PID) => {
+            req.respond(PID, vec![vec![Attr::u32(handle::HANDLE_ATTR_PID, PID)]])
+        }
+        (overlay::ID, overlay::CMD_LIST) if req.is_dump => {
+            let items = (1..=3)
+                .map(|i| {
+                    vec![
+                        Attr::u32(overlay::ATTR_LINKID, i),
+                        Attr::str(overlay::ATTR_NAME, format!("ov{i}")),
+                    ]
+                })
+                .collect();
+            req.respond(PID, items)
+        }
+        (overlay::ID, overlay::CMD_STATUS) => match req.device() {
+            Ok(DeviceRef::Name("foo")) => vec![req
+                .fail(libc::ENOENT, "no device named foo")
+                .reply(PID)
+                .into()],
+            Ok(_) => req.respond(
+                PID,
+                vec![vec![
+                    Attr::u32(overlay::ATTR_STATUS, overlay::STATUS_OK),
+                    Attr::u32(99, 1),
+                ]],
+            ),
+            Err(e) => vec![e.reply(PID).into()],
+        },
+        (overlay::ID, overlay::CMD_GETPROP) => {
+            // A stale reply and a notification-like message come first.
+            let mut stale = req.reply(PID, vec![]);
+            stale.seq = req.seq().wrapping_sub(1);
+            let mut out: Vec<Message> = vec![stale.into(), Message::Noop { seq: 0, pid: PID }];
+            out.extend(req.respond(
+                PID,
+                vec![vec![Attr::bytes(
+                    overlay::ATTR_PROP_VALUE,
+                    1400u64.to_ne_bytes().to_vec(),
+                )]],
+            ));
+            out
+        }
+        (overlay::ID, overlay::CMD_ACTIVATE) => vec![], // never answers
+        _ => req.respond(PID, vec![]),
+    }
+}
+
+/// Serves one connection until the peer goes away. Replies are packed into
+/// small datagrams so that dumps span several.
+fn serve(fd: OwnedFd) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        while let Ok(datagram) = sys::recv(fd.as_fd()) {
+            let mut out = Vec::new();
+            for r in requests(&datagram) {
+                match r {
+                    Ok(req) => out.extend(handle_request(&req)),
+                    Err(e) => out.push(e.reply(PID).into()),
+                }
+            }
+            for g in pack_datagrams(&out, 64) {
+                if sys::send(fd.as_fd(), &g).is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+fn pair_client() -> (Client, thread::JoinHandle<()>) {
+    let (a, b) = seqpacket_pair().unwrap();
+    let server = serve(b);
+    (Client::from_fd(a, Duration::from_secs(5)).unwrap(), server)
+}
+
+#[test]
+fn handshake_resolution_and_operations() {
+    let (mut c, server) = pair_client();
+    assert_eq!(c.pid(), PID);
+    assert_eq!(c.family_id(overlay::NAME).unwrap(), overlay::ID);
+    assert_eq!(c.family_id(ctrl::NAME).unwrap(), ctrl::GENL_ID_CTRL);
+
+    let devices = c.dump(overlay::NAME, overlay::CMD_LIST, vec![]).unwrap();
+    assert_eq!(devices.len(), 3);
+    assert_eq!(devices[2].attrs.get_str(overlay::ATTR_NAME), Some("ov3"));
+    assert!(devices
+        .iter()
+        .all(|d| d.pid == PID && d.flags == crate::msg::NLM_F_MULTI));
+
+    let status = c
+        .transact(
+            overlay::NAME,
+            overlay::CMD_STATUS,
+            vec![Attr::u32(overlay::ATTR_LINKID, 1)],
+        )
+        .unwrap();
+    assert_eq!(
+        status.attrs.get_u32(overlay::ATTR_STATUS),
+        Some(overlay::STATUS_OK)
+    );
+    // An attribute the client does not know is kept, not refused.
+    assert_eq!(status.attrs.get_bytes(99), Some(&1u32.to_ne_bytes()[..]));
+
+    let err = c
+        .transact(
+            overlay::NAME,
+            overlay::CMD_STATUS,
+            vec![Attr::str(overlay::ATTR_NAME, "foo")],
+        )
+        .unwrap_err();
+    assert_eq!(err.errno(), Some(libc::ENOENT));
+    assert_eq!(err.to_string(), "no device named foo (ENOENT)");
+
+    c.write(
+        overlay::NAME,
+        overlay::CMD_DELETE,
+        vec![Attr::str(overlay::ATTR_NAME, "ov1")],
+    )
+    .unwrap();
+    let e = c
+        .transact(
+            overlay::NAME,
+            overlay::CMD_DELETE,
+            vec![Attr::str(overlay::ATTR_NAME, "ov1")],
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+
+    let v = c
+        .transact(
+            overlay::NAME,
+            overlay::CMD_GETPROP,
+            vec![
+                Attr::str(overlay::ATTR_NAME, "ov1"),
+                Attr::str(overlay::ATTR_PROP_NAME, "mtu"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        v.attrs.get_bytes(overlay::ATTR_PROP_VALUE),
+        Some(&1400u64.to_ne_bytes()[..])
+    );
+
+    // A validation error from the dispatcher, with its offset.
+    let e = c
+        .transact(
+            overlay::NAME,
+            overlay::CMD_CREATE,
+            vec![Attr::str(overlay::ATTR_NAME, "ov9")],
+        )
+        .unwrap_err();
+    match e {
+        Error::Netlink {
+            errno,
+            message,
+            offset,
+        } => {
+            assert_eq!(errno, libc::EINVAL);
+            assert_eq!(
+                message.as_deref(),
+                Some("command CREATE requires attribute ENCAP (3)")
+            );
+            assert_eq!(offset, None);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let families = c.families().unwrap();
+    assert_eq!(
+        families.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["nlctrl", "overlay_handle", "overlay"]
+    );
+    assert_eq!(families[2].ops.len(), 9);
+    assert_eq!(families[2].ops[0], (1, 0xb));
+    assert_eq!(families[0].version, 2);
+
+    assert!(matches!(
+        c.transact("nope", 1, vec![]),
+        Err(Error::Protocol(_))
+    ));
+    drop(c);
+    server.join().unwrap();
+}
+
+#[test]
+fn raw_bytes_and_timeouts() {
+    let (mut c, server) = pair_client();
+    // A message whose length runs past the datagram.
+    let mut bad = GenlMsg {
+        family: overlay::ID,
+        flags: NLM_F_REQUEST,
+        seq: 77,
+        pid: 0,
+        cmd: overlay::CMD_LIST,
+        version: 1,
+        attrs: vec![],
+    }
+    .emit();
+    bad[0] = 64;
+    c.send_raw(&bad).unwrap();
+    let reply = ErrorMsg::parse(&c.recv_raw().unwrap()).unwrap();
+    assert_eq!(reply.errno, libc::EINVAL);
+    assert_eq!(reply.seq, 77);
+    assert_eq!(
+        reply.message.as_deref(),
+        Some("message length 64 exceeds the datagram's 20 bytes")
+    );
+
+    c.set_timeout(Duration::from_millis(150));
+    assert_eq!(c.timeout(), Duration::from_millis(150));
+    let start = Instant::now();
+    let e = c
+        .write(
+            overlay::NAME,
+            overlay::CMD_ACTIVATE,
+            vec![Attr::str(overlay::ATTR_NAME, "ov1")],
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout), "{e:?}");
+    assert!(start.elapsed() >= Duration::from_millis(150));
+    drop(c);
+    server.join().unwrap();
+}
+
+#[test]
+fn connect_by_path() {
+    let dir = std::env::temp_dir().join(format!("nlproto-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("overlayd.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = sys::testing::listen(&path).unwrap();
+    let acceptor = thread::spawn(move || {
+        let conn = sys::testing::accept(listener.as_fd()).unwrap();
+        serve(conn).join().unwrap();
+    });
+    let mut c = Client::connect(&path).unwrap();
+    assert_eq!(c.pid(), PID);
+    assert_eq!(c.family_id("overlay_handle").unwrap(), handle::ID);
+    drop(c);
+    acceptor.join().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn connection_failures() {
+    let e = Client::connect("/nonexistent/overlayd.sock").unwrap_err();
+    match &e {
+        Error::Connect { source, .. } => assert_eq!(source.raw_os_error(), Some(libc::ENOENT)),
+        other => panic!("{other:?}"),
+    }
+    assert!(e
+        .to_string()
+        .starts_with("cannot connect to /nonexistent/overlayd.sock: "));
+    assert!(matches!(Client::connect(""), Err(Error::Connect { .. })));
+
+    // The daemon hangs up before answering.
+    let (a, b) = seqpacket_pair().unwrap();
+    drop(b);
+    match Client::from_fd(a, Duration::from_secs(1)) {
+        Err(Error::Io(e)) => assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+            ),
+            "{e:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn netlink_error_display() {
+    let e = Error::Netlink {
+        errno: libc::ENOENT,
+        message: None,
+        offset: None,
+    };
+    assert_eq!(e.to_string(), "no such file or directory (ENOENT)");
+    let e = Error::Netlink {
+        errno: 4095,
+        message: Some("odd".into()),
+        offset: Some(20),
+    };
+    assert_eq!(e.to_string(), "odd (errno 4095)");
+    assert_eq!(Error::Timeout.errno(), None);
+}

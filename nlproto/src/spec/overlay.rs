@@ -1,0 +1,451 @@
+//! overlay (33): devices, properties, plugins.
+//!
+//! One attribute numbering serves the whole family; the nested lists
+//! (`PROPS`, `PROP`, `PROP_POSSIBLE`) reuse it.
+
+use super::{AttrKind, AttrSpec, CommandSpec, FamilySpec, OpSet, Privilege};
+
+/// The family's name.
+pub const NAME: &str = "overlay";
+/// The family's fixed id.
+pub const ID: u16 = 33;
+/// The family's version.
+pub const VERSION: u8 = 1;
+
+/// `CREATE`: create a device.
+pub const CMD_CREATE: u8 = 1;
+/// `DELETE`: delete a device (deactivating it first).
+pub const CMD_DELETE: u8 = 2;
+/// `ACTIVATE`: activate a device.
+pub const CMD_ACTIVATE: u8 = 3;
+/// `PROPINFO`: describe a device's properties.
+pub const CMD_PROPINFO: u8 = 4;
+/// `GETPROP`: read a property's value.
+pub const CMD_GETPROP: u8 = 5;
+/// `SETPROP`: set a property's value.
+pub const CMD_SETPROP: u8 = 6;
+/// `STATUS`: a device's status.
+pub const CMD_STATUS: u8 = 7;
+/// `LIST`: one device, or all of them as a dump.
+pub const CMD_LIST: u8 = 8;
+/// `PLUGINS`: one loaded plugin, or all of them as a dump.
+pub const CMD_PLUGINS: u8 = 9;
+
+/// `LINKID` (u32).
+pub const ATTR_LINKID: u16 = 1;
+/// `NAME` (string).
+pub const ATTR_NAME: u16 = 2;
+/// `ENCAP` (string).
+pub const ATTR_ENCAP: u16 = 3;
+/// `SEARCH` (string).
+pub const ATTR_SEARCH: u16 = 4;
+/// `VNETID` (u64).
+pub const ATTR_VNETID: u16 = 5;
+/// `STATE` (u32, `STATE_*`).
+pub const ATTR_STATE: u16 = 6;
+/// `STATUS` (u32, `STATUS_*`).
+pub const ATTR_STATUS: u16 = 7;
+/// `STATUS_MSG` (string).
+pub const ATTR_STATUS_MSG: u16 = 8;
+/// `PROP_NAME` (string).
+pub const ATTR_PROP_NAME: u16 = 9;
+/// `PROP_ID` (u32).
+pub const ATTR_PROP_ID: u16 = 10;
+/// `PROP_TYPE` (u32, `PROP_TYPE_*`).
+pub const ATTR_PROP_TYPE: u16 = 11;
+/// `PROP_PERM` (u32, `PERM_*` bits).
+pub const ATTR_PROP_PERM: u16 = 12;
+/// `PROP_VALUE` (binary).
+pub const ATTR_PROP_VALUE: u16 = 13;
+/// `PROP_DEFAULT` (binary).
+pub const ATTR_PROP_DEFAULT: u16 = 14;
+/// `PROP_RANGE_MIN` (u64).
+pub const ATTR_PROP_RANGE_MIN: u16 = 15;
+/// `PROP_RANGE_MAX` (u64).
+pub const ATTR_PROP_RANGE_MAX: u16 = 16;
+/// `PROP_POSSIBLE` (nested: repeated `POSSIBLE_VALUE`).
+pub const ATTR_PROP_POSSIBLE: u16 = 17;
+/// `PROPS` (nested: repeated `PROP`).
+pub const ATTR_PROPS: u16 = 18;
+/// `PROP` (nested: one property).
+pub const ATTR_PROP: u16 = 19;
+/// `PLUGIN_NAME` (string).
+pub const ATTR_PLUGIN_NAME: u16 = 20;
+/// `PLUGIN_KIND` (u32, `KIND_*`).
+pub const ATTR_PLUGIN_KIND: u16 = 21;
+/// `PLUGIN_VERSION` (string).
+pub const ATTR_PLUGIN_VERSION: u16 = 22;
+/// `PLUGIN_FILE` (string).
+pub const ATTR_PLUGIN_FILE: u16 = 23;
+/// `PLUGIN_ID_SIZE` (u32).
+pub const ATTR_PLUGIN_ID_SIZE: u16 = 24;
+/// `PLUGIN_DEST` (u32, `DEST_*` bits).
+pub const ATTR_PLUGIN_DEST: u16 = 25;
+/// `PLUGIN_FLAGS` (u32, `FLAG_*` bits).
+pub const ATTR_PLUGIN_FLAGS: u16 = 26;
+/// `PLUGIN_MODES` (u32, `MODE_*` bits).
+pub const ATTR_PLUGIN_MODES: u16 = 27;
+/// `POSSIBLE_VALUE` (string).
+pub const ATTR_POSSIBLE_VALUE: u16 = 28;
+/// `ABI_VERSION` (string).
+pub const ATTR_ABI_VERSION: u16 = 29;
+
+/// The highest attribute number of the family.
+pub const MAXATTR: u16 = ATTR_ABI_VERSION;
+
+/// Longest device name, not counting the NUL.
+pub const NAME_MAX: usize = 31;
+/// Longest property value or default, in bytes.
+pub const PROP_VALUE_MAX: usize = 256;
+
+/// `STATE`: created, not active.
+pub const STATE_CREATED: u32 = 1;
+/// `STATE`: active.
+pub const STATE_ACTIVE: u32 = 2;
+
+/// `STATUS`: ok.
+pub const STATUS_OK: u32 = 0;
+/// `STATUS`: degraded (`STATUS_MSG` says why).
+pub const STATUS_DEGRADED: u32 = 1;
+
+/// `PROP_TYPE`: signed integer, 8-byte i64.
+pub const PROP_TYPE_INT: u32 = 1;
+/// `PROP_TYPE`: unsigned integer, 8-byte u64.
+pub const PROP_TYPE_UINT: u32 = 2;
+/// `PROP_TYPE`: IP address, 16-byte in6_addr (IPv4 as ::ffff:a.b.c.d).
+pub const PROP_TYPE_IP: u32 = 3;
+/// `PROP_TYPE`: NUL-terminated string; the size counts the NUL.
+pub const PROP_TYPE_STRING: u32 = 4;
+
+/// `PROP_PERM` bit: the property must have a value before activation.
+pub const PERM_REQ: u32 = 0x1;
+/// `PROP_PERM` bit: readable.
+pub const PERM_READ: u32 = 0x2;
+/// `PROP_PERM` bit: writable.
+pub const PERM_WRITE: u32 = 0x4;
+/// `PROP_PERM` bit: writable while the device is active.
+pub const PERM_RUNTIME: u32 = 0x8;
+
+/// `PLUGIN_KIND`: encapsulation plugin.
+pub const KIND_ENCAP: u32 = 1;
+/// `PLUGIN_KIND`: lookup plugin.
+pub const KIND_LOOKUP: u32 = 2;
+
+/// `PLUGIN_DEST` bit: Ethernet destinations.
+pub const DEST_ETHERNET: u32 = 0x1;
+/// `PLUGIN_DEST` bit: IP destinations.
+pub const DEST_IP: u32 = 0x2;
+/// `PLUGIN_DEST` bit: port destinations.
+pub const DEST_PORT: u32 = 0x4;
+
+/// `PLUGIN_FLAGS` bit (encap): frames carry a VLAN tag.
+pub const FLAG_VLAN_TAG: u32 = 0x1;
+
+/// `PLUGIN_MODES` bit (lookup): point mode, a single destination.
+pub const MODE_POINT: u32 = 0x1;
+/// `PLUGIN_MODES` bit (lookup): dynamic mode, a MAC-keyed target cache.
+pub const MODE_DYNAMIC: u32 = 0x2;
+
+const fn s(max: usize) -> AttrKind {
+    AttrKind::Str { max }
+}
+
+const LINKID: AttrSpec = AttrSpec::new(
+    ATTR_LINKID,
+    "LINKID",
+    AttrKind::U32,
+    "daemon-assigned link id (first 1, increasing, never reused)",
+);
+const NAME_A: AttrSpec = AttrSpec::new(
+    ATTR_NAME,
+    "NAME",
+    s(NAME_MAX),
+    "link name, 1..31 bytes plus NUL",
+);
+const ENCAP: AttrSpec = AttrSpec::new(ATTR_ENCAP, "ENCAP", s(31), "encapsulation plugin name");
+const SEARCH: AttrSpec = AttrSpec::new(ATTR_SEARCH, "SEARCH", s(31), "lookup plugin name");
+const VNETID: AttrSpec = AttrSpec::new(ATTR_VNETID, "VNETID", AttrKind::U64, "virtual network id");
+const STATE: AttrSpec = AttrSpec::new(
+    ATTR_STATE,
+    "STATE",
+    AttrKind::U32,
+    "1 = created (not active), 2 = active",
+);
+const STATUS: AttrSpec =
+    AttrSpec::new(ATTR_STATUS, "STATUS", AttrKind::U32, "0 = ok, 1 = degraded");
+const STATUS_MSG: AttrSpec = AttrSpec::new(
+    ATTR_STATUS_MSG,
+    "STATUS_MSG",
+    s(255),
+    "why the device is degraded (empty when ok)",
+);
+const PROP_NAME: AttrSpec = AttrSpec::new(ATTR_PROP_NAME, "PROP_NAME", s(63), "property name");
+const PROP_ID: AttrSpec = AttrSpec::new(
+    ATTR_PROP_ID,
+    "PROP_ID",
+    AttrKind::U32,
+    "position of the property in the device's property listing",
+);
+const PROP_TYPE: AttrSpec = AttrSpec::new(
+    ATTR_PROP_TYPE,
+    "PROP_TYPE",
+    AttrKind::U32,
+    "1 INT (8-byte i64), 2 UINT (8-byte u64), 3 IP (16-byte in6_addr), 4 STRING (NUL-terminated, size counts the NUL)",
+);
+const PROP_PERM: AttrSpec = AttrSpec::new(
+    ATTR_PROP_PERM,
+    "PROP_PERM",
+    AttrKind::U32,
+    "bits: REQ 0x1, READ 0x2, WRITE 0x4, RUNTIME 0x8 (writable while the device is active)",
+);
+const PROP_VALUE: AttrSpec = AttrSpec::new(
+    ATTR_PROP_VALUE,
+    "PROP_VALUE",
+    AttrKind::Binary {
+        max: PROP_VALUE_MAX,
+    },
+    "property value, encoded as PROP_TYPE says; absent = unset",
+);
+const PROP_DEFAULT: AttrSpec = AttrSpec::new(
+    ATTR_PROP_DEFAULT,
+    "PROP_DEFAULT",
+    AttrKind::Binary {
+        max: PROP_VALUE_MAX,
+    },
+    "default value; absent = no default",
+);
+const PROP_RANGE_MIN: AttrSpec = AttrSpec::new(
+    ATTR_PROP_RANGE_MIN,
+    "PROP_RANGE_MIN",
+    AttrKind::U64,
+    "lower bound of an INT/UINT property (inclusive; an INT's bound is an i64 in the same 8 bytes)",
+);
+const PROP_RANGE_MAX: AttrSpec = AttrSpec::new(
+    ATTR_PROP_RANGE_MAX,
+    "PROP_RANGE_MAX",
+    AttrKind::U64,
+    "upper bound of an INT/UINT property (inclusive)",
+);
+const POSSIBLE_VALUE: AttrSpec = AttrSpec::new(
+    ATTR_POSSIBLE_VALUE,
+    "POSSIBLE_VALUE",
+    s(255),
+    "one allowed value of a STRING property",
+);
+const POSSIBLE_POLICY: &[AttrSpec] = &[POSSIBLE_VALUE.repeated()];
+const PROP_POSSIBLE: AttrSpec = AttrSpec::new(
+    ATTR_PROP_POSSIBLE,
+    "PROP_POSSIBLE",
+    AttrKind::Nested(POSSIBLE_POLICY),
+    "the allowed string values: repeated POSSIBLE_VALUE",
+);
+const PROP_POLICY: &[AttrSpec] = &[
+    PROP_NAME,
+    PROP_ID,
+    PROP_TYPE,
+    PROP_PERM,
+    PROP_VALUE,
+    PROP_DEFAULT,
+    PROP_RANGE_MIN,
+    PROP_RANGE_MAX,
+    PROP_POSSIBLE,
+];
+const PROP: AttrSpec = AttrSpec::new(
+    ATTR_PROP,
+    "PROP",
+    AttrKind::Nested(PROP_POLICY),
+    "one property: PROP_NAME and PROP_VALUE (CREATE), or the PROPINFO set (PLUGINS)",
+);
+const PROPS_POLICY: &[AttrSpec] = &[PROP.repeated()];
+const PROPS: AttrSpec = AttrSpec::new(
+    ATTR_PROPS,
+    "PROPS",
+    AttrKind::Nested(PROPS_POLICY),
+    "list of properties: repeated PROP",
+);
+
+/// The family's attribute policy.
+pub const ATTRS: &[AttrSpec] = &[
+    LINKID,
+    NAME_A,
+    ENCAP,
+    SEARCH,
+    VNETID,
+    STATE,
+    STATUS,
+    STATUS_MSG,
+    PROP_NAME,
+    PROP_ID,
+    PROP_TYPE,
+    PROP_PERM,
+    PROP_VALUE,
+    PROP_DEFAULT,
+    PROP_RANGE_MIN,
+    PROP_RANGE_MAX,
+    PROP_POSSIBLE,
+    PROPS,
+    PROP,
+    AttrSpec::new(ATTR_PLUGIN_NAME, "PLUGIN_NAME", s(31), "plugin name"),
+    AttrSpec::new(
+        ATTR_PLUGIN_KIND,
+        "PLUGIN_KIND",
+        AttrKind::U32,
+        "1 encap, 2 lookup",
+    ),
+    AttrSpec::new(
+        ATTR_PLUGIN_VERSION,
+        "PLUGIN_VERSION",
+        s(63),
+        "plugin version",
+    ),
+    AttrSpec::new(
+        ATTR_PLUGIN_FILE,
+        "PLUGIN_FILE",
+        s(4095),
+        "absolute path of the plugin's .so",
+    ),
+    AttrSpec::new(
+        ATTR_PLUGIN_ID_SIZE,
+        "PLUGIN_ID_SIZE",
+        AttrKind::U32,
+        "encap: bytes of virtual network id (1..8)",
+    ),
+    AttrSpec::new(
+        ATTR_PLUGIN_DEST,
+        "PLUGIN_DEST",
+        AttrKind::U32,
+        "destination kinds, bits: ETHERNET 0x1, IP 0x2, PORT 0x4",
+    ),
+    AttrSpec::new(
+        ATTR_PLUGIN_FLAGS,
+        "PLUGIN_FLAGS",
+        AttrKind::U32,
+        "encap flags: VLAN_TAG 0x1",
+    ),
+    AttrSpec::new(
+        ATTR_PLUGIN_MODES,
+        "PLUGIN_MODES",
+        AttrKind::U32,
+        "lookup modes, bits: POINT 0x1, DYNAMIC 0x2",
+    ),
+    POSSIBLE_VALUE,
+    AttrSpec::new(
+        ATTR_ABI_VERSION,
+        "ABI_VERSION",
+        s(31),
+        "the plugin-abi version the plugin was built against",
+    ),
+];
+
+const fn cmd(
+    id: u8,
+    name: &'static str,
+    ops: OpSet,
+    privilege: Privilege,
+    required: &'static [u16],
+    doc: &'static str,
+) -> CommandSpec {
+    CommandSpec {
+        id,
+        name,
+        ops,
+        min_version: 1,
+        privilege,
+        required,
+        doc,
+    }
+}
+
+const T: OpSet = OpSet::TRANSACTION;
+const TD: OpSet = OpSet::TRANSACTION.union(OpSet::DUMP);
+const W: OpSet = OpSet::WRITE;
+
+/// The family's commands. Numbers 10 and up are reserved for STATS and later
+/// commands.
+pub const COMMANDS: &[CommandSpec] = &[
+    cmd(
+        CMD_CREATE,
+        "CREATE",
+        T,
+        Privilege::Admin,
+        &[ATTR_NAME, ATTR_ENCAP, ATTR_SEARCH, ATTR_VNETID],
+        "create a device, optionally with initial property values (PROPS)",
+    ),
+    cmd(
+        CMD_DELETE,
+        "DELETE",
+        W,
+        Privilege::Admin,
+        &[],
+        "delete a device, deactivating it first",
+    ),
+    cmd(
+        CMD_ACTIVATE,
+        "ACTIVATE",
+        W,
+        Privilege::Admin,
+        &[],
+        "activate a device",
+    ),
+    cmd(
+        CMD_PROPINFO,
+        "PROPINFO",
+        TD,
+        Privilege::ReadOnly,
+        &[ATTR_PROP_NAME],
+        "describe one property of a device, or all of them as a dump",
+    ),
+    cmd(
+        CMD_GETPROP,
+        "GETPROP",
+        T,
+        Privilege::ReadOnly,
+        &[ATTR_PROP_NAME],
+        "read a property's value",
+    ),
+    cmd(
+        CMD_SETPROP,
+        "SETPROP",
+        W,
+        Privilege::Admin,
+        &[ATTR_PROP_NAME, ATTR_PROP_VALUE],
+        "set a property's value",
+    ),
+    cmd(
+        CMD_STATUS,
+        "STATUS",
+        T,
+        Privilege::ReadOnly,
+        &[],
+        "a device's status",
+    ),
+    cmd(
+        CMD_LIST,
+        "LIST",
+        TD,
+        Privilege::ReadOnly,
+        &[],
+        "one device, or every device as a dump",
+    ),
+    cmd(
+        CMD_PLUGINS,
+        "PLUGINS",
+        TD,
+        Privilege::ReadOnly,
+        &[ATTR_PLUGIN_NAME],
+        "one loaded plugin, or every plugin as a dump",
+    ),
+];
+
+/// The overlay family.
+pub static FAMILY: FamilySpec = FamilySpec {
+    name: NAME,
+    id: ID,
+    version: VERSION,
+    hdrsize: 0,
+    maxattr: MAXATTR,
+    attrs: ATTRS,
+    commands: COMMANDS,
+    mcast_groups: &[],
+    doc: "Overlay devices, their properties, and the loaded plugins.",
+};
