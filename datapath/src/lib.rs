@@ -1,4 +1,71 @@
 //! overlayd: the userspace overlay datapath daemon.
+//!
+//! # Theory
+//!
+//! An overlay device is a virtual Ethernet link whose frames travel
+//! encapsulated over an underlay network. For every device the daemon keeps
+//! two plugin instances: an **encapsulation** instance (how a frame is put
+//! on the wire: VXLAN, ...) and a **lookup** instance (where it goes:
+//! `direct`, ...). Plugins are `.so` files loaded at start
+//! ([`plugins`], through `overlay_plugin_abi::loader`); the daemon knows
+//! nothing of any particular encapsulation or lookup.
+//!
+//! ## Parts
+//!
+//! ```text
+//!   overlayctl / any netlink client
+//!            |  generic netlink over AF_UNIX SOCK_SEQPACKET
+//!            v
+//!   control::Server ---- one polling loop, connections in a slab,
+//!            |           replies queued per connection, never blocking
+//!            v
+//!   control::handlers -- requests already validated by nlproto against
+//!            |           the family tables; only semantics here
+//!            v
+//!   registry::Registry - devices by link id; create / activate / delete,
+//!            |           properties, uniqueness of underlay endpoints
+//!            v
+//!   device::Device ----- generic properties + the two plugin instances
+//! ```
+//!
+//! ## Device state machine
+//!
+//! ```text
+//!            CREATE (all properties in the request applied, or nothing)
+//!               |
+//!               v
+//!   +------> created --SETPROP (any writable property)--+
+//!   |           |  ^                                     |
+//!   |           |  +-------------------------------------+
+//!   |        ACTIVATE: required properties set, endpoint unique,
+//!   |           |       lookup started, point destination known,
+//!   |           |       underlay socket spec valid; any failure
+//!   |           |       undoes the steps already done
+//!   |           v
+//!   |        active --SETPROP (runtime properties only; others ENOTSUP)
+//!   |           |
+//!   |         DELETE (deactivates first: lookup stopped)
+//!   |           v
+//!   +------- gone (plugin instances dropped, nothing left registered)
+//! ```
+//!
+//! Status is orthogonal: a device is `ok` or `degraded` with a message. A
+//! plugin call that panics (caught inside the plugin by the kit's
+//! `catch_unwind`) fails that call, is counted and degrades the device.
+//!
+//! ## Guarantees
+//!
+//! * Every request gets an answer: a reply, an ack when asked, or
+//!   NLMSG_ERROR with an errno and a message naming what was wrong.
+//! * A failed CREATE leaves no device; a failed SETPROP leaves the old
+//!   value (plugin properties are tried on a scratch instance first when
+//!   they take part in the uniqueness check).
+//! * No two devices share (encapsulation, listen address, listen port,
+//!   vnetid); checked at CREATE, at SETPROP of any of those, and at
+//!   ACTIVATE.
+//! * The control loop never blocks on a client: a client that does not read
+//!   its replies stops being read from, and other clients go on.
+#![warn(missing_docs)]
 
 pub mod control;
 pub mod device;

@@ -1,0 +1,183 @@
+//! The command line.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Where `overlayd` listens unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/overlayd/overlayd.sock";
+
+/// Administer overlayd's overlay devices and plugins.
+#[derive(Debug, Parser)]
+#[command(name = "overlayctl", version, propagate_version = true)]
+pub struct Cli {
+    /// The daemon's control socket.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "OVERLAYD_SOCKET",
+        default_value = DEFAULT_SOCKET
+    )]
+    pub socket: PathBuf,
+
+    /// Print a JSON array of objects instead of a table.
+    #[arg(short = 'j', long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an overlay device.
+    Create(CreateArgs),
+    /// Activate a device (every required property must be set).
+    Activate {
+        /// The device.
+        link: String,
+    },
+    /// Delete a device, deactivating it first when active.
+    Delete {
+        /// The device.
+        link: String,
+    },
+    /// Set properties of a device.
+    PropSet {
+        /// The device.
+        link: String,
+        /// The values to set.
+        #[arg(value_name = "KEY=VALUE", required = true)]
+        assignments: Vec<String>,
+    },
+    /// Show properties of a device: all of them, or the ones named.
+    PropGet {
+        /// The device.
+        link: String,
+        /// Property names.
+        #[arg(value_name = "KEY")]
+        keys: Vec<String>,
+    },
+    /// Show devices: all of them, or the one named.
+    Show {
+        /// Show each device's fault status and its reason.
+        #[arg(short = 'f', long)]
+        faults: bool,
+        /// The device.
+        link: Option<String>,
+    },
+    /// Show the loaded plugins.
+    Plugins {
+        /// Also list each property's type, permissions, default and
+        /// possible values.
+        #[arg(short = 'v', long)]
+        verbose: bool,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff, for man -l -).
+    Man,
+}
+
+/// `create`'s arguments.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The encapsulation plugin (e.g. vxlan).
+    #[arg(short = 'e', long, value_name = "ENCAP")]
+    pub encap: String,
+    /// The lookup plugin (e.g. direct).
+    #[arg(short = 's', long, value_name = "SEARCH")]
+    pub search: String,
+    /// The virtual network id (decimal or 0x hex).
+    // Hyphen values are let through so that a negative id gets the value
+    // parser's clear message rather than clap's "unexpected argument".
+    #[arg(short = 'v', long, value_name = "VNETID", allow_hyphen_values = true)]
+    pub vnetid: String,
+    /// Initial property values, applied atomically with the create.
+    #[arg(short = 'p', long = "prop", value_name = "KEY=VALUE[,KEY=VALUE...]")]
+    pub props: Vec<String>,
+    /// The new device's name.
+    pub link: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("overlayctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn create() {
+        let cli = parse(&[
+            "create", "-e", "vxlan", "-s", "direct", "-v", "42", "-p", "a=1,b=2", "-p", "c=3",
+            "ov0",
+        ])
+        .unwrap();
+        let Command::Create(c) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            (c.encap.as_str(), c.search.as_str(), c.vnetid.as_str()),
+            ("vxlan", "direct", "42")
+        );
+        assert_eq!(c.props, ["a=1,b=2", "c=3"]);
+        assert_eq!(c.link, "ov0");
+    }
+
+    #[test]
+    fn create_needs_its_options() {
+        let e = parse(&["create", "-e", "vxlan", "-v", "1", "ov0"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn global_options_anywhere() {
+        let cli = parse(&["show", "-j", "--socket", "/tmp/s", "ov0"]).unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.socket, PathBuf::from("/tmp/s"));
+        let cli = parse(&["--json", "plugins", "-v"]).unwrap();
+        assert!(cli.json);
+        assert!(matches!(cli.command, Command::Plugins { verbose: true }));
+    }
+
+    #[test]
+    fn show_faults() {
+        let cli = parse(&["show", "-f"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Show {
+                faults: true,
+                link: None
+            }
+        ));
+    }
+
+    #[test]
+    fn prop_set_needs_an_assignment() {
+        assert_eq!(parse(&["prop-set", "ov0"]).unwrap_err().exit_code(), 2);
+        let cli = parse(&["prop-set", "ov0", "mtu=1400", "x=-1"]).unwrap();
+        let Command::PropSet { assignments, .. } = cli.command else {
+            panic!()
+        };
+        assert_eq!(assignments, ["mtu=1400", "x=-1"]);
+    }
+
+    #[test]
+    fn prop_get_keys_optional() {
+        let cli = parse(&["prop-get", "ov0"]).unwrap();
+        assert!(matches!(cli.command, Command::PropGet { ref keys, .. } if keys.is_empty()));
+    }
+}

@@ -1,0 +1,497 @@
+//! The subcommands: what each sends to the daemon and what it prints.
+//!
+//! Every command checks all of its arguments before its first request, and
+//! every value is encoded before the first request that changes state, so
+//! a typo never leaves a half-applied change behind.
+
+use crate::cli::{Cli, Command, CreateArgs};
+use crate::error::Error;
+use crate::kv::{check_unique, parse_assignment, parse_list, Assignment};
+use crate::model::{Device, Plugin, PropInfo, NONE};
+use crate::table::{Json, Object, Row, Table};
+use crate::value::{format_value, parse_u64, parse_value, PropType};
+use clap::CommandFactory;
+use nlproto::client::{Client, Error as ClientError};
+use nlproto::spec::overlay as ov;
+use nlproto::{Attr, AttrsExt};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// The requests the commands make, all in the overlay family. A trait so
+/// that the commands can be tested against a scripted daemon.
+pub trait Daemon {
+    /// A TRANSACTION: one reply's attributes.
+    fn transact(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<Attr>, ClientError>;
+    /// A WRITE: waits for the ack.
+    fn write(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<(), ClientError>;
+    /// A DUMP: every reply's attributes.
+    fn dump(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<Vec<Attr>>, ClientError>;
+}
+
+/// The daemon at a socket path, connected on the first request so that
+/// argument errors are reported without touching the socket.
+#[derive(Debug)]
+pub struct Connection {
+    path: PathBuf,
+    client: Option<Client>,
+}
+
+impl Connection {
+    /// A connection to be made to `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Connection {
+        Connection {
+            path: path.into(),
+            client: None,
+        }
+    }
+
+    /// A connection over an already connected client.
+    pub fn from_client(client: Client) -> Connection {
+        Connection {
+            path: PathBuf::new(),
+            client: Some(client),
+        }
+    }
+
+    fn client(&mut self) -> Result<&mut Client, ClientError> {
+        let client = match self.client.take() {
+            Some(c) => c,
+            None => Client::connect(&self.path)?,
+        };
+        Ok(self.client.insert(client))
+    }
+}
+
+impl Daemon for Connection {
+    fn transact(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<Attr>, ClientError> {
+        Ok(self.client()?.transact(ov::NAME, cmd, attrs)?.attrs)
+    }
+
+    fn write(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<(), ClientError> {
+        self.client()?.write(ov::NAME, cmd, attrs)
+    }
+
+    fn dump(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<Vec<Attr>>, ClientError> {
+        Ok(self
+            .client()?
+            .dump(ov::NAME, cmd, attrs)?
+            .into_iter()
+            .map(|m| m.attrs)
+            .collect())
+    }
+}
+
+/// Runs the command line against `daemon` and returns what goes to stdout.
+pub fn execute(cli: &Cli, daemon: &mut dyn Daemon) -> Result<Vec<u8>, Error> {
+    let json = cli.json;
+    let text = match &cli.command {
+        Command::Create(args) => create(daemon, args, json)?,
+        Command::Activate { link } => {
+            daemon
+                .write(ov::CMD_ACTIVATE, vec![name_attr(link)])
+                .map_err(Error::daemon(format!("activate {link}")))?;
+            String::new()
+        }
+        Command::Delete { link } => {
+            daemon
+                .write(ov::CMD_DELETE, vec![name_attr(link)])
+                .map_err(Error::daemon(format!("delete {link}")))?;
+            String::new()
+        }
+        Command::PropSet { link, assignments } => {
+            prop_set(daemon, link, assignments)?;
+            String::new()
+        }
+        Command::PropGet { link, keys } => output(&prop_get(daemon, link, keys)?, json),
+        Command::Show { faults, link } => output(&show(daemon, link.as_deref(), *faults)?, json),
+        Command::Plugins { verbose } => output(&plugins(daemon, *verbose && !json)?, json),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "overlayctl", &mut out);
+            return Ok(out);
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .map_err(|e| Error::local(format!("man: {e}")))?;
+            return Ok(out);
+        }
+    };
+    Ok(text.into_bytes())
+}
+
+fn output(table: &Table, json: bool) -> String {
+    if json {
+        table.to_json()
+    } else {
+        table.render()
+    }
+}
+
+fn name_attr(link: &str) -> Attr {
+    Attr::str(ov::ATTR_NAME, link)
+}
+
+/// Joins several local errors into the single line the CLI prints.
+fn local_errors(context: &str, errors: Vec<String>) -> Result<(), Error> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::local(format!("{context}: {}", errors.join("; "))))
+    }
+}
+
+/// The columns of `show`.
+const SHOW_COLUMNS: &[&str] = &["LINK", "ENCAP", "SEARCH", "VNETID", "STATE", "STATUS"];
+/// The columns of `show -f`.
+const FAULT_COLUMNS: &[&str] = &["LINK", "STATUS", "DETAILS"];
+/// The columns of `prop-get`.
+const PROP_COLUMNS: &[&str] = &[
+    "LINK", "PROPERTY", "PERM", "REQ", "VALUE", "DEFAULT", "POSSIBLE",
+];
+/// The columns of `plugins`.
+const PLUGIN_COLUMNS: &[&str] = &["NAME", "KIND", "VERSION", "FILE", "PROPERTIES"];
+
+/// Properties every device has, whatever its plugins.
+const GENERIC_PROPS: &[(&str, PropType)] = &[
+    ("mtu", PropType::Uint),
+    ("vnetid", PropType::Uint),
+    ("encap", PropType::Str),
+    ("search", PropType::Str),
+];
+
+fn device_table(devices: &[Device], faults: bool) -> Table {
+    let mut t = Table::new(if faults { FAULT_COLUMNS } else { SHOW_COLUMNS });
+    for d in devices {
+        t.push(if faults {
+            vec![d.name.clone(), d.fault_status_text(), d.details_text()]
+        } else {
+            vec![
+                d.name.clone(),
+                d.encap.clone(),
+                d.search.clone(),
+                d.vnetid_text(),
+                d.state_text(),
+                d.status_text(),
+            ]
+        });
+    }
+    t
+}
+
+/// `create`: checks every argument, learns the property types from the
+/// plugins when initial properties are given, then sends one CREATE.
+fn create(daemon: &mut dyn Daemon, args: &CreateArgs, json: bool) -> Result<String, Error> {
+    let link = &args.link;
+    let context = format!("create {link}");
+    let vnetid = parse_u64(&args.vnetid).map_err(|e| format!("-v: {e}"));
+    let mut errors: Vec<String> = vnetid.as_ref().err().cloned().into_iter().collect();
+    let mut props: Vec<Assignment> = Vec::new();
+    for p in &args.props {
+        match parse_list(p) {
+            Ok(list) => props.extend(list),
+            Err(e) => errors.push(format!("-p {e}")),
+        }
+    }
+    if let Err(e) = check_unique(&props) {
+        errors.push(format!("-p: {e}"));
+    }
+    local_errors(&context, errors)?;
+    // Already reported above when it failed; this only unwraps.
+    let vnetid = vnetid.map_err(Error::Local)?;
+
+    let mut attrs = vec![
+        name_attr(link),
+        Attr::str(ov::ATTR_ENCAP, &args.encap),
+        Attr::str(ov::ATTR_SEARCH, &args.search),
+        Attr::u64(ov::ATTR_VNETID, vnetid),
+    ];
+    if !props.is_empty() {
+        let encoded = encode_create_props(daemon, args, &props)?;
+        attrs.push(Attr::nested(
+            ov::ATTR_PROPS,
+            encoded
+                .into_iter()
+                .map(|(name, value)| {
+                    Attr::nested(
+                        ov::ATTR_PROP,
+                        vec![
+                            Attr::str(ov::ATTR_PROP_NAME, name),
+                            Attr::bytes(ov::ATTR_PROP_VALUE, value),
+                        ],
+                    )
+                })
+                .collect(),
+        ));
+    }
+    let reply = daemon
+        .transact(ov::CMD_CREATE, attrs)
+        .map_err(Error::daemon(&context))?;
+    Ok(if json {
+        device_table(&[Device::from_attrs(&reply)], false).to_json()
+    } else {
+        String::new()
+    })
+}
+
+/// Encodes `create -p` values. The device does not exist yet, so the types
+/// come from the generic properties and the PLUGINS dump.
+fn encode_create_props(
+    daemon: &mut dyn Daemon,
+    args: &CreateArgs,
+    props: &[Assignment],
+) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let context = format!("create {}", args.link);
+    let plugins: Vec<Plugin> = daemon
+        .dump(ov::CMD_PLUGINS, vec![])
+        .map_err(Error::daemon(format!("{context}: list plugins")))?
+        .iter()
+        .map(|a| Plugin::from_attrs(a))
+        .collect();
+    let find = |kind: u32, name: &str| plugins.iter().find(|p| p.kind == kind && p.name == name);
+    let encap = find(ov::KIND_ENCAP, &args.encap);
+    let search = find(ov::KIND_LOOKUP, &args.search);
+
+    let mut known: Vec<(String, PropType)> = GENERIC_PROPS
+        .iter()
+        .map(|(n, t)| (n.to_string(), *t))
+        .collect();
+    for p in encap.iter().chain(search.iter()) {
+        known.extend(p.props.iter().map(|i| (i.name.clone(), i.ty)));
+    }
+    let types: HashMap<&str, PropType> = known.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+
+    let mut errors = Vec::new();
+    let mut unknown = Vec::new();
+    let mut encoded = Vec::new();
+    for a in props {
+        match types.get(a.key.as_str()) {
+            None => unknown.push(a.key.as_str()),
+            Some(ty) => match parse_value(*ty, &a.value) {
+                Ok(v) => encoded.push((a.key.clone(), v)),
+                Err(e) => errors.push(format!("{}={}: {e}", a.key, a.value)),
+            },
+        }
+    }
+    if !unknown.is_empty() {
+        let mut text = format!(
+            "unknown propert{} {}; the properties of encap {} and search {} are: {}",
+            if unknown.len() == 1 { "y" } else { "ies" },
+            unknown.join(", "),
+            args.encap,
+            args.search,
+            known
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let loaded = |kind: u32| {
+            let names: Vec<&str> = plugins
+                .iter()
+                .filter(|p| p.kind == kind)
+                .map(|p| p.name.as_str())
+                .collect();
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        if encap.is_none() {
+            text += &format!(
+                " (no encap plugin {} is loaded; loaded: {})",
+                args.encap,
+                loaded(ov::KIND_ENCAP)
+            );
+        }
+        if search.is_none() {
+            text += &format!(
+                " (no lookup plugin {} is loaded; loaded: {})",
+                args.search,
+                loaded(ov::KIND_LOOKUP)
+            );
+        }
+        errors.insert(0, text);
+    }
+    local_errors(&context, errors)?;
+    Ok(encoded)
+}
+
+/// A property's description from the daemon (PROPINFO transaction).
+fn prop_info(daemon: &mut dyn Daemon, link: &str, prop: &str) -> Result<PropInfo, Error> {
+    daemon
+        .transact(
+            ov::CMD_PROPINFO,
+            vec![name_attr(link), Attr::str(ov::ATTR_PROP_NAME, prop)],
+        )
+        .map(|a| PropInfo::from_attrs(&a))
+        .map_err(Error::daemon(format!("property {prop} of {link}")))
+}
+
+/// `prop-set`: learns every property's type and encodes every value before
+/// the first SETPROP.
+fn prop_set(daemon: &mut dyn Daemon, link: &str, args: &[String]) -> Result<(), Error> {
+    let context = format!("prop-set {link}");
+    let mut errors = Vec::new();
+    let mut list = Vec::new();
+    for a in args {
+        match parse_assignment(a) {
+            Ok(a) => list.push(a),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if let Err(e) = check_unique(&list) {
+        errors.push(e.to_string());
+    }
+    local_errors(&context, errors)?;
+
+    let mut errors = Vec::new();
+    let mut encoded = Vec::new();
+    for a in &list {
+        let info = prop_info(daemon, link, &a.key)?;
+        match parse_value(info.ty, &a.value) {
+            Ok(v) => encoded.push((a.key.as_str(), v)),
+            Err(e) => errors.push(format!("{}={}: {e}", a.key, a.value)),
+        }
+    }
+    local_errors(&context, errors)?;
+
+    for (key, value) in encoded {
+        daemon
+            .write(
+                ov::CMD_SETPROP,
+                vec![
+                    name_attr(link),
+                    Attr::str(ov::ATTR_PROP_NAME, key),
+                    Attr::bytes(ov::ATTR_PROP_VALUE, value),
+                ],
+            )
+            .map_err(Error::daemon(format!("set {key} on {link}")))?;
+    }
+    Ok(())
+}
+
+/// `prop-get`: the descriptions (one dump, or one PROPINFO per name), then
+/// each value.
+fn prop_get(daemon: &mut dyn Daemon, link: &str, keys: &[String]) -> Result<Table, Error> {
+    let infos: Vec<(Option<String>, PropInfo)> = if keys.is_empty() {
+        daemon
+            .dump(ov::CMD_PROPINFO, vec![name_attr(link)])
+            .map_err(Error::daemon(format!("list properties of {link}")))?
+            .iter()
+            .map(|a| {
+                (
+                    a.get_str(ov::ATTR_NAME).map(str::to_string),
+                    PropInfo::from_attrs(a),
+                )
+            })
+            .collect()
+    } else {
+        keys.iter()
+            .map(|k| Ok((None, prop_info(daemon, link, k)?)))
+            .collect::<Result<_, Error>>()?
+    };
+    let mut t = Table::new(PROP_COLUMNS);
+    for (name, info) in infos {
+        // Reading a write-only property can only fail; show it as unset.
+        let value = if info.perm & ov::PERM_READ != 0 {
+            let reply = daemon
+                .transact(
+                    ov::CMD_GETPROP,
+                    vec![name_attr(link), Attr::str(ov::ATTR_PROP_NAME, &info.name)],
+                )
+                .map_err(Error::daemon(format!("get {} of {link}", info.name)))?;
+            reply
+                .get_bytes(ov::ATTR_PROP_VALUE)
+                .map(|v| format_value(info.ty, v))
+        } else {
+            None
+        };
+        t.push(vec![
+            name.unwrap_or_else(|| link.to_string()),
+            info.name.clone(),
+            info.perm_text(),
+            info.req_text().to_string(),
+            value.unwrap_or_else(|| NONE.to_string()),
+            info.default_text(),
+            info.possible_text(),
+        ]);
+    }
+    Ok(t)
+}
+
+/// `show` and `show -f`.
+fn show(daemon: &mut dyn Daemon, link: Option<&str>, faults: bool) -> Result<Table, Error> {
+    let devices: Vec<Device> = match link {
+        Some(link) => {
+            let reply = daemon
+                .transact(ov::CMD_LIST, vec![name_attr(link)])
+                .map_err(Error::daemon(format!("show {link}")))?;
+            vec![Device::from_attrs(&reply)]
+        }
+        None => daemon
+            .dump(ov::CMD_LIST, vec![])
+            .map_err(Error::daemon("list devices"))?
+            .iter()
+            .map(|a| Device::from_attrs(a))
+            .collect(),
+    };
+    Ok(device_table(&devices, faults))
+}
+
+/// A property as one line of `plugins -v`.
+fn prop_line(p: &PropInfo) -> String {
+    format!(
+        "{} {} {} default={} possible={}",
+        p.name,
+        p.ty,
+        p.perm_text(),
+        p.default_text(),
+        p.possible_text()
+    )
+}
+
+/// A property as one object of `plugins -j`.
+fn prop_object(p: &PropInfo) -> Object {
+    Object::default()
+        .with("name", p.name.clone())
+        .with("type", p.ty.name())
+        .with("perm", p.perm_text())
+        .with("default", p.default_text())
+        .with("possible", p.possible_text())
+}
+
+/// `plugins`; `verbose` adds one detail line per property.
+fn plugins(daemon: &mut dyn Daemon, verbose: bool) -> Result<Table, Error> {
+    let plugins = daemon
+        .dump(ov::CMD_PLUGINS, vec![])
+        .map_err(Error::daemon("list plugins"))?;
+    let mut t = Table::new(PLUGIN_COLUMNS);
+    for attrs in &plugins {
+        let p = Plugin::from_attrs(attrs);
+        t.rows.push(Row {
+            cells: vec![
+                p.name.clone(),
+                p.kind_text(),
+                p.version.clone(),
+                p.file.clone(),
+                p.props_text(),
+            ],
+            detail: if verbose {
+                p.props.iter().map(prop_line).collect()
+            } else {
+                Vec::new()
+            },
+            extra: vec![(
+                "props".to_string(),
+                Json::List(p.props.iter().map(prop_object).collect()),
+            )],
+        });
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,381 @@
+//! The daemon's objects as read from reply attributes, and their display
+//! forms.
+//!
+//! Readers are lenient: an attribute missing from a reply shows as `--` (or
+//! an unknown type) rather than failing the whole listing, so a client
+//! talking to a slightly different daemon still shows what it can.
+
+use crate::value::{format_bound, format_value, PropType};
+use nlproto::spec::overlay as ov;
+use nlproto::{Attr, AttrValue, AttrsExt};
+
+/// Shown for an absent value.
+pub const NONE: &str = "--";
+
+/// A property's description (`PROPINFO` reply, or a `PROP` of `PLUGINS`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PropInfo {
+    /// The property's name (`vxlan/listen_ip`).
+    pub name: String,
+    /// Its type.
+    pub ty: PropType,
+    /// `PERM_*` bits.
+    pub perm: u32,
+    /// The default value's bytes, if any.
+    pub default: Option<Vec<u8>>,
+    /// Lower bound of an INT/UINT range.
+    pub min: Option<u64>,
+    /// Upper bound of an INT/UINT range.
+    pub max: Option<u64>,
+    /// The allowed values of a STRING property.
+    pub possible: Vec<String>,
+}
+
+impl PropInfo {
+    /// Reads a property description.
+    pub fn from_attrs(attrs: &[Attr]) -> PropInfo {
+        PropInfo {
+            name: attrs
+                .get_str(ov::ATTR_PROP_NAME)
+                .unwrap_or(NONE)
+                .to_string(),
+            ty: PropType::from_wire(attrs.get_u32(ov::ATTR_PROP_TYPE).unwrap_or(0)),
+            perm: attrs.get_u32(ov::ATTR_PROP_PERM).unwrap_or(0),
+            default: attrs.get_bytes(ov::ATTR_PROP_DEFAULT).map(<[u8]>::to_vec),
+            min: attrs.get_u64(ov::ATTR_PROP_RANGE_MIN),
+            max: attrs.get_u64(ov::ATTR_PROP_RANGE_MAX),
+            possible: attrs
+                .get_nested(ov::ATTR_PROP_POSSIBLE)
+                .unwrap_or(&[])
+                .all(ov::ATTR_POSSIBLE_VALUE)
+                .filter_map(|a| match &a.value {
+                    AttrValue::Str(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// `rw`, `r-`, `-w` or `--` from the READ and WRITE bits.
+    pub fn perm_text(&self) -> String {
+        perm_text(self.perm)
+    }
+
+    /// `y` when the property must be set before activation, else `-`.
+    pub fn req_text(&self) -> &'static str {
+        if self.perm & ov::PERM_REQ != 0 {
+            "y"
+        } else {
+            "-"
+        }
+    }
+
+    /// The default value formatted by type, or `--`.
+    pub fn default_text(&self) -> String {
+        match &self.default {
+            Some(v) => format_value(self.ty, v),
+            None => NONE.to_string(),
+        }
+    }
+
+    /// The allowed values comma-separated, else the range as `min-max`,
+    /// else `--`.
+    pub fn possible_text(&self) -> String {
+        if !self.possible.is_empty() {
+            return self.possible.join(",");
+        }
+        match (self.min, self.max) {
+            (None, None) => NONE.to_string(),
+            (min, max) => format!(
+                "{}-{}",
+                min.map(|v| format_bound(self.ty, v)).unwrap_or_default(),
+                max.map(|v| format_bound(self.ty, v)).unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// `rw`, `r-`, `-w` or `--` from `PERM_READ` and `PERM_WRITE`.
+pub fn perm_text(perm: u32) -> String {
+    let r = if perm & ov::PERM_READ != 0 { 'r' } else { '-' };
+    let w = if perm & ov::PERM_WRITE != 0 { 'w' } else { '-' };
+    format!("{r}{w}")
+}
+
+/// A loaded plugin (`PLUGINS` reply).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plugin {
+    /// Its name (`vxlan`).
+    pub name: String,
+    /// `KIND_ENCAP` or `KIND_LOOKUP`.
+    pub kind: u32,
+    /// Its version.
+    pub version: String,
+    /// The `.so` it was loaded from.
+    pub file: String,
+    /// Its properties.
+    pub props: Vec<PropInfo>,
+}
+
+impl Plugin {
+    /// Reads a plugin.
+    pub fn from_attrs(attrs: &[Attr]) -> Plugin {
+        let text = |kind| attrs.get_str(kind).unwrap_or(NONE).to_string();
+        Plugin {
+            name: text(ov::ATTR_PLUGIN_NAME),
+            kind: attrs.get_u32(ov::ATTR_PLUGIN_KIND).unwrap_or(0),
+            version: text(ov::ATTR_PLUGIN_VERSION),
+            file: text(ov::ATTR_PLUGIN_FILE),
+            props: attrs
+                .get_nested(ov::ATTR_PROPS)
+                .unwrap_or(&[])
+                .all(ov::ATTR_PROP)
+                .filter_map(|a| match &a.value {
+                    AttrValue::Nested(p) => Some(PropInfo::from_attrs(p)),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// `encap` or `lookup`.
+    pub fn kind_text(&self) -> String {
+        match self.kind {
+            ov::KIND_ENCAP => "encap".into(),
+            ov::KIND_LOOKUP => "lookup".into(),
+            n => format!("unknown({n})"),
+        }
+    }
+
+    /// The property names comma-separated, or `--`.
+    pub fn props_text(&self) -> String {
+        if self.props.is_empty() {
+            NONE.to_string()
+        } else {
+            self.props
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+    }
+}
+
+/// A device (`LIST` or `CREATE` reply).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// Its name.
+    pub name: String,
+    /// The encapsulation plugin.
+    pub encap: String,
+    /// The lookup plugin.
+    pub search: String,
+    /// The virtual network id.
+    pub vnetid: Option<u64>,
+    /// `STATE_*`.
+    pub state: Option<u32>,
+    /// `STATUS_*`.
+    pub status: Option<u32>,
+    /// Why it is degraded (empty when ok).
+    pub status_msg: String,
+}
+
+impl Device {
+    /// Reads a device.
+    pub fn from_attrs(attrs: &[Attr]) -> Device {
+        let text = |kind| attrs.get_str(kind).unwrap_or(NONE).to_string();
+        Device {
+            name: text(ov::ATTR_NAME),
+            encap: text(ov::ATTR_ENCAP),
+            search: text(ov::ATTR_SEARCH),
+            vnetid: attrs.get_u64(ov::ATTR_VNETID),
+            state: attrs.get_u32(ov::ATTR_STATE),
+            status: attrs.get_u32(ov::ATTR_STATUS),
+            status_msg: attrs.get_str(ov::ATTR_STATUS_MSG).unwrap_or("").to_string(),
+        }
+    }
+
+    /// The virtual network id in decimal, or `--`.
+    pub fn vnetid_text(&self) -> String {
+        self.vnetid
+            .map_or_else(|| NONE.to_string(), |v| v.to_string())
+    }
+
+    /// `created` or `active`.
+    pub fn state_text(&self) -> String {
+        match self.state {
+            Some(ov::STATE_CREATED) => "created".into(),
+            Some(ov::STATE_ACTIVE) => "active".into(),
+            Some(n) => format!("unknown({n})"),
+            None => NONE.into(),
+        }
+    }
+
+    /// `ok` or `degraded`.
+    pub fn status_text(&self) -> String {
+        match self.status {
+            Some(ov::STATUS_OK) => "ok".into(),
+            Some(ov::STATUS_DEGRADED) => "degraded".into(),
+            Some(n) => format!("unknown({n})"),
+            None => NONE.into(),
+        }
+    }
+
+    /// `ONLINE` or `DEGRADED` (the fault view's spelling).
+    pub fn fault_status_text(&self) -> String {
+        match self.status {
+            Some(ov::STATUS_OK) => "ONLINE".into(),
+            Some(ov::STATUS_DEGRADED) => "DEGRADED".into(),
+            Some(n) => format!("UNKNOWN({n})"),
+            None => NONE.into(),
+        }
+    }
+
+    /// The degradation reason, or `--` when ok or empty.
+    pub fn details_text(&self) -> String {
+        if self.status == Some(ov::STATUS_OK) || self.status_msg.is_empty() {
+            NONE.to_string()
+        } else {
+            self.status_msg.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn possible(values: &[&str]) -> Attr {
+        Attr::nested(
+            ov::ATTR_PROP_POSSIBLE,
+            values
+                .iter()
+                .map(|v| Attr::str(ov::ATTR_POSSIBLE_VALUE, *v))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn prop_info_full() {
+        let p = PropInfo::from_attrs(&[
+            Attr::str(ov::ATTR_PROP_NAME, "mtu"),
+            Attr::u32(ov::ATTR_PROP_TYPE, ov::PROP_TYPE_UINT),
+            Attr::u32(
+                ov::ATTR_PROP_PERM,
+                ov::PERM_READ | ov::PERM_WRITE | ov::PERM_RUNTIME,
+            ),
+            Attr::bytes(ov::ATTR_PROP_DEFAULT, 1400u64.to_ne_bytes()),
+            Attr::u64(ov::ATTR_PROP_RANGE_MIN, 576),
+            Attr::u64(ov::ATTR_PROP_RANGE_MAX, 8900),
+        ]);
+        assert_eq!(p.name, "mtu");
+        assert_eq!(p.ty, PropType::Uint);
+        assert_eq!(p.perm_text(), "rw");
+        assert_eq!(p.req_text(), "-");
+        assert_eq!(p.default_text(), "1400");
+        assert_eq!(p.possible_text(), "576-8900");
+    }
+
+    #[test]
+    fn prop_info_possible_and_absent() {
+        let p = PropInfo::from_attrs(&[
+            Attr::str(ov::ATTR_PROP_NAME, "encap"),
+            Attr::u32(ov::ATTR_PROP_TYPE, ov::PROP_TYPE_STRING),
+            Attr::u32(ov::ATTR_PROP_PERM, ov::PERM_READ | ov::PERM_REQ),
+            possible(&["vxlan", "geneve"]),
+        ]);
+        assert_eq!(p.perm_text(), "r-");
+        assert_eq!(p.req_text(), "y");
+        assert_eq!(p.default_text(), "--");
+        assert_eq!(p.possible_text(), "vxlan,geneve");
+
+        let p = PropInfo::from_attrs(&[Attr::str(ov::ATTR_PROP_NAME, "x")]);
+        assert_eq!(p.ty, PropType::Unknown(0));
+        assert_eq!(p.perm_text(), "--");
+        assert_eq!(p.possible_text(), "--");
+    }
+
+    #[test]
+    fn perms() {
+        assert_eq!(perm_text(0), "--");
+        assert_eq!(perm_text(ov::PERM_WRITE), "-w");
+        assert_eq!(perm_text(ov::PERM_READ), "r-");
+        assert_eq!(perm_text(0xf), "rw");
+    }
+
+    #[test]
+    fn int_range_is_signed() {
+        let p = PropInfo::from_attrs(&[
+            Attr::u32(ov::ATTR_PROP_TYPE, ov::PROP_TYPE_INT),
+            Attr::u64(ov::ATTR_PROP_RANGE_MIN, (-10i64) as u64),
+            Attr::u64(ov::ATTR_PROP_RANGE_MAX, 10),
+        ]);
+        assert_eq!(p.possible_text(), "-10-10");
+    }
+
+    #[test]
+    fn plugin() {
+        let prop = |name: &str| {
+            Attr::nested(
+                ov::ATTR_PROP,
+                vec![
+                    Attr::str(ov::ATTR_PROP_NAME, name),
+                    Attr::u32(ov::ATTR_PROP_TYPE, ov::PROP_TYPE_IP),
+                ],
+            )
+        };
+        let p = Plugin::from_attrs(&[
+            Attr::str(ov::ATTR_PLUGIN_NAME, "vxlan"),
+            Attr::u32(ov::ATTR_PLUGIN_KIND, ov::KIND_ENCAP),
+            Attr::str(ov::ATTR_PLUGIN_VERSION, "1.0.0"),
+            Attr::str(ov::ATTR_PLUGIN_FILE, "/x/liboverlay_vxlan.so"),
+            Attr::nested(
+                ov::ATTR_PROPS,
+                vec![prop("vxlan/listen_ip"), prop("vxlan/x")],
+            ),
+        ]);
+        assert_eq!(p.kind_text(), "encap");
+        assert_eq!(p.props_text(), "vxlan/listen_ip,vxlan/x");
+        assert_eq!(p.props[0].ty, PropType::Ip);
+        let p = Plugin::from_attrs(&[Attr::u32(ov::ATTR_PLUGIN_KIND, ov::KIND_LOOKUP)]);
+        assert_eq!(p.kind_text(), "lookup");
+        assert_eq!(p.props_text(), "--");
+        assert_eq!(p.name, "--");
+    }
+
+    #[test]
+    fn device() {
+        let d = Device::from_attrs(&[
+            Attr::u32(ov::ATTR_LINKID, 1),
+            Attr::str(ov::ATTR_NAME, "ov0"),
+            Attr::str(ov::ATTR_ENCAP, "vxlan"),
+            Attr::str(ov::ATTR_SEARCH, "direct"),
+            Attr::u64(ov::ATTR_VNETID, 42),
+            Attr::u32(ov::ATTR_STATE, ov::STATE_ACTIVE),
+            Attr::u32(ov::ATTR_STATUS, ov::STATUS_DEGRADED),
+            Attr::str(ov::ATTR_STATUS_MSG, "no route to 10.0.0.2"),
+        ]);
+        assert_eq!(d.vnetid_text(), "42");
+        assert_eq!(d.state_text(), "active");
+        assert_eq!(d.status_text(), "degraded");
+        assert_eq!(d.fault_status_text(), "DEGRADED");
+        assert_eq!(d.details_text(), "no route to 10.0.0.2");
+
+        let d = Device::from_attrs(&[
+            Attr::u32(ov::ATTR_STATE, ov::STATE_CREATED),
+            Attr::u32(ov::ATTR_STATUS, ov::STATUS_OK),
+            Attr::str(ov::ATTR_STATUS_MSG, ""),
+        ]);
+        assert_eq!(d.state_text(), "created");
+        assert_eq!(d.status_text(), "ok");
+        assert_eq!(d.fault_status_text(), "ONLINE");
+        assert_eq!(d.details_text(), "--");
+        assert_eq!(d.vnetid_text(), "--");
+        let d = Device::from_attrs(&[
+            Attr::u32(ov::ATTR_STATE, 9),
+            Attr::u32(ov::ATTR_STATUS, ov::STATUS_DEGRADED),
+        ]);
+        assert_eq!(d.state_text(), "unknown(9)");
+        assert_eq!(d.details_text(), "--");
+    }
+}
