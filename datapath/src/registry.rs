@@ -111,8 +111,10 @@ impl Registry {
             ))
         })?;
         let mut dev = Device::new(self.next_linkid, &args.name, encap, search, args.vnetid)?;
+        // The properties are applied together with the create: uniqueness
+        // is checked once, on the finished device, below.
         for (name, value) in &args.props {
-            self.setprop_on(&mut dev, name, value)?;
+            self.setprop_on(&mut dev, name, value, false)?;
         }
         let key = dev.underlay_key_with(None, dev.vnetid);
         let key = dev.plugin_call(key)?;
@@ -211,14 +213,20 @@ impl Registry {
     pub fn setprop(&mut self, r: &DevRef, name: &str, value: &[u8]) -> CtlResult<()> {
         let id = self.get(r)?.linkid;
         let mut dev = self.devices.remove(&id).expect("device just found");
-        let result = self.setprop_on(&mut dev, name, value);
+        let result = self.setprop_on(&mut dev, name, value, true);
         self.devices.insert(id, dev);
         result
     }
 
     /// Sets a property of `dev`, which is not in the table while this runs
     /// (so the uniqueness check compares it only with the others).
-    fn setprop_on(&self, dev: &mut Device, name: &str, value: &[u8]) -> CtlResult<()> {
+    fn setprop_on(
+        &self,
+        dev: &mut Device,
+        name: &str,
+        value: &[u8],
+        check_unique: bool,
+    ) -> CtlResult<()> {
         let (_, owner, info) = dev.property(name, &self.plugins)?;
         if !info.has(perm::WRITE) {
             return Err(CtlError::new(
@@ -238,7 +246,7 @@ impl Registry {
         match owner {
             Owner::Generic(g) => {
                 let v = validate_generic(&info, value)?;
-                if g == Generic::Vnetid {
+                if g == Generic::Vnetid && check_unique {
                     let new = v.as_uint().unwrap_or_default();
                     let key = dev.underlay_key_with(None, new);
                     let key = dev.plugin_call(key)?;
@@ -248,9 +256,11 @@ impl Registry {
                 Ok(())
             }
             Owner::Encap => {
-                let key = dev.underlay_key_with(Some((name, value)), dev.vnetid);
-                let key = dev.plugin_call(key)?;
-                self.check_unique(dev, key)?;
+                if check_unique {
+                    let key = dev.underlay_key_with(Some((name, value)), dev.vnetid);
+                    let key = dev.plugin_call(key)?;
+                    self.check_unique(dev, key)?;
+                }
                 let r = dev
                     .encap_dev
                     .setprop(RStr::from_str(name), RSlice::from_slice(value))

@@ -7,7 +7,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Child, Command, ExitStatus, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
@@ -71,8 +71,63 @@ pub struct Daemon {
     child: Option<Child>,
     /// Its control socket.
     pub socket: PathBuf,
-    /// Its scratch directory (socket, plugin copies).
+    /// Its scratch directory (log, and the socket unless one was given).
     pub dir: TempDir,
+}
+
+/// The command line of an `overlayd` on `socket` with these plugin
+/// directories, its stderr (the log) going to `log`.
+fn overlayd_command(socket: &Path, plugin_dirs: &[PathBuf], log: &Path) -> Command {
+    let mut cmd = Command::new(target_dir().join("overlayd"));
+    cmd.arg("--socket").arg(socket).arg("--log").arg("debug");
+    for d in plugin_dirs {
+        cmd.arg("--plugin-dir").arg(d);
+    }
+    // The log goes to a file: a pipe nobody drains would block the
+    // daemon once full.
+    let log = std::fs::File::create(log).unwrap();
+    cmd.env_remove("OVERLAYD_SOCKET")
+        .env_remove("OVERLAYD_PLUGIN_DIR")
+        .env_remove("OVERLAYD_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    cmd
+}
+
+/// Waits at most `timeout` for `child` to exit.
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs an `overlayd` that is expected to exit by itself (for instance
+/// because it refuses to start) and returns its exit status and log. A
+/// daemon still running after `timeout` is killed and `None` returned.
+pub fn run_overlayd_to_exit(
+    socket: &Path,
+    plugin_dirs: &[PathBuf],
+    timeout: Duration,
+) -> (Option<ExitStatus>, String) {
+    let dir = TempDir::new("run");
+    let log = dir.join("overlayd.log");
+    let mut child = overlayd_command(socket, plugin_dirs, &log)
+        .spawn()
+        .expect("overlayd starts");
+    let status = wait_timeout(&mut child, timeout);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    (status, std::fs::read_to_string(&log).unwrap_or_default())
 }
 
 impl Daemon {
@@ -85,20 +140,55 @@ impl Daemon {
     pub fn start_with(plugin_dirs: &[PathBuf]) -> Daemon {
         let dir = TempDir::new("daemon");
         let socket = dir.join("overlayd.sock");
-        let mut cmd = Command::new(target_dir().join("overlayd"));
-        cmd.arg("--socket").arg(&socket).arg("--log").arg("debug");
-        for d in plugin_dirs {
-            cmd.arg("--plugin-dir").arg(d);
+        Self::launch(dir, socket, plugin_dirs)
+    }
+
+    /// Starts overlayd on a socket path of the caller's choosing, with the
+    /// plugins in the target directory.
+    pub fn start_on(socket: &Path) -> Daemon {
+        match Self::try_start_on(socket) {
+            Ok(d) => d,
+            Err((status, log)) => panic!("overlayd exited early ({status}):\n{log}"),
         }
-        // The log goes to a file: a pipe nobody drains would block the
-        // daemon once full.
-        let log = std::fs::File::create(dir.join("overlayd.log")).unwrap();
-        let child = cmd
-            .env_remove("OVERLAYD_SOCKET")
-            .env_remove("OVERLAYD_PLUGIN_DIR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
+    }
+
+    /// Starts overlayd on `socket` (plugins of the target directory) and
+    /// waits until it answers there; when it exits first, returns its exit
+    /// status and log instead.
+    pub fn try_start_on(socket: &Path) -> Result<Daemon, (ExitStatus, String)> {
+        Self::try_launch(
+            TempDir::new("daemon"),
+            socket.to_path_buf(),
+            &[target_dir()],
+        )
+        .map(|(d, _)| d)
+    }
+
+    /// Starts overlayd with the plugins in the target directory and returns
+    /// it with the connection that found it ready: the daemon's first
+    /// handle.
+    pub fn start_with_first_client() -> (Daemon, nlproto::client::Client) {
+        let dir = TempDir::new("daemon");
+        let socket = dir.join("overlayd.sock");
+        match Self::try_launch(dir, socket, &[target_dir()]) {
+            Ok(pair) => pair,
+            Err((status, log)) => panic!("overlayd exited early ({status}):\n{log}"),
+        }
+    }
+
+    fn launch(dir: TempDir, socket: PathBuf, plugin_dirs: &[PathBuf]) -> Daemon {
+        match Self::try_launch(dir, socket, plugin_dirs) {
+            Ok((d, _)) => d,
+            Err((status, log)) => panic!("overlayd exited early ({status}):\n{log}"),
+        }
+    }
+
+    fn try_launch(
+        dir: TempDir,
+        socket: PathBuf,
+        plugin_dirs: &[PathBuf],
+    ) -> Result<(Daemon, nlproto::client::Client), (ExitStatus, String)> {
+        let child = overlayd_command(&socket, plugin_dirs, &dir.join("overlayd.log"))
             .spawn()
             .expect("overlayd starts");
         let mut d = Daemon {
@@ -106,18 +196,25 @@ impl Daemon {
             socket,
             dir,
         };
-        d.wait_ready();
-        d
+        let client = d.wait_ready()?;
+        Ok((d, client))
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until the daemon answers a GET_PID on its socket; returns that
+    /// connection.
+    fn wait_ready(&mut self) -> Result<nlproto::client::Client, (ExitStatus, String)> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if self.socket.exists() && nlproto::client::Client::connect(&self.socket).is_ok() {
-                return;
-            }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("overlayd exited early ({status}):\n{}", self.log());
+                self.child = None;
+                return Err((status, self.log()));
+            }
+            if self.socket.exists() {
+                if let Ok(c) =
+                    nlproto::client::Client::connect_with(&self.socket, Duration::from_secs(5))
+                {
+                    return Ok(c);
+                }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -149,29 +246,73 @@ impl Daemon {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
+    /// The daemon's process id, while it is ours to signal.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// What the daemon has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("overlayd.log")).unwrap_or_default()
     }
 
-    /// Stops the daemon with SIGTERM (SIGKILL after 10 s) and returns its log.
-    pub fn stop(&mut self) -> String {
-        let Some(mut child) = self.child.take() else {
-            return self.log();
-        };
-        // SAFETY: kill on a pid we own; the child has not been reaped yet.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
+    /// Waits at most `timeout` for a log line for which `pred` holds.
+    pub fn wait_log_line(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.log().lines().any(&pred) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        if let Ok(None) = child.try_wait() {
+    }
+
+    /// Waits (at most 10 s) until the daemon has logged closing the
+    /// connection of the handle `pid`, so everything that connection sent
+    /// has been handled. Panics on timeout.
+    pub fn wait_closed(&self, pid: u32) {
+        let needle = format!("connection closed pid={pid}");
+        assert!(
+            self.wait_log_line(Duration::from_secs(10), |l| l.ends_with(&needle)),
+            "the daemon did not log closing handle {pid}:\n{}",
+            self.log()
+        );
+    }
+
+    /// Sends SIGTERM and waits at most 10 s for the daemon to exit. Returns
+    /// its exit status, or `None` when it had to be killed.
+    pub fn terminate(&mut self) -> Option<ExitStatus> {
+        self.signal_and_wait(libc::SIGTERM)
+    }
+
+    /// Sends `signal` and waits at most 10 s for the daemon to exit.
+    /// Returns its exit status, or `None` when it had to be killed.
+    pub fn signal_and_wait(&mut self, signal: libc::c_int) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        // SAFETY: kill on a pid we own; the child has not been reaped yet.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = wait_timeout(&mut child, Duration::from_secs(10));
+        if status.is_none() {
             let _ = child.kill();
             let _ = child.wait();
         }
+        status
+    }
+
+    /// Kills the daemon with SIGKILL (it cannot clean up) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the daemon with SIGTERM (SIGKILL after 10 s) and returns its log.
+    pub fn stop(&mut self) -> String {
+        self.terminate();
         self.log()
     }
 }
@@ -190,4 +331,265 @@ pub fn stdout(o: &Output) -> String {
 /// Standard error of a command as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Requests and checks on the overlay family through the nlproto client,
+/// and raw datagram helpers for the malformed-message tests.
+pub mod proto {
+    use nlproto::attr::Unknown;
+    use nlproto::client::{Client, Error};
+    use nlproto::msg::{ErrorMsg, NLM_F_ACK, NLM_F_REQUEST};
+    use nlproto::server::split_datagram;
+    use nlproto::spec::{self, overlay as ov};
+    use nlproto::{Attr, AttrsExt, Emit, GenlMsg, Message};
+    use std::net::IpAddr;
+
+    /// A UINT property value: 8 bytes, native order.
+    pub fn uint(v: u64) -> Vec<u8> {
+        v.to_ne_bytes().to_vec()
+    }
+
+    /// An IP property value: 16 bytes of `in6_addr`, IPv4 v4-mapped.
+    pub fn ip(text: &str) -> Vec<u8> {
+        match text.parse::<IpAddr>().expect("an IP address") {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        }
+    }
+
+    /// `NAME` naming a device.
+    pub fn name(dev: &str) -> Attr {
+        Attr::str(ov::ATTR_NAME, dev)
+    }
+
+    /// `PROPS` holding one `PROP` per (name, value).
+    pub fn props(list: &[(&str, Vec<u8>)]) -> Attr {
+        Attr::nested(
+            ov::ATTR_PROPS,
+            list.iter()
+                .map(|(n, v)| {
+                    Attr::nested(
+                        ov::ATTR_PROP,
+                        vec![
+                            Attr::str(ov::ATTR_PROP_NAME, *n),
+                            Attr::bytes(ov::ATTR_PROP_VALUE, v.clone()),
+                        ],
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// CREATE with any plugins; `props` empty means no `PROPS` attribute.
+    pub fn create_with(
+        c: &mut Client,
+        dev: &str,
+        encap: &str,
+        search: &str,
+        vnetid: u64,
+        list: &[(&str, Vec<u8>)],
+    ) -> Result<GenlMsg, Error> {
+        let mut attrs = vec![
+            name(dev),
+            Attr::str(ov::ATTR_ENCAP, encap),
+            Attr::str(ov::ATTR_SEARCH, search),
+            Attr::u64(ov::ATTR_VNETID, vnetid),
+        ];
+        if !list.is_empty() {
+            attrs.push(props(list));
+        }
+        c.transact(ov::NAME, ov::CMD_CREATE, attrs)
+    }
+
+    /// CREATE of a vxlan/direct device.
+    pub fn create(
+        c: &mut Client,
+        dev: &str,
+        vnetid: u64,
+        list: &[(&str, Vec<u8>)],
+    ) -> Result<GenlMsg, Error> {
+        create_with(c, dev, "vxlan", "direct", vnetid, list)
+    }
+
+    /// The properties a vxlan/direct device needs to activate.
+    pub fn full_props(listen: &str, dest: &str) -> Vec<(&'static str, Vec<u8>)> {
+        vec![
+            ("vxlan/listen_ip", ip(listen)),
+            ("direct/dest_ip", ip(dest)),
+            ("direct/dest_port", uint(4789)),
+        ]
+    }
+
+    /// GETPROP: the value, `None` when unset.
+    pub fn getprop(c: &mut Client, dev: &str, prop: &str) -> Result<Option<Vec<u8>>, Error> {
+        let reply = c.transact(
+            ov::NAME,
+            ov::CMD_GETPROP,
+            vec![name(dev), Attr::str(ov::ATTR_PROP_NAME, prop)],
+        )?;
+        Ok(reply
+            .attrs
+            .get_bytes(ov::ATTR_PROP_VALUE)
+            .map(<[u8]>::to_vec))
+    }
+
+    /// GETPROP of a UINT property that must be set.
+    pub fn getprop_uint(c: &mut Client, dev: &str, prop: &str) -> u64 {
+        let v = getprop(c, dev, prop)
+            .unwrap_or_else(|e| panic!("GETPROP {prop}: {e}"))
+            .unwrap_or_else(|| panic!("{prop} is unset"));
+        u64::from_ne_bytes(v.try_into().expect("a UINT value is 8 bytes"))
+    }
+
+    /// SETPROP.
+    pub fn setprop(c: &mut Client, dev: &str, prop: &str, value: Vec<u8>) -> Result<(), Error> {
+        c.write(
+            ov::NAME,
+            ov::CMD_SETPROP,
+            vec![
+                name(dev),
+                Attr::str(ov::ATTR_PROP_NAME, prop),
+                Attr::bytes(ov::ATTR_PROP_VALUE, value),
+            ],
+        )
+    }
+
+    /// ACTIVATE.
+    pub fn activate(c: &mut Client, dev: &str) -> Result<(), Error> {
+        c.write(ov::NAME, ov::CMD_ACTIVATE, vec![name(dev)])
+    }
+
+    /// DELETE.
+    pub fn delete(c: &mut Client, dev: &str) -> Result<(), Error> {
+        c.write(ov::NAME, ov::CMD_DELETE, vec![name(dev)])
+    }
+
+    /// The names of every device (a LIST dump), in link-id order.
+    pub fn device_names(c: &mut Client) -> Vec<String> {
+        c.dump(ov::NAME, ov::CMD_LIST, vec![])
+            .expect("LIST dump")
+            .iter()
+            .map(|m| m.attrs.get_str(ov::ATTR_NAME).unwrap_or("").to_string())
+            .collect()
+    }
+
+    /// The device's STATE (LIST transaction).
+    pub fn state(c: &mut Client, dev: &str) -> u32 {
+        c.transact(ov::NAME, ov::CMD_LIST, vec![name(dev)])
+            .expect("LIST transaction")
+            .attrs
+            .get_u32(ov::ATTR_STATE)
+            .expect("STATE in the LIST reply")
+    }
+
+    /// Asserts that `r` failed with `errno` and an extended-ack text that
+    /// contains every one of `needles`; returns the text.
+    #[track_caller]
+    pub fn expect_err<T: std::fmt::Debug>(
+        r: Result<T, Error>,
+        errno: i32,
+        needles: &[&str],
+    ) -> String {
+        expect_err_in("request", r, errno, needles)
+    }
+
+    /// [`expect_err`], naming what was tried in failure messages.
+    #[track_caller]
+    pub fn expect_err_in<T: std::fmt::Debug>(
+        what: &str,
+        r: Result<T, Error>,
+        errno: i32,
+        needles: &[&str],
+    ) -> String {
+        match r {
+            Err(Error::Netlink {
+                errno: got,
+                message,
+                ..
+            }) => {
+                let text = message.unwrap_or_default();
+                assert_eq!(
+                    got,
+                    errno,
+                    "{what}: expected errno {errno} ({}), got {got} ({}): {text}",
+                    nlproto::errno::label(errno),
+                    nlproto::errno::label(got)
+                );
+                assert!(
+                    !text.is_empty(),
+                    "{what}: error {got} without extended-ack text"
+                );
+                for n in needles {
+                    assert!(text.contains(n), "{what}: {text:?} does not mention {n:?}");
+                }
+                text
+            }
+            other => panic!("{what}: expected errno {errno}, got {other:?}"),
+        }
+    }
+
+    /// The bytes of one generic-netlink request.
+    pub fn request(
+        family: u16,
+        cmd: u8,
+        version: u8,
+        flags: u16,
+        seq: u32,
+        attrs: Vec<Attr>,
+    ) -> Vec<u8> {
+        GenlMsg {
+            family,
+            flags,
+            seq,
+            pid: 0,
+            cmd,
+            version,
+            attrs,
+        }
+        .emit()
+    }
+
+    /// An overlay-family request with `NLM_F_REQUEST | NLM_F_ACK`.
+    pub fn overlay_request(cmd: u8, seq: u32, attrs: Vec<Attr>) -> Vec<u8> {
+        request(
+            ov::ID,
+            cmd,
+            ov::VERSION,
+            NLM_F_REQUEST | NLM_F_ACK,
+            seq,
+            attrs,
+        )
+    }
+
+    /// Decodes one message from the daemon, genetlink messages with their
+    /// family's policy.
+    pub fn parse(raw: &[u8]) -> Message {
+        let kind = u16::from_ne_bytes([raw[4], raw[5]]);
+        let policy = spec::family_by_id(kind).map_or(ov::ATTRS, |f| f.attrs);
+        Message::parse(raw, policy, Unknown::Keep).expect("a well-formed message from the daemon")
+    }
+
+    /// Receives one datagram and decodes each of its messages.
+    pub fn recv_messages(c: &mut Client) -> Vec<Message> {
+        let datagram = c.recv_raw().expect("a datagram from the daemon");
+        split_datagram(&datagram)
+            .map(|m| parse(m.expect("well-framed reply datagram").bytes))
+            .collect()
+    }
+
+    /// Receives datagrams until the `NLMSG_ERROR` answering `seq` arrives;
+    /// fails on anything else answering `seq`.
+    pub fn expect_error_reply(c: &mut Client, seq: u32) -> ErrorMsg {
+        loop {
+            for m in recv_messages(c) {
+                match m {
+                    Message::Error(e) if e.seq == seq => return e,
+                    other if other.seq() == seq => {
+                        panic!("expected NLMSG_ERROR for seq {seq}, got {other:?}")
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
 }

@@ -73,6 +73,9 @@ pub enum ServerError {
     /// Another daemon answers on the socket path.
     #[error("another overlayd is already listening on {0}; stop it or use --socket")]
     InUse(PathBuf),
+    /// Something other than a socket is at the path.
+    #[error("{0} exists and is not a socket; remove it or choose another path with --socket")]
+    NotASocket(PathBuf),
     /// A system call failed.
     #[error("{what} {path}: {source}")]
     Io {
@@ -96,7 +99,10 @@ impl Server {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io_err("cannot create the directory of"))?;
         }
-        if path.exists() {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
+                return Err(ServerError::NotASocket(path.to_path_buf()));
+            }
             if connect_seqpacket(path).is_ok() {
                 return Err(ServerError::InUse(path.to_path_buf()));
             }
@@ -265,7 +271,9 @@ fn read_requests(conn: &mut Conn, d: &mut impl Dispatch) -> bool {
     while conn.out_bytes < OUT_QUEUE_CAP {
         let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
         match recv(conn.fd.as_raw_fd(), &mut buf, flags) {
-            Ok(0) => return false,
+            // A zero-length datagram also reads as 0: only a hang-up
+            // closes the connection; the empty datagram gets its error.
+            Ok(0) if peer_hung_up(&conn.fd) => return false,
             Ok(n) => {
                 let peer = Peer { pid: conn.pid };
                 let mut replies = Vec::new();
@@ -284,6 +292,17 @@ fn read_requests(conn: &mut Conn, d: &mut impl Dispatch) -> bool {
         }
     }
     true
+}
+
+fn peer_hung_up(fd: &OwnedFd) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    r > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
 }
 
 /// Writes queued replies without blocking. Returns false when the peer is gone.

@@ -100,7 +100,10 @@ impl<'a> Iterator for SplitDatagram<'a> {
     type Item = Result<RawMsg<'a>, RequestError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.stopped || self.pos >= self.datagram.len() {
+        // An empty datagram is one too short for a header, not "no
+        // messages": it is answered like any other short datagram.
+        let empty_first = self.pos == 0 && self.datagram.is_empty();
+        if self.stopped || (self.pos >= self.datagram.len() && !empty_first) {
             return None;
         }
         let total = self.datagram.len();
