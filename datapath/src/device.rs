@@ -1,8 +1,10 @@
 //! Overlay devices: identity, plugin instances, generic properties, state.
 
 use crate::{
+    dataplane::{Dataplane, TxTunables},
     error::{CtlError, CtlResult},
     plugins::{EncapEntry, LookupEntry, Plugins},
+    stats::DeviceStats,
 };
 use overlay_plugin_abi::{
     abi_stable::std_types::{RSlice, RStr},
@@ -19,27 +21,58 @@ pub const MTU_MIN: u64 = 576;
 pub const MTU_MAX: u64 = 8900;
 /// Longest link name, in bytes.
 pub const LINK_NAMEMAX: usize = 31;
+/// Longest host interface name (IFNAMSIZ - 1).
+pub const IFNAME_MAX: usize = 15;
+/// Backend kinds.
+pub const BACKENDS: [&str; 2] = ["tap", "afpacket"];
+
+/// The host's ephemeral port range, the default outer source port range;
+/// RFC 7348's suggestion (49152-65535) when it cannot be read.
+pub fn ephemeral_ports() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|v| v.parse::<u16>());
+            match (it.next(), it.next()) {
+                (Some(Ok(lo)), Some(Ok(hi))) if lo > 0 && lo <= hi => Some((lo, hi)),
+                _ => None,
+            }
+        })
+        .unwrap_or((49152, 65535))
+}
 
 /// The generic properties every device has, in listing order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Generic {
     /// `mtu`: UINT, runtime-writable.
     Mtu,
-    /// `vnetid`: UINT, writable while inactive.
+    /// `vnetid`: UINT, runtime-writable (the packet path is quiesced).
     Vnetid,
     /// `encap`: STRING, read-only.
     Encap,
     /// `search`: STRING, read-only.
     Search,
+    /// `backend`: STRING, `tap` or `afpacket`.
+    Backend,
+    /// `ifname`: STRING, the TAP to create or the interface to bind.
+    Ifname,
+    /// `srcport_min`: UINT, low end of the outer UDP source port range.
+    SrcportMin,
+    /// `srcport_max`: UINT, high end of that range.
+    SrcportMax,
 }
 
 impl Generic {
     /// All generic properties, in order.
-    pub const ALL: [Generic; 4] = [
+    pub const ALL: [Generic; 8] = [
         Generic::Mtu,
         Generic::Vnetid,
         Generic::Encap,
         Generic::Search,
+        Generic::Backend,
+        Generic::Ifname,
+        Generic::SrcportMin,
+        Generic::SrcportMax,
     ];
 
     /// The property name.
@@ -49,6 +82,10 @@ impl Generic {
             Generic::Vnetid => "vnetid",
             Generic::Encap => "encap",
             Generic::Search => "search",
+            Generic::Backend => "backend",
+            Generic::Ifname => "ifname",
+            Generic::SrcportMin => "srcport_min",
+            Generic::SrcportMax => "srcport_max",
         }
     }
 }
@@ -98,8 +135,8 @@ pub struct Device {
     pub encap: Arc<EncapEntry>,
     /// Lookup plugin.
     pub search: Arc<LookupEntry>,
-    /// The device's encapsulation instance.
-    pub encap_dev: EncapDeviceBox,
+    /// The device's encapsulation instance, shared with the transmit thread.
+    pub encap_dev: Arc<EncapDeviceBox>,
     /// The device's lookup instance.
     pub lookup_dev: LookupDeviceBox,
     /// Virtual network id.
@@ -112,6 +149,18 @@ pub struct Device {
     pub status: Status,
     /// Plugin calls that panicked.
     pub plugin_panics: u64,
+    /// `backend` property.
+    pub backend: String,
+    /// `ifname` property; unset when the link name is too long for one.
+    pub ifname: Option<String>,
+    /// Outer UDP source port range.
+    pub srcports: (u16, u16),
+    /// Packet counters (kept across activations).
+    pub stats: Arc<DeviceStats>,
+    /// Settings the transmit thread follows while running.
+    pub tunables: Arc<TxTunables>,
+    /// The packet path, while active.
+    pub dp: Option<Dataplane>,
 }
 
 impl Device {
@@ -153,18 +202,26 @@ impl Device {
             .new_device(needs, vnetid)
             .into_result()
             .map_err(|e| prefixed(&search.meta.name, e))?;
+        let srcports = ephemeral_ports();
+        let vlan = encap.info.flags & overlay_plugin_abi::ENCAP_F_VLAN_TAG != 0;
         Ok(Device {
             linkid,
             name: name.to_string(),
             encap,
             search,
-            encap_dev,
+            encap_dev: Arc::new(encap_dev),
             lookup_dev,
             vnetid,
             mtu: MTU_DEFAULT,
             active: false,
             status: Status::Ok,
             plugin_panics: 0,
+            backend: BACKENDS[0].to_string(),
+            ifname: (name.len() <= IFNAME_MAX).then(|| name.to_string()),
+            srcports,
+            stats: Arc::new(DeviceStats::default()),
+            tunables: Arc::new(TxTunables::new(MTU_DEFAULT, vlan, srcports.0, srcports.1)),
+            dp: None,
         })
     }
 
@@ -176,8 +233,21 @@ impl Device {
                 .default_uint(MTU_DEFAULT)
                 .range(MTU_MIN, MTU_MAX),
             Generic::Vnetid => PropInfo::uint("vnetid")
-                .perm(perm::RW)
+                .perm(perm::RW | perm::RUNTIME)
                 .range(0, self.encap.max_vnetid()),
+            Generic::Backend => PropInfo::string("backend")
+                .perm(perm::RRW)
+                .default_str(BACKENDS[0])
+                .possible(&BACKENDS),
+            Generic::Ifname => PropInfo::string("ifname").perm(perm::RRW),
+            Generic::SrcportMin => PropInfo::uint("srcport_min")
+                .perm(perm::RW | perm::RUNTIME)
+                .default_uint(ephemeral_ports().0 as u64)
+                .range(1, 65535),
+            Generic::SrcportMax => PropInfo::uint("srcport_max")
+                .perm(perm::RW | perm::RUNTIME)
+                .default_uint(ephemeral_ports().1 as u64)
+                .range(1, 65535),
             Generic::Encap => PropInfo::string("encap")
                 .perm(perm::READ)
                 .possible(&plugins.encap_names()),
@@ -233,6 +303,13 @@ impl Device {
                 Generic::Vnetid => PropValue::Uint(self.vnetid).encode(),
                 Generic::Encap => PropValue::Str(self.encap.meta.name.clone()).encode(),
                 Generic::Search => PropValue::Str(self.search.meta.name.clone()).encode(),
+                Generic::Backend => PropValue::Str(self.backend.clone()).encode(),
+                Generic::Ifname => match &self.ifname {
+                    Some(n) => PropValue::Str(n.clone()).encode(),
+                    None => Vec::new(),
+                },
+                Generic::SrcportMin => PropValue::Uint(self.srcports.0 as u64).encode(),
+                Generic::SrcportMax => PropValue::Uint(self.srcports.1 as u64).encode(),
             }),
             Owner::Encap => {
                 let r = self.encap_dev.getprop(RStr::from_str(name)).into_result();
@@ -261,9 +338,42 @@ impl Device {
     /// permissions and uniqueness.
     pub fn set_generic(&mut self, g: Generic, value: &PropValue) {
         match (g, value) {
-            (Generic::Mtu, PropValue::Uint(v)) => self.mtu = *v,
+            (Generic::Mtu, PropValue::Uint(v)) => {
+                self.mtu = *v;
+                let vlan = self.encap.info.flags & overlay_plugin_abi::ENCAP_F_VLAN_TAG != 0;
+                self.tunables.set_mtu(*v, vlan);
+            }
             (Generic::Vnetid, PropValue::Uint(v)) => self.vnetid = *v,
+            (Generic::Backend, PropValue::Str(v)) => self.backend = v.clone(),
+            (Generic::Ifname, PropValue::Str(v)) => self.ifname = Some(v.clone()),
+            (Generic::SrcportMin, PropValue::Uint(v)) => self.srcports.0 = *v as u16,
+            (Generic::SrcportMax, PropValue::Uint(v)) => self.srcports.1 = *v as u16,
             _ => {}
+        }
+        if matches!(g, Generic::SrcportMin | Generic::SrcportMax) {
+            self.tunables
+                .set_sport_range(self.srcports.0, self.srcports.1);
+        }
+    }
+
+    /// Checks a generic value beyond its declaration: interface names, and
+    /// a source port range that stays ordered.
+    pub fn check_generic(&self, g: Generic, value: &PropValue) -> CtlResult<()> {
+        match (g, value) {
+            (Generic::Ifname, PropValue::Str(v)) => check_ifname(v),
+            (Generic::SrcportMin, PropValue::Uint(v)) if *v > self.srcports.1 as u64 => {
+                Err(CtlError::invalid(format!(
+                    "srcport_min {v} is above srcport_max {}; raise srcport_max first",
+                    self.srcports.1
+                )))
+            }
+            (Generic::SrcportMax, PropValue::Uint(v)) if *v < self.srcports.0 as u64 => {
+                Err(CtlError::invalid(format!(
+                    "srcport_max {v} is below srcport_min {}; lower srcport_min first",
+                    self.srcports.0
+                )))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -306,12 +416,16 @@ impl Device {
 
     /// Required properties without a value, by name.
     pub fn missing_required(&self) -> Vec<String> {
-        let mut missing: Vec<String> = self
-            .encap_dev
-            .missing_required()
-            .into_iter()
-            .map(|s| s.into_string())
-            .collect();
+        let mut missing: Vec<String> = Vec::new();
+        if self.ifname.is_none() {
+            missing.push("ifname".to_string());
+        }
+        missing.extend(
+            self.encap_dev
+                .missing_required()
+                .into_iter()
+                .map(|s| s.into_string()),
+        );
         missing.extend(
             self.lookup_dev
                 .missing_required()
@@ -346,8 +460,27 @@ pub fn check_link_name(name: &str) -> CtlResult<()> {
 
 /// Validates a generic property value by its declaration.
 pub fn validate_generic(info: &PropInfo, value: &[u8]) -> CtlResult<PropValue> {
-    debug_assert_eq!(info.ptype, PropType::UINT);
+    debug_assert!(matches!(info.ptype, PropType::UINT | PropType::STRING));
     info.validate(value).map_err(CtlError::from)
+}
+
+/// Checks a host interface name: 1 to 15 bytes, no '/', whitespace or ':',
+/// not `.` or `..`.
+pub fn check_ifname(name: &str) -> CtlResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= IFNAME_MAX
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':');
+    if ok {
+        Ok(())
+    } else {
+        Err(CtlError::invalid(format!(
+            "invalid interface name '{name}': use 1 to {IFNAME_MAX} printable characters without '/', ':' or spaces"
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,22 @@ impl CtlError {
     pub fn exists(msg: impl Into<String>) -> Self {
         Self::new(libc::EEXIST, msg)
     }
+
+    /// An I/O error with what was being done: the OS errno when the error
+    /// has one, otherwise the errno its kind stands for.
+    pub fn io(context: &str, e: &std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        let errno = e.raw_os_error().unwrap_or(match e.kind() {
+            K::NotFound => libc::ENOENT,
+            K::AlreadyExists => libc::EEXIST,
+            K::InvalidInput | K::InvalidData => libc::EINVAL,
+            K::PermissionDenied => libc::EPERM,
+            K::AddrInUse => libc::EADDRINUSE,
+            K::AddrNotAvailable => libc::EADDRNOTAVAIL,
+            _ => libc::EIO,
+        });
+        Self::new(errno, format!("{context}: {e}"))
+    }
 }
 
 impl fmt::Display for CtlError {

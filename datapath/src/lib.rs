@@ -67,8 +67,12 @@
 //!   its replies stops being read from, and other clients go on.
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod control;
+pub mod dataplane;
 pub mod device;
 pub mod error;
+pub mod mux;
 pub mod plugins;
 pub mod registry;
+pub mod stats;

@@ -3,8 +3,11 @@
 //! here blocks.
 
 use crate::{
+    backend::{afpacket::AfPacket, tap::Tap, Backend},
+    dataplane::{Dataplane, TxTarget},
     device::{validate_generic, Device, Generic, Owner, UnderlayKey},
     error::{CtlError, CtlResult},
+    mux::{MuxKey, MuxSet, Port},
     plugins::Plugins,
 };
 use overlay_plugin_abi::{
@@ -51,6 +54,7 @@ pub struct Registry {
     plugins: Arc<Plugins>,
     devices: BTreeMap<u32, Device>,
     next_linkid: u32,
+    muxes: MuxSet,
 }
 
 impl Registry {
@@ -60,12 +64,18 @@ impl Registry {
             plugins,
             devices: BTreeMap::new(),
             next_linkid: 1,
+            muxes: MuxSet::default(),
         }
     }
 
     /// The loaded plugins.
     pub fn plugins(&self) -> &Plugins {
         &self.plugins
+    }
+
+    /// The open muxes.
+    pub fn muxes(&self) -> &MuxSet {
+        &self.muxes
     }
 
     /// Devices in link-id order.
@@ -130,7 +140,7 @@ impl Registry {
         let id = self.get(r)?.linkid;
         let mut dev = self.devices.remove(&id).expect("device just found");
         if dev.active {
-            deactivate(&mut dev);
+            deactivate(&mut dev, &mut self.muxes);
         }
         tracing::info!(link = %dev.name, linkid = id, "deleted");
         Ok(())
@@ -154,23 +164,16 @@ impl Registry {
         }
         let key = dev.underlay_key_with(None, dev.vnetid)?;
         self.check_unique(dev, key)?;
-        let dev = self.get_mut(r)?;
+        let id = self.get(r)?.linkid;
+        let dev = self.devices.get_mut(&id).expect("device just found");
         let started = dev.lookup_dev.start().into_result();
         dev.plugin_call(started)?;
-        if dev.lookup_dev.mode() == MODE_POINT {
-            let point = dev.lookup_dev.default_point().into_result();
-            if let Err(e) = dev.plugin_call(point) {
+        match start_dataplane(dev, &mut self.muxes) {
+            Ok(dp) => dev.dp = Some(dp),
+            Err(e) => {
                 dev.lookup_dev.stop();
-                return Err(CtlError::invalid(format!(
-                    "cannot activate {}: {} gave no destination: {}",
-                    dev.name, dev.search.meta.name, e.msg
-                )));
+                return Err(e);
             }
-        }
-        let socket = dev.encap_dev.socket().into_result();
-        if let Err(e) = dev.plugin_call(socket) {
-            dev.lookup_dev.stop();
-            return Err(e);
         }
         dev.active = true;
         tracing::info!(link = %dev.name, "activated");
@@ -246,12 +249,14 @@ impl Registry {
         match owner {
             Owner::Generic(g) => {
                 let v = validate_generic(&info, value)?;
+                dev.check_generic(g, &v)?;
                 if g == Generic::Vnetid && check_unique {
                     let new = v.as_uint().unwrap_or_default();
                     let key = dev.underlay_key_with(None, new);
                     let key = dev.plugin_call(key)?;
                     self.check_unique(dev, key)?;
                 }
+                apply_runtime(dev, g, &v)?;
                 dev.set_generic(g, &v);
                 Ok(())
             }
@@ -298,8 +303,98 @@ impl Registry {
     }
 }
 
+/// Brings up the packet path: backend, mux, transmit thread. A failure
+/// undoes what was done (the backend closes when dropped, the mux is left).
+fn start_dataplane(dev: &mut Device, muxes: &mut MuxSet) -> CtlResult<Dataplane> {
+    let point = if dev.lookup_dev.mode() == MODE_POINT {
+        let point = dev.lookup_dev.default_point().into_result();
+        dev.plugin_call(point).map_err(|e| {
+            CtlError::invalid(format!(
+                "cannot activate {}: {} gave no destination: {}",
+                dev.name, dev.search.meta.name, e.msg
+            ))
+        })?
+    } else {
+        return Err(CtlError::new(
+            libc::ENOTSUP,
+            format!(
+                "cannot activate {}: lookup plugin {} works in dynamic mode, which this daemon does not serve yet",
+                dev.name, dev.search.meta.name
+            ),
+        ));
+    };
+    let spec = dev.encap_dev.socket().into_result();
+    let spec = dev.plugin_call(spec)?;
+    let ifname = dev.ifname.clone().unwrap_or_default();
+    let backend: Arc<dyn Backend> = match dev.backend.as_str() {
+        "afpacket" => Arc::new(AfPacket::open(&ifname).map_err(|e| backend_error(&ifname, e))?),
+        _ => Arc::new(Tap::create(&ifname, dev.mtu as u32).map_err(|e| backend_error(&ifname, e))?),
+    };
+    let port = Arc::new(Port {
+        backend: backend.clone(),
+        stats: dev.stats.clone(),
+    });
+    let mux = muxes.join(
+        MuxKey::from_spec(&spec),
+        &dev.encap,
+        dev.vnetid,
+        port.clone(),
+    )?;
+    let target = TxTarget {
+        vnetid: dev.vnetid,
+        point,
+    };
+    Dataplane::start(
+        backend,
+        mux.clone(),
+        port,
+        dev.encap_dev.clone(),
+        dev.tunables.clone(),
+        dev.stats.clone(),
+        target,
+    )
+    .inspect_err(|_| muxes.leave(&mux, dev.vnetid))
+}
+
+fn backend_error(ifname: &str, e: std::io::Error) -> CtlError {
+    CtlError::io(&format!("backend interface {ifname}"), &e)
+}
+
+/// What a change of a runtime property does to a running packet path,
+/// before the value is stored.
+fn apply_runtime(
+    dev: &mut Device,
+    g: Generic,
+    v: &overlay_plugin_abi::prop::PropValue,
+) -> CtlResult<()> {
+    let Some(dp) = dev.dp.as_mut() else {
+        return Ok(());
+    };
+    match g {
+        Generic::Mtu if dev.backend == "tap" => {
+            let mtu = v.as_uint().unwrap_or(dev.mtu) as u32;
+            dp.backend
+                .set_mtu(mtu)
+                .map_err(|e| backend_error(dp.backend.ifname(), e))
+        }
+        Generic::Vnetid => {
+            let target = TxTarget {
+                vnetid: v.as_uint().unwrap_or(dev.vnetid),
+                ..dp.target().clone()
+            };
+            dp.retarget(target)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Undoes activation. Infallible: deactivation must always complete.
-fn deactivate(dev: &mut Device) {
+/// Once it returns no frame of the device is sent or delivered, and its
+/// backend interface is gone.
+fn deactivate(dev: &mut Device, muxes: &mut MuxSet) {
+    if let Some(dp) = dev.dp.take() {
+        drop(dp.stop(muxes));
+    }
     dev.lookup_dev.stop();
     dev.active = false;
     tracing::info!(link = %dev.name, "deactivated");

@@ -5,6 +5,8 @@
 //! `scripts/test` does): the tests use the `overlayd` and `overlayctl`
 //! binaries and the plugin `.so` files from the target directory.
 
+pub mod net;
+
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
@@ -75,10 +77,57 @@ pub struct Daemon {
     pub dir: TempDir,
 }
 
+/// Underlay addresses configured in each test daemon's namespace.
+pub const UNDERLAY_ADDRS: [&str; 5] = [
+    "10.0.0.1/24",
+    "10.0.0.9/24",
+    "10.200.0.1/24",
+    "2001:db8::1/64",
+    "2001:db8::9/64",
+];
+
 /// The command line of an `overlayd` on `socket` with these plugin
 /// directories, its stderr (the log) going to `log`.
-fn overlayd_command(socket: &Path, plugin_dirs: &[PathBuf], log: &Path) -> Command {
-    let mut cmd = Command::new(target_dir().join("overlayd"));
+///
+/// The daemon runs in a network namespace of its own (`unshare --net`),
+/// holding only loopback and a veth pair (this kernel has no dummy driver) with the underlay addresses
+/// the tests use ([`UNDERLAY_ADDRS`]): activation opens real sockets and
+/// TAP interfaces, which must neither clash between tests running in
+/// parallel nor touch the host. The namespace goes away with the daemon.
+///
+/// With `netns`, the daemon runs in that named namespace instead, which the
+/// caller set up (the end-to-end tests).
+fn overlayd_command(
+    socket: &Path,
+    plugin_dirs: &[PathBuf],
+    log: &Path,
+    netns: Option<&str>,
+) -> Command {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns])
+                .arg(target_dir().join("overlayd"));
+            c
+        }
+        None => {
+            let mut setup = String::from(
+                "ip link set lo up && ip link add ovt0 type veth peer name ovt1 \
+                 && ip link set ovt1 up && ip link set ovt0 up",
+            );
+            for a in UNDERLAY_ADDRS {
+                setup.push_str(&format!(" && ip addr add {a} dev ovt0 nodad"));
+            }
+            let mut c = Command::new("unshare");
+            c.arg("--net")
+                .arg("--")
+                .arg("sh")
+                .arg("-c")
+                .arg(format!("{setup} && exec \"$0\" \"$@\""))
+                .arg(target_dir().join("overlayd"));
+            c
+        }
+    };
     cmd.arg("--socket").arg(socket).arg("--log").arg("debug");
     for d in plugin_dirs {
         cmd.arg("--plugin-dir").arg(d);
@@ -119,7 +168,7 @@ pub fn run_overlayd_to_exit(
 ) -> (Option<ExitStatus>, String) {
     let dir = TempDir::new("run");
     let log = dir.join("overlayd.log");
-    let mut child = overlayd_command(socket, plugin_dirs, &log)
+    let mut child = overlayd_command(socket, plugin_dirs, &log, None)
         .spawn()
         .expect("overlayd starts");
     let status = wait_timeout(&mut child, timeout);
@@ -176,6 +225,17 @@ impl Daemon {
         }
     }
 
+    /// Starts overlayd, with the built plugins, in the named network
+    /// namespace `netns` (which the caller created and configured).
+    pub fn start_in_netns(netns: &str) -> Daemon {
+        let dir = TempDir::new("daemon");
+        let socket = dir.join("overlayd.sock");
+        match Self::try_launch_in(dir, socket, &[target_dir()], Some(netns)) {
+            Ok((d, _)) => d,
+            Err((status, log)) => panic!("overlayd exited early ({status}):\n{log}"),
+        }
+    }
+
     fn launch(dir: TempDir, socket: PathBuf, plugin_dirs: &[PathBuf]) -> Daemon {
         match Self::try_launch(dir, socket, plugin_dirs) {
             Ok((d, _)) => d,
@@ -188,7 +248,16 @@ impl Daemon {
         socket: PathBuf,
         plugin_dirs: &[PathBuf],
     ) -> Result<(Daemon, nlproto::client::Client), (ExitStatus, String)> {
-        let child = overlayd_command(&socket, plugin_dirs, &dir.join("overlayd.log"))
+        Self::try_launch_in(dir, socket, plugin_dirs, None)
+    }
+
+    fn try_launch_in(
+        dir: TempDir,
+        socket: PathBuf,
+        plugin_dirs: &[PathBuf],
+        netns: Option<&str>,
+    ) -> Result<(Daemon, nlproto::client::Client), (ExitStatus, String)> {
+        let child = overlayd_command(&socket, plugin_dirs, &dir.join("overlayd.log"), netns)
             .spawn()
             .expect("overlayd starts");
         let mut d = Daemon {

@@ -346,7 +346,8 @@ fn active_device_refuses_non_runtime_properties() {
     proto::activate(&mut c, "ov0").unwrap();
     assert_eq!(libc::ENOTSUP, 95);
     for (prop, value) in [
-        ("vnetid", uint(8)),
+        ("ifname", b"other0\0".to_vec()),
+        ("backend", b"afpacket\0".to_vec()),
         ("vxlan/listen_ip", ip("10.0.0.9")),
         ("vxlan/listen_port", uint(4790)),
         ("direct/dest_ip", ip("10.0.0.9")),
@@ -366,6 +367,9 @@ fn active_device_refuses_non_runtime_properties() {
     }
     proto::setprop(&mut c, "ov0", "mtu", uint(1500)).expect("mtu is runtime");
     assert_eq!(proto::getprop_uint(&mut c, "ov0", "mtu"), 1500);
+    // The packet path is quiesced and re-keyed for a new vnetid.
+    proto::setprop(&mut c, "ov0", "vnetid", uint(8)).expect("vnetid is runtime");
+    assert_eq!(proto::getprop_uint(&mut c, "ov0", "vnetid"), 8);
     assert_eq!(proto::state(&mut c, "ov0"), ov::STATE_ACTIVE);
 }
 

@@ -32,6 +32,7 @@ fn overlay_ops() -> Vec<(u32, u32)> {
         (7, DO | POL),         // STATUS
         (8, DO | DUMP | POL),  // LIST
         (9, DO | DUMP | POL),  // PLUGINS
+        (10, DO | DUMP | POL), // STATS
     ]
 }
 
@@ -45,7 +46,7 @@ fn nlctrl_resolves_and_dumps_the_families() {
     assert_eq!(overlay.name, "overlay");
     assert_eq!(
         (overlay.version, overlay.hdrsize, overlay.maxattr),
-        (1, 0, 29)
+        (1, 0, 35)
     );
     assert_eq!(overlay.ops, overlay_ops());
     assert!(overlay.mcast_groups.is_empty());
@@ -293,6 +294,10 @@ fn device_lifecycle() {
             "vnetid",
             "encap",
             "search",
+            "backend",
+            "ifname",
+            "srcport_min",
+            "srcport_max",
             "vxlan/listen_ip",
             "vxlan/listen_port",
             "direct/dest_ip",
@@ -317,7 +322,7 @@ fn device_lifecycle() {
     assert_eq!(vnetid.get_u32(ov::ATTR_PROP_TYPE), Some(ov::PROP_TYPE_UINT));
     assert_eq!(
         vnetid.get_u32(ov::ATTR_PROP_PERM),
-        Some(ov::PERM_READ | ov::PERM_WRITE)
+        Some(ov::PERM_READ | ov::PERM_WRITE | ov::PERM_RUNTIME)
     );
     assert_eq!(vnetid.get_u64(ov::ATTR_PROP_RANGE_MIN), Some(0));
     assert_eq!(vnetid.get_u64(ov::ATTR_PROP_RANGE_MAX), Some(16_777_215));
@@ -326,7 +331,20 @@ fn device_lifecycle() {
         assert_eq!(m.get_u32(ov::ATTR_PROP_PERM), Some(ov::PERM_READ));
         assert_eq!(possible(m), [plugin]);
     }
-    for m in &info[4..] {
+    let backend = &info[4].attrs;
+    assert_eq!(possible(backend), ["tap", "afpacket"]);
+    assert_eq!(
+        backend.get_bytes(ov::ATTR_PROP_DEFAULT),
+        Some(&b"tap\0"[..])
+    );
+    for m in &info[6..8] {
+        assert_eq!(
+            m.attrs.get_u32(ov::ATTR_PROP_PERM),
+            Some(ov::PERM_READ | ov::PERM_WRITE | ov::PERM_RUNTIME)
+        );
+        assert_eq!(m.attrs.get_u64(ov::ATTR_PROP_RANGE_MAX), Some(65535));
+    }
+    for m in info[4..6].iter().chain(&info[8..]) {
         assert_eq!(
             m.attrs.get_u32(ov::ATTR_PROP_PERM),
             Some(ov::PERM_REQ | ov::PERM_READ | ov::PERM_WRITE),
@@ -345,7 +363,7 @@ fn device_lifecycle() {
             ],
         )
         .unwrap();
-    assert_eq!(one.attrs, info[5].attrs);
+    assert_eq!(one.attrs, info[9].attrs);
 
     // GETPROP: generic and plugin properties, in their wire encodings.
     let get = |c: &mut nlproto::client::Client, prop: &str| {

@@ -116,6 +116,10 @@ fn create_inspect_change_activate_delete() {
             "vnetid",
             "encap",
             "search",
+            "backend",
+            "ifname",
+            "srcport_min",
+            "srcport_max",
             "vxlan/listen_ip",
             "vxlan/listen_port",
             "direct/dest_ip",
@@ -306,7 +310,7 @@ fn json_outputs() {
     assert_eq!(faults[0]["details"], "--");
 
     let props = json(&ok(d.ctl(&["prop-get", "-j", "ov0"])), &PROP_COLUMNS, false);
-    assert_eq!(props.len(), 8);
+    assert_eq!(props.len(), 12);
     let mtu = &props[0];
     assert_eq!(mtu["property"], "mtu");
     assert_eq!(mtu["value"], "1400");
@@ -423,9 +427,9 @@ fn daemon_errors_are_one_line_with_the_daemon_text() {
         err.contains("already active") && err.contains("EEXIST"),
         "{err}"
     );
-    let err = fails(d.ctl(&["prop-set", "ov0", "vnetid=43"]));
+    let err = fails(d.ctl(&["prop-set", "ov0", "vxlan/listen_port=4790"]));
     assert!(
-        err.contains("vnetid") && err.contains("EOPNOTSUPP"),
+        err.contains("vxlan/listen_port") && err.contains("EOPNOTSUPP"),
         "{err}"
     );
 

@@ -65,6 +65,15 @@ pub enum Command {
         /// Show each device's fault status and its reason.
         #[arg(short = 'f', long)]
         faults: bool,
+        /// Show each device's packet and byte counts and its drops (the sum
+        /// of every drop_* counter); -j adds every counter, and those of the
+        /// device's mux.
+        #[arg(short = 's', long, conflicts_with = "faults")]
+        stats: bool,
+        /// With -s: also list every counter of the device by name, then the
+        /// mux's endpoint and counters.
+        #[arg(short = 'v', long, requires = "stats")]
+        verbose: bool,
         /// The device.
         link: Option<String>,
     },
@@ -160,9 +169,40 @@ mod tests {
             cli.command,
             Command::Show {
                 faults: true,
+                stats: false,
+                verbose: false,
                 link: None
             }
         ));
+    }
+
+    #[test]
+    fn show_stats() {
+        let cli = parse(&["show", "-s", "ov0"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Show {
+                faults: false,
+                stats: true,
+                verbose: false,
+                link: Some(ref l)
+            } if l == "ov0"
+        ));
+        let cli = parse(&["show", "--stats", "--verbose"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Show {
+                stats: true,
+                verbose: true,
+                link: None,
+                ..
+            }
+        ));
+        let cli = parse(&["show", "-sv", "-j"]).unwrap();
+        assert!(cli.json);
+        // -s and -f are different views; -v only details -s.
+        assert_eq!(parse(&["show", "-s", "-f"]).unwrap_err().exit_code(), 2);
+        assert_eq!(parse(&["show", "-v"]).unwrap_err().exit_code(), 2);
     }
 
     #[test]

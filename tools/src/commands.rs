@@ -7,7 +7,7 @@
 use crate::cli::{Cli, Command, CreateArgs};
 use crate::error::Error;
 use crate::kv::{check_unique, parse_assignment, parse_list, Assignment};
-use crate::model::{Device, Plugin, PropInfo, NONE};
+use crate::model::{Counters, Device, DeviceStats, Plugin, PropInfo, NONE};
 use crate::table::{Json, Object, Row, Table};
 use crate::value::{format_value, parse_u64, parse_value, PropType};
 use clap::CommandFactory;
@@ -103,7 +103,21 @@ pub fn execute(cli: &Cli, daemon: &mut dyn Daemon) -> Result<Vec<u8>, Error> {
             String::new()
         }
         Command::PropGet { link, keys } => output(&prop_get(daemon, link, keys)?, json),
-        Command::Show { faults, link } => output(&show(daemon, link.as_deref(), *faults)?, json),
+        Command::Show {
+            faults,
+            stats: false,
+            link,
+            ..
+        } => output(&show(daemon, link.as_deref(), *faults)?, json),
+        Command::Show {
+            stats: true,
+            verbose,
+            link,
+            ..
+        } => output(
+            &show_stats(daemon, link.as_deref(), *verbose && !json)?,
+            json,
+        ),
         Command::Plugins { verbose } => output(&plugins(daemon, *verbose && !json)?, json),
         Command::Completions { shell } => {
             let mut out = Vec::new();
@@ -146,6 +160,8 @@ fn local_errors(context: &str, errors: Vec<String>) -> Result<(), Error> {
 const SHOW_COLUMNS: &[&str] = &["LINK", "ENCAP", "SEARCH", "VNETID", "STATE", "STATUS"];
 /// The columns of `show -f`.
 const FAULT_COLUMNS: &[&str] = &["LINK", "STATUS", "DETAILS"];
+/// The columns of `show -s`.
+const STATS_COLUMNS: &[&str] = &["LINK", "IPACKETS", "RBYTES", "OPACKETS", "OBYTES", "DROPS"];
 /// The columns of `prop-get`.
 const PROP_COLUMNS: &[&str] = &[
     "LINK", "PROPERTY", "PERM", "REQ", "VALUE", "DEFAULT", "POSSIBLE",
@@ -159,6 +175,10 @@ const GENERIC_PROPS: &[(&str, PropType)] = &[
     ("vnetid", PropType::Uint),
     ("encap", PropType::Str),
     ("search", PropType::Str),
+    ("backend", PropType::Str),
+    ("ifname", PropType::Str),
+    ("srcport_min", PropType::Uint),
+    ("srcport_max", PropType::Uint),
 ];
 
 fn device_table(devices: &[Device], faults: bool) -> Table {
@@ -439,6 +459,84 @@ fn show(daemon: &mut dyn Daemon, link: Option<&str>, faults: bool) -> Result<Tab
             .collect(),
     };
     Ok(device_table(&devices, faults))
+}
+
+/// Counters as `show -s -v` lines (`name value`), each after `indent`.
+fn counter_lines(counters: &Counters, indent: &str) -> Vec<String> {
+    counters
+        .0
+        .iter()
+        .map(|(name, value)| format!("{indent}{name} {value}"))
+        .collect()
+}
+
+/// Counters as one JSON object, by name, values as numbers.
+fn counters_object(counters: &Counters) -> Json {
+    Json::Object(
+        counters
+            .0
+            .iter()
+            .fold(Object::default(), |o, (name, value)| {
+                o.with_json(name, Json::Num(*value))
+            }),
+    )
+}
+
+/// One device's row of `show -s`. The detail lines (verbose) list every
+/// counter of the device, then the mux's endpoint with its counters
+/// indented one step further; JSON adds the same as `counters` and `mux`.
+fn stats_row(s: &DeviceStats, verbose: bool) -> Row {
+    let c = &s.counters;
+    let mut detail = Vec::new();
+    if verbose {
+        detail.extend(counter_lines(c, ""));
+        if let Some(mux) = &s.mux {
+            detail.push(format!("mux {}", mux.endpoint));
+            detail.extend(counter_lines(&mux.counters, "    "));
+        }
+    }
+    let mut extra = vec![("counters".to_string(), counters_object(c))];
+    if let Some(mux) = &s.mux {
+        extra.push((
+            "mux".to_string(),
+            Json::Object(
+                Object::default()
+                    .with("endpoint", mux.endpoint.clone())
+                    .with_json("counters", counters_object(&mux.counters)),
+            ),
+        ));
+    }
+    Row {
+        cells: vec![
+            s.name.clone(),
+            c.text("rx_packets"),
+            c.text("rx_bytes"),
+            c.text("tx_packets"),
+            c.text("tx_bytes"),
+            c.drops_text(),
+        ],
+        detail,
+        extra,
+    }
+}
+
+/// `show -s`: one STATS transaction for a named device, else a dump.
+fn show_stats(daemon: &mut dyn Daemon, link: Option<&str>, verbose: bool) -> Result<Table, Error> {
+    let replies = match link {
+        Some(link) => vec![daemon
+            .transact(ov::CMD_STATS, vec![name_attr(link)])
+            .map_err(Error::daemon(format!("show -s {link}")))?],
+        None => daemon
+            .dump(ov::CMD_STATS, vec![])
+            .map_err(Error::daemon("show -s"))?,
+    };
+    let mut t = Table::new(STATS_COLUMNS);
+    t.rows.extend(
+        replies
+            .iter()
+            .map(|a| stats_row(&DeviceStats::from_attrs(a), verbose)),
+    );
+    Ok(t)
 }
 
 /// A property as one line of `plugins -v`.

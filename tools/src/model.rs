@@ -241,6 +241,99 @@ impl Device {
     }
 }
 
+/// Named counters (a `STATS` attribute), in the daemon's order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters(pub Vec<(String, u64)>);
+
+/// The prefix of the counters that count dropped packets, one per reason.
+pub const DROP_PREFIX: &str = "drop_";
+
+impl Counters {
+    /// Reads the `STAT` entries of a `STATS` attribute's contents. An entry
+    /// without a name or a value is skipped, and so is a name seen before
+    /// (the first one counts), so that every name appears once.
+    pub fn from_attrs(attrs: &[Attr]) -> Counters {
+        let mut list: Vec<(String, u64)> = Vec::new();
+        for stat in attrs.all(ov::ATTR_STAT) {
+            let AttrValue::Nested(stat) = &stat.value else {
+                continue;
+            };
+            let (Some(name), Some(value)) = (
+                stat.get_str(ov::ATTR_STAT_NAME),
+                stat.get_u64(ov::ATTR_STAT_VALUE),
+            ) else {
+                continue;
+            };
+            if !list.iter().any(|(n, _)| n == name) {
+                list.push((name.to_string(), value));
+            }
+        }
+        Counters(list)
+    }
+
+    /// A counter's value.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+
+    /// A counter's value in decimal, or `--`.
+    pub fn text(&self, name: &str) -> String {
+        self.get(name)
+            .map_or_else(|| NONE.to_string(), |v| v.to_string())
+    }
+
+    /// The sum of every `drop_*` counter, or `None` when there is none.
+    pub fn drops(&self) -> Option<u64> {
+        self.0
+            .iter()
+            .filter(|(n, _)| n.starts_with(DROP_PREFIX))
+            .map(|(_, v)| *v)
+            .reduce(u64::saturating_add)
+    }
+
+    /// [`Counters::drops`] in decimal, or `--`.
+    pub fn drops_text(&self) -> String {
+        self.drops()
+            .map_or_else(|| NONE.to_string(), |v| v.to_string())
+    }
+}
+
+/// The mux an active device sends and receives through (`MUX`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mux {
+    /// Its underlay endpoint (`udp 10.0.0.1:4789`).
+    pub endpoint: String,
+    /// Its counters, shared by every device on it.
+    pub counters: Counters,
+}
+
+/// A device's counters (`STATS` reply).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceStats {
+    /// The device's name.
+    pub name: String,
+    /// The device's own counters.
+    pub counters: Counters,
+    /// Its mux, when the device is active.
+    pub mux: Option<Mux>,
+}
+
+impl DeviceStats {
+    /// Reads a device's counters.
+    pub fn from_attrs(attrs: &[Attr]) -> DeviceStats {
+        let counters =
+            |a: &[Attr]| Counters::from_attrs(a.get_nested(ov::ATTR_STATS).unwrap_or(&[]));
+        DeviceStats {
+            name: attrs.get_str(ov::ATTR_NAME).unwrap_or(NONE).to_string(),
+            counters: counters(attrs),
+            mux: attrs.get_nested(ov::ATTR_MUX).map(|m| Mux {
+                endpoint: m.get_str(ov::ATTR_MUX_ENDPOINT).unwrap_or(NONE).to_string(),
+                counters: counters(m),
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,5 +470,80 @@ mod tests {
         ]);
         assert_eq!(d.state_text(), "unknown(9)");
         assert_eq!(d.details_text(), "--");
+    }
+
+    fn stat(name: &str, value: u64) -> Attr {
+        Attr::nested(
+            ov::ATTR_STAT,
+            vec![
+                Attr::str(ov::ATTR_STAT_NAME, name),
+                Attr::u64(ov::ATTR_STAT_VALUE, value),
+            ],
+        )
+    }
+
+    #[test]
+    fn device_stats_with_mux() {
+        let s = DeviceStats::from_attrs(&[
+            Attr::u32(ov::ATTR_LINKID, 3),
+            Attr::str(ov::ATTR_NAME, "ov0"),
+            Attr::nested(
+                ov::ATTR_STATS,
+                vec![
+                    stat("rx_packets", 5),
+                    stat("drop_mtu", 2),
+                    stat("dropped_not_a_reason", 100),
+                    stat("drop_send", 3),
+                    // Malformed and repeated entries are skipped.
+                    Attr::nested(ov::ATTR_STAT, vec![Attr::str(ov::ATTR_STAT_NAME, "x")]),
+                    Attr::u64(ov::ATTR_STAT, 1),
+                    stat("rx_packets", 9),
+                ],
+            ),
+            Attr::nested(
+                ov::ATTR_MUX,
+                vec![
+                    Attr::str(ov::ATTR_MUX_ENDPOINT, "udp 10.0.0.1:4789"),
+                    Attr::nested(ov::ATTR_STATS, vec![stat("drop_short", 7)]),
+                ],
+            ),
+        ]);
+        assert_eq!(s.name, "ov0");
+        assert_eq!(
+            s.counters.0,
+            [
+                ("rx_packets".to_string(), 5),
+                ("drop_mtu".to_string(), 2),
+                ("dropped_not_a_reason".to_string(), 100),
+                ("drop_send".to_string(), 3),
+            ]
+        );
+        assert_eq!(s.counters.text("rx_packets"), "5");
+        assert_eq!(s.counters.text("tx_packets"), "--");
+        assert_eq!(s.counters.drops(), Some(5));
+        let mux = s.mux.unwrap();
+        assert_eq!(mux.endpoint, "udp 10.0.0.1:4789");
+        assert_eq!(mux.counters.get("drop_short"), Some(7));
+    }
+
+    #[test]
+    fn device_stats_sparse() {
+        let s = DeviceStats::from_attrs(&[Attr::str(ov::ATTR_NAME, "ov1")]);
+        assert!(s.counters.0.is_empty());
+        assert_eq!(s.counters.drops_text(), "--");
+        assert_eq!(s.mux, None);
+        let c = Counters(vec![("rx_bytes".into(), 1)]);
+        assert_eq!(c.drops(), None);
+        let c = Counters(vec![("drop_a".into(), u64::MAX), ("drop_b".into(), 1)]);
+        assert_eq!(c.drops(), Some(u64::MAX), "saturates");
+        let s = DeviceStats::from_attrs(&[Attr::nested(ov::ATTR_MUX, vec![])]);
+        assert_eq!(s.name, "--");
+        assert_eq!(
+            s.mux,
+            Some(Mux {
+                endpoint: "--".into(),
+                counters: Counters::default()
+            })
+        );
     }
 }

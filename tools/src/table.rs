@@ -5,14 +5,19 @@
 
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
-/// A JSON value as emitted by `-j`: strings, or lists of objects for the
-/// nested details some listings add (a plugin's properties).
+/// A JSON value as emitted by `-j`: strings for the table's cells, and for
+/// the nested details some listings add (a plugin's properties, a device's
+/// counters) lists, objects and numbers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Json {
     /// A string, shown exactly as in the table.
     Str(String),
     /// A list of objects.
     List(Vec<Object>),
+    /// An object.
+    Object(Object),
+    /// A number (a counter).
+    Num(u64),
 }
 
 /// A JSON object whose keys keep their insertion order (the column order),
@@ -24,6 +29,12 @@ impl Object {
     /// Adds a string member.
     pub fn with(mut self, key: &str, value: impl Into<String>) -> Object {
         self.0.push((key.to_string(), Json::Str(value.into())));
+        self
+    }
+
+    /// Adds a member of any kind.
+    pub fn with_json(mut self, key: &str, value: Json) -> Object {
+        self.0.push((key.to_string(), value));
         self
     }
 }
@@ -39,6 +50,8 @@ impl Serialize for Json {
                 }
                 seq.end()
             }
+            Json::Object(o) => o.serialize(s),
+            Json::Num(n) => s.serialize_u64(*n),
         }
     }
 }
@@ -161,7 +174,7 @@ impl Table {
     /// newline.
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(&self.objects())
-            .expect("strings and lists always serialize");
+            .expect("strings, numbers, lists and objects always serialize");
         s.push('\n');
         s
     }
@@ -265,6 +278,33 @@ mod tests {
                 {"name": "vxlan", "props": [{"name": "vxlan/listen_port", "type": "UINT"}]}
             ])
         );
+    }
+
+    #[test]
+    fn json_numbers_and_objects() {
+        let mut t = Table::new(&["LINK"]);
+        t.rows.push(Row {
+            cells: vec!["ov0".into()],
+            detail: vec![],
+            extra: vec![(
+                "counters".into(),
+                Json::Object(
+                    Object::default()
+                        .with_json("rx_packets", Json::Num(u64::MAX))
+                        .with_json("drop_mtu", Json::Num(0)),
+                ),
+            )],
+        });
+        let out = t.to_json();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!([
+                {"link": "ov0", "counters": {"rx_packets": u64::MAX, "drop_mtu": 0}}
+            ])
+        );
+        // Insertion order is kept inside nested objects too.
+        assert!(out.find("rx_packets").unwrap() < out.find("drop_mtu").unwrap());
     }
 
     #[test]

@@ -185,6 +185,14 @@ impl Handlers {
                     })
                     .collect()
             }
+            ov::CMD_STATS => {
+                if req.is_dump {
+                    self.registry.devices().map(stats_attrs).collect()
+                } else {
+                    let dev = self.registry.get(&dev_ref(req)?).map_err(fail)?;
+                    vec![stats_attrs(dev)]
+                }
+            }
             _ => return Err(unhandled(req)),
         };
         Ok(req.respond(pid, items))
@@ -293,6 +301,37 @@ fn device_attrs(dev: &crate::device::Device) -> Vec<Attr> {
         ),
     ]);
     attrs.extend(status_attrs(&dev.status));
+    attrs
+}
+
+fn counters(snapshot: Vec<(&'static str, u64)>) -> Attr {
+    let entries = snapshot
+        .into_iter()
+        .map(|(name, value)| {
+            Attr::nested(
+                ov::ATTR_STAT,
+                vec![
+                    Attr::str(ov::ATTR_STAT_NAME, name),
+                    Attr::u64(ov::ATTR_STAT_VALUE, value),
+                ],
+            )
+        })
+        .collect();
+    Attr::nested(ov::ATTR_STATS, entries)
+}
+
+fn stats_attrs(dev: &crate::device::Device) -> Vec<Attr> {
+    let mut attrs = dev_ids(dev.linkid, &dev.name);
+    attrs.push(counters(dev.stats.snapshot()));
+    if let Some(dp) = &dev.dp {
+        attrs.push(Attr::nested(
+            ov::ATTR_MUX,
+            vec![
+                Attr::str(ov::ATTR_MUX_ENDPOINT, dp.mux.key.endpoint()),
+                counters(dp.mux.stats.snapshot()),
+            ],
+        ));
+    }
     attrs
 }
 

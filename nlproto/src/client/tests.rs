@@ -182,7 +182,7 @@ fn handshake_resolution_and_operations() {
         families.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
         ["nlctrl", "overlay_handle", "overlay"]
     );
-    assert_eq!(families[2].ops.len(), 9);
+    assert_eq!(families[2].ops.len(), 10);
     assert_eq!(families[2].ops[0], (1, 0xb));
     assert_eq!(families[0].version, 2);
 

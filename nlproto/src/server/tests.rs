@@ -349,10 +349,10 @@ fn attribute_errors_point_at_the_attribute() {
     );
     // Unknown type.
     check(
-        &raw(overlay::ID, RA, overlay::CMD_STATUS, 1, &nla(30, &[])),
+        &raw(overlay::ID, RA, overlay::CMD_STATUS, 1, &nla(99, &[])),
         libc::EINVAL,
         Some(20),
-        "unknown attribute type 30",
+        "unknown attribute type 99",
     );
 }
 
@@ -598,9 +598,9 @@ fn ctrl_getfamily_by_name_and_id() {
         (16, ctrl::CTRL_CMD_NEWFAMILY, 2, PID, 11)
     );
     assert_eq!(reply.attrs.get_u16(ctrl::CTRL_ATTR_FAMILY_ID), Some(33));
-    assert_eq!(reply.attrs.get_u32(ctrl::CTRL_ATTR_MAXATTR), Some(29));
+    assert_eq!(reply.attrs.get_u32(ctrl::CTRL_ATTR_MAXATTR), Some(35));
     let ops = reply.attrs.get_nested(ctrl::CTRL_ATTR_OPS).unwrap();
-    assert_eq!(ops.len(), 9);
+    assert_eq!(ops.len(), 10);
     assert_eq!(
         ops[0],
         Attr::nested(
@@ -710,7 +710,7 @@ fn ctrl_dump_lists_every_family() {
                         GenlCtrlAttrs::Ops(ops)
                             if names.last().map(String::as_str) == Some("overlay") =>
                         {
-                            assert_eq!(ops.len(), 9);
+                            assert_eq!(ops.len(), 10);
                             assert_eq!(ops[1], vec![OpAttrs::Id(2), OpAttrs::Flags(0xb)]);
                             assert_eq!(ops[3], vec![OpAttrs::Id(4), OpAttrs::Flags(0xe)]);
                         }

@@ -30,6 +30,8 @@ pub const CMD_STATUS: u8 = 7;
 pub const CMD_LIST: u8 = 8;
 /// `PLUGINS`: one loaded plugin, or all of them as a dump.
 pub const CMD_PLUGINS: u8 = 9;
+/// Counters of a device and of its mux.
+pub const CMD_STATS: u8 = 10;
 
 /// `LINKID` (u32).
 pub const ATTR_LINKID: u16 = 1;
@@ -91,7 +93,20 @@ pub const ATTR_POSSIBLE_VALUE: u16 = 28;
 pub const ATTR_ABI_VERSION: u16 = 29;
 
 /// The highest attribute number of the family.
-pub const MAXATTR: u16 = ATTR_ABI_VERSION;
+/// Counters: repeated `STAT`.
+pub const ATTR_STATS: u16 = 30;
+/// One counter: `STAT_NAME` and `STAT_VALUE`.
+pub const ATTR_STAT: u16 = 31;
+/// A counter's name (`rx_packets`, `drop_mtu`, ...).
+pub const ATTR_STAT_NAME: u16 = 32;
+/// A counter's value.
+pub const ATTR_STAT_VALUE: u16 = 33;
+/// The mux a device is attached to: `MUX_ENDPOINT` and `STATS`.
+pub const ATTR_MUX: u16 = 34;
+/// The mux's underlay endpoint (`udp 10.0.0.1:4789`).
+pub const ATTR_MUX_ENDPOINT: u16 = 35;
+/// Highest attribute number.
+pub const MAXATTR: u16 = ATTR_MUX_ENDPOINT;
 
 /// Longest device name, not counting the NUL.
 pub const NAME_MAX: usize = 31;
@@ -250,6 +265,40 @@ const PROP_POLICY: &[AttrSpec] = &[
     PROP_RANGE_MAX,
     PROP_POSSIBLE,
 ];
+const STAT_NAME: AttrSpec = AttrSpec::new(ATTR_STAT_NAME, "STAT_NAME", s(63), "counter name");
+const STAT_VALUE: AttrSpec = AttrSpec::new(
+    ATTR_STAT_VALUE,
+    "STAT_VALUE",
+    AttrKind::U64,
+    "counter value",
+);
+const STAT_POLICY: &[AttrSpec] = &[STAT_NAME, STAT_VALUE];
+const STAT: AttrSpec = AttrSpec::new(
+    ATTR_STAT,
+    "STAT",
+    AttrKind::Nested(STAT_POLICY),
+    "one counter: STAT_NAME and STAT_VALUE",
+);
+const STATS_POLICY: &[AttrSpec] = &[STAT.repeated()];
+const STATS: AttrSpec = AttrSpec::new(
+    ATTR_STATS,
+    "STATS",
+    AttrKind::Nested(STATS_POLICY),
+    "counters: repeated STAT",
+);
+const MUX_ENDPOINT: AttrSpec = AttrSpec::new(
+    ATTR_MUX_ENDPOINT,
+    "MUX_ENDPOINT",
+    s(127),
+    "the mux's underlay endpoint, e.g. `udp 10.0.0.1:4789`",
+);
+const MUX_POLICY: &[AttrSpec] = &[MUX_ENDPOINT, STATS];
+const MUX: AttrSpec = AttrSpec::new(
+    ATTR_MUX,
+    "MUX",
+    AttrKind::Nested(MUX_POLICY),
+    "the mux of an active device: MUX_ENDPOINT and its STATS",
+);
 const PROP: AttrSpec = AttrSpec::new(
     ATTR_PROP,
     "PROP",
@@ -335,6 +384,12 @@ pub const ATTRS: &[AttrSpec] = &[
         s(31),
         "the plugin-abi version the plugin was built against",
     ),
+    STATS,
+    STAT,
+    STAT_NAME,
+    STAT_VALUE,
+    MUX,
+    MUX_ENDPOINT,
 ];
 
 const fn cmd(
@@ -360,8 +415,7 @@ const T: OpSet = OpSet::TRANSACTION;
 const TD: OpSet = OpSet::TRANSACTION.union(OpSet::DUMP);
 const W: OpSet = OpSet::WRITE;
 
-/// The family's commands. Numbers 10 and up are reserved for STATS and later
-/// commands.
+/// The family's commands. Numbers 11 and up are reserved for later commands.
 pub const COMMANDS: &[CommandSpec] = &[
     cmd(
         CMD_CREATE,
@@ -434,6 +488,14 @@ pub const COMMANDS: &[CommandSpec] = &[
         Privilege::ReadOnly,
         &[ATTR_PLUGIN_NAME],
         "one loaded plugin, or every plugin as a dump",
+    ),
+    cmd(
+        CMD_STATS,
+        "STATS",
+        TD,
+        Privilege::ReadOnly,
+        &[],
+        "counters of one device and its mux, or of every device as a dump",
     ),
 ];
 

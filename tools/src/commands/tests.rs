@@ -77,6 +77,38 @@ fn generic() -> Vec<Prop> {
             range: None,
             possible: &["vxlan"],
         },
+        Prop {
+            name: "backend",
+            ty: ov::PROP_TYPE_STRING,
+            perm: RW,
+            default: Some(b"tap\0".to_vec()),
+            range: None,
+            possible: &["tap", "afpacket"],
+        },
+        Prop {
+            name: "ifname",
+            ty: ov::PROP_TYPE_STRING,
+            perm: RW,
+            default: None,
+            range: None,
+            possible: &[],
+        },
+        Prop {
+            name: "srcport_min",
+            ty: ov::PROP_TYPE_UINT,
+            perm: RW | ov::PERM_RUNTIME,
+            default: Some(32768u64.to_ne_bytes().to_vec()),
+            range: Some((1, 65535)),
+            possible: &[],
+        },
+        Prop {
+            name: "srcport_max",
+            ty: ov::PROP_TYPE_UINT,
+            perm: RW | ov::PERM_RUNTIME,
+            default: Some(60999u64.to_ne_bytes().to_vec()),
+            range: Some((1, 65535)),
+            possible: &[],
+        },
     ]
 }
 
@@ -122,16 +154,51 @@ fn direct() -> Vec<Prop> {
     ]
 }
 
+/// The daemon's device counters today, in its order.
+const DEVICE_COUNTERS: &[&str] = &[
+    "rx_packets",
+    "rx_bytes",
+    "tx_packets",
+    "tx_bytes",
+    "drop_mtu",
+    "drop_runt",
+    "drop_encap",
+    "drop_no_destination",
+    "drop_send",
+    "drop_backend",
+    "plugin_panics",
+];
+
+/// The daemon's mux counters today, in its order.
+const MUX_COUNTERS: &[&str] = &[
+    "rx_packets",
+    "rx_bytes",
+    "drop_unknown_vnetid",
+    "drop_bad_header",
+    "drop_short",
+    "drop_oam",
+    "tx_packets",
+    "tx_bytes",
+];
+
+/// The endpoint of the fake's one mux.
+const ENDPOINT: &str = "udp 10.0.0.1:4789";
+
 struct Dev {
     name: String,
     vnetid: u64,
     active: bool,
     values: HashMap<String, Vec<u8>>,
+    /// Counter values other than 0; names not in [`DEVICE_COUNTERS`] are
+    /// reported after those, as a newer daemon's would be.
+    counters: Vec<(&'static str, u64)>,
 }
 
 #[derive(Default)]
 struct Fake {
     devices: Vec<Dev>,
+    /// The mux's counter values other than 0.
+    mux_counters: Vec<(&'static str, u64)>,
     log: Vec<(Op, u8, Vec<Attr>)>,
 }
 
@@ -164,6 +231,7 @@ impl Fake {
                     .octets()
                     .to_vec(),
             )]),
+            counters: Vec::new(),
         });
         f
     }
@@ -204,6 +272,52 @@ impl Fake {
             Attr::u32(ov::ATTR_STATUS, ov::STATUS_OK),
             Attr::str(ov::ATTR_STATUS_MSG, ""),
         ]
+    }
+
+    /// A `STATS` attribute: every `names` counter, then the other
+    /// `values`.
+    fn stats(names: &[&str], values: &[(&'static str, u64)]) -> Attr {
+        let value = |n: &str| values.iter().find(|(v, _)| *v == n).map_or(0, |(_, v)| *v);
+        let extra = values
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| !names.contains(n));
+        Attr::nested(
+            ov::ATTR_STATS,
+            names
+                .iter()
+                .copied()
+                .chain(extra)
+                .map(|n| {
+                    Attr::nested(
+                        ov::ATTR_STAT,
+                        vec![
+                            Attr::str(ov::ATTR_STAT_NAME, n),
+                            Attr::u64(ov::ATTR_STAT_VALUE, value(n)),
+                        ],
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// A `STATS` reply: the mux only for an active device.
+    fn stats_attrs(&self, d: &Dev) -> Vec<Attr> {
+        let mut a = vec![
+            Attr::u32(ov::ATTR_LINKID, 1),
+            Attr::str(ov::ATTR_NAME, d.name.clone()),
+            Fake::stats(DEVICE_COUNTERS, &d.counters),
+        ];
+        if d.active {
+            a.push(Attr::nested(
+                ov::ATTR_MUX,
+                vec![
+                    Attr::str(ov::ATTR_MUX_ENDPOINT, ENDPOINT),
+                    Fake::stats(MUX_COUNTERS, &self.mux_counters),
+                ],
+            ));
+        }
+        a
     }
 
     fn writes(&self) -> Vec<u8> {
@@ -255,6 +369,7 @@ impl Daemon for Fake {
                     vnetid: attrs.get_u64(ov::ATTR_VNETID).unwrap(),
                     active: false,
                     values,
+                    counters: Vec::new(),
                 });
                 Ok(Fake::dev_attrs(self.devices.last().unwrap()))
             }
@@ -275,6 +390,12 @@ impl Daemon for Fake {
                 Ok(a)
             }
             ov::CMD_LIST => Ok(Fake::dev_attrs(self.dev(&attrs)?)),
+            ov::CMD_STATS => {
+                let d = self.dev(&attrs)?;
+                let name = d.name.clone();
+                let d = self.devices.iter().find(|d| d.name == name).unwrap();
+                Ok(self.stats_attrs(d))
+            }
             _ => panic!("unexpected transaction {cmd}"),
         }
     }
@@ -313,6 +434,7 @@ impl Daemon for Fake {
         self.log.push((Op::Dump, cmd, attrs.clone()));
         match cmd {
             ov::CMD_LIST => Ok(self.devices.iter().map(Fake::dev_attrs).collect()),
+            ov::CMD_STATS => Ok(self.devices.iter().map(|d| self.stats_attrs(d)).collect()),
             ov::CMD_PLUGINS => Ok(vec![
                 Fake::plugin("vxlan", ov::KIND_ENCAP, vxlan()),
                 Fake::plugin("direct", ov::KIND_LOOKUP, direct()),
@@ -386,6 +508,54 @@ fn create_with_props() {
 }
 
 #[test]
+fn create_with_new_generic_props() {
+    let mut f = Fake::default();
+    run(
+        &mut f,
+        &[
+            "create",
+            "-e",
+            "vxlan",
+            "-s",
+            "direct",
+            "-v",
+            "1",
+            "-p",
+            "backend=afpacket,ifname=eth1,srcport_min=40000,srcport_max=0xc350",
+            "ov0",
+        ],
+    )
+    .unwrap();
+    let v = &f.devices[0].values;
+    assert_eq!(v["backend"], b"afpacket\0");
+    assert_eq!(v["ifname"], b"eth1\0");
+    assert_eq!(v["srcport_min"], 40000u64.to_ne_bytes());
+    assert_eq!(v["srcport_max"], 50000u64.to_ne_bytes());
+
+    let e = run(
+        &mut f,
+        &[
+            "create",
+            "-e",
+            "vxlan",
+            "-s",
+            "direct",
+            "-v",
+            "1",
+            "-p",
+            "srcport_min=low",
+            "ov1",
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        e.starts_with("create ov1: srcport_min=low: invalid UINT value \"low\""),
+        "{e}"
+    );
+    assert_eq!(f.devices.len(), 1);
+}
+
+#[test]
 fn create_without_props_skips_the_plugin_dump() {
     let mut f = Fake::default();
     let out = run(
@@ -419,7 +589,7 @@ fn create_unknown_property_sends_nothing() {
     assert_eq!(
         e,
         "create ov0: unknown property bogus; the properties of encap vxlan and search direct are: \
-         mtu, vnetid, encap, search, vxlan/listen_ip, vxlan/listen_port, direct/dest_ip, direct/secret"
+         mtu, vnetid, encap, search, backend, ifname, srcport_min, srcport_max, vxlan/listen_ip, vxlan/listen_port, direct/dest_ip, direct/secret"
     );
     assert!(f.writes().is_empty());
 }
@@ -632,6 +802,10 @@ LINK  PROPERTY           PERM  REQ  VALUE     DEFAULT  POSSIBLE
 ov0   mtu                rw    -    --        1400     576-8900
 ov0   vnetid             rw    -    --        --       0-16777215
 ov0   encap              r-    -    --        --       vxlan
+ov0   backend            rw    -    --        tap      tap,afpacket
+ov0   ifname             rw    -    --        --       --
+ov0   srcport_min        rw    -    --        32768    1-65535
+ov0   srcport_max        rw    -    --        60999    1-65535
 ov0   vxlan/listen_ip    rw    y    10.0.0.1  --       --
 ov0   vxlan/listen_port  rw    y    --        4789     1-65535
 ov0   direct/dest_ip     rw    y    --        --       --
@@ -644,7 +818,7 @@ ov0   direct/secret      -w    -    --        --       --
         .iter()
         .filter(|(_, c, _)| *c == ov::CMD_GETPROP)
         .count();
-    assert_eq!(gets, 6);
+    assert_eq!(gets, 10);
 }
 
 #[test]
@@ -683,6 +857,7 @@ fn show_all_and_one() {
         vnetid: 16777215,
         active: true,
         values: HashMap::new(),
+        counters: Vec::new(),
     });
     assert_eq!(
         run(&mut f, &["show"]).unwrap(),
@@ -717,6 +892,228 @@ fn show_empty() {
         "LINK  ENCAP  SEARCH  VNETID  STATE  STATUS\n"
     );
     assert_eq!(run(&mut f, &["show", "-j"]).unwrap(), "[]\n");
+}
+
+/// ov0 (created, some traffic and drops, a counter this client has never
+/// heard of) and overlay1 (active, on the mux).
+fn stats_fake() -> Fake {
+    let mut f = Fake::with_device("ov0");
+    f.devices[0].counters = vec![
+        ("rx_packets", 10),
+        ("rx_bytes", 1200),
+        ("tx_packets", 7),
+        ("tx_bytes", 900),
+        ("drop_mtu", 2),
+        ("drop_no_destination", 3),
+        ("drop_send", 1),
+        ("plugin_panics", 4),
+        ("drop_future_reason", 5),
+    ];
+    f.devices.push(Dev {
+        name: "overlay1".into(),
+        vnetid: 7,
+        active: true,
+        values: HashMap::new(),
+        counters: vec![("rx_packets", 123456789012), ("tx_bytes", 1)],
+    });
+    f.mux_counters = vec![("rx_packets", 50), ("drop_short", 6), ("drop_oam", 1)];
+    f
+}
+
+#[test]
+fn show_stats_table() {
+    let mut f = stats_fake();
+    assert_eq!(
+        run(&mut f, &["show", "-s"]).unwrap(),
+        "\
+LINK      IPACKETS      RBYTES  OPACKETS  OBYTES  DROPS
+ov0       10            1200    7         900     11
+overlay1  123456789012  0       0         1       0
+"
+    );
+    assert_eq!(f.log.last().unwrap().0, Op::Dump);
+    assert_eq!(f.log.last().unwrap().1, ov::CMD_STATS);
+
+    assert_eq!(
+        run(&mut f, &["show", "--stats", "overlay1"]).unwrap(),
+        "\
+LINK      IPACKETS      RBYTES  OPACKETS  OBYTES  DROPS
+overlay1  123456789012  0       0         1       0
+"
+    );
+    let (op, cmd, attrs) = f.log.last().unwrap();
+    assert_eq!((*op, *cmd), (Op::Transact, ov::CMD_STATS));
+    assert_eq!(attrs.get_str(ov::ATTR_NAME), Some("overlay1"));
+}
+
+#[test]
+fn show_stats_drops_sum_only_drop_counters() {
+    let mut f = Fake::with_device("ov0");
+    // Every drop_* counter counts, the known ones and a new one; a name
+    // that merely contains "drop" and plugin_panics do not.
+    f.devices[0].counters = vec![
+        ("drop_mtu", 1),
+        ("drop_runt", 10),
+        ("drop_encap", 100),
+        ("drop_no_destination", 1000),
+        ("drop_send", 10000),
+        ("drop_backend", 100000),
+        ("drop_new", 1000000),
+        ("plugin_panics", 7),
+        ("rx_dropped", 7),
+    ];
+    let out = json(&run(&mut f, &["show", "-s", "-j", "ov0"]).unwrap());
+    assert_eq!(out[0]["drops"], "1111111");
+}
+
+#[test]
+fn show_stats_json() {
+    let mut f = stats_fake();
+    let out = run(&mut f, &["show", "-s", "-j"]).unwrap();
+    assert_eq!(
+        json(&out),
+        serde_json::json!([
+            {
+                "link": "ov0", "ipackets": "10", "rbytes": "1200",
+                "opackets": "7", "obytes": "900", "drops": "11",
+                "counters": {
+                    "rx_packets": 10, "rx_bytes": 1200, "tx_packets": 7,
+                    "tx_bytes": 900, "drop_mtu": 2, "drop_runt": 0,
+                    "drop_encap": 0, "drop_no_destination": 3, "drop_send": 1,
+                    "drop_backend": 0, "plugin_panics": 4,
+                    "drop_future_reason": 5
+                }
+            },
+            {
+                "link": "overlay1", "ipackets": "123456789012", "rbytes": "0",
+                "opackets": "0", "obytes": "1", "drops": "0",
+                "counters": {
+                    "rx_packets": 123456789012u64, "rx_bytes": 0, "tx_packets": 0,
+                    "tx_bytes": 1, "drop_mtu": 0, "drop_runt": 0,
+                    "drop_encap": 0, "drop_no_destination": 0, "drop_send": 0,
+                    "drop_backend": 0, "plugin_panics": 0
+                },
+                "mux": {
+                    "endpoint": "udp 10.0.0.1:4789",
+                    "counters": {
+                        "rx_packets": 50, "rx_bytes": 0,
+                        "drop_unknown_vnetid": 0, "drop_bad_header": 0,
+                        "drop_short": 6, "drop_oam": 1,
+                        "tx_packets": 0, "tx_bytes": 0
+                    }
+                }
+            }
+        ])
+    );
+    // Columns first, in order, then the counters, then the mux; counters in
+    // the daemon's order.
+    let at = |key: &str| out.find(key).unwrap();
+    assert!(at("\"link\"") < at("\"ipackets\""));
+    assert!(at("\"drops\"") < at("\"counters\""));
+    assert!(at("\"counters\"") < at("\"mux\""));
+    assert!(at("\"plugin_panics\"") < at("\"drop_future_reason\""));
+    // An inactive device has no mux member at all.
+    assert!(json(&out)[0].get("mux").is_none());
+    // -v changes nothing in JSON.
+    assert_eq!(run(&mut f, &["show", "-s", "-v", "-j"]).unwrap(), out);
+}
+
+#[test]
+fn show_stats_verbose() {
+    let mut f = stats_fake();
+    assert_eq!(
+        run(&mut f, &["show", "-s", "-v"]).unwrap(),
+        "\
+LINK      IPACKETS      RBYTES  OPACKETS  OBYTES  DROPS
+ov0       10            1200    7         900     11
+    rx_packets 10
+    rx_bytes 1200
+    tx_packets 7
+    tx_bytes 900
+    drop_mtu 2
+    drop_runt 0
+    drop_encap 0
+    drop_no_destination 3
+    drop_send 1
+    drop_backend 0
+    plugin_panics 4
+    drop_future_reason 5
+overlay1  123456789012  0       0         1       0
+    rx_packets 123456789012
+    rx_bytes 0
+    tx_packets 0
+    tx_bytes 1
+    drop_mtu 0
+    drop_runt 0
+    drop_encap 0
+    drop_no_destination 0
+    drop_send 0
+    drop_backend 0
+    plugin_panics 0
+    mux udp 10.0.0.1:4789
+        rx_packets 50
+        rx_bytes 0
+        drop_unknown_vnetid 0
+        drop_bad_header 0
+        drop_short 6
+        drop_oam 1
+        tx_packets 0
+        tx_bytes 0
+"
+    );
+}
+
+#[test]
+fn show_stats_empty_and_errors() {
+    let mut f = Fake::default();
+    assert_eq!(
+        run(&mut f, &["show", "-s"]).unwrap(),
+        "LINK  IPACKETS  RBYTES  OPACKETS  OBYTES  DROPS\n"
+    );
+    assert_eq!(run(&mut f, &["show", "-s", "-j"]).unwrap(), "[]\n");
+    assert_eq!(
+        run(&mut f, &["show", "-s", "ov9"]).unwrap_err(),
+        "show -s ov9: no device named ov9 (ENOENT)"
+    );
+}
+
+/// A reply from a daemon with other counters than this client knows: the
+/// columns it cannot fill show `--`, and everything it has is still listed.
+#[test]
+fn show_stats_other_counters() {
+    struct Sparse;
+    impl Daemon for Sparse {
+        fn transact(&mut self, cmd: u8, _: Vec<Attr>) -> Result<Vec<Attr>, ClientError> {
+            assert_eq!(cmd, ov::CMD_STATS);
+            Ok(vec![
+                Attr::str(ov::ATTR_NAME, "ov0"),
+                Attr::nested(
+                    ov::ATTR_STATS,
+                    vec![Attr::nested(
+                        ov::ATTR_STAT,
+                        vec![
+                            Attr::str(ov::ATTR_STAT_NAME, "rx_frames"),
+                            Attr::u64(ov::ATTR_STAT_VALUE, 3),
+                        ],
+                    )],
+                ),
+            ])
+        }
+        fn write(&mut self, _: u8, _: Vec<Attr>) -> Result<(), ClientError> {
+            unreachable!()
+        }
+        fn dump(&mut self, _: u8, _: Vec<Attr>) -> Result<Vec<Vec<Attr>>, ClientError> {
+            unreachable!()
+        }
+    }
+    let cli = Cli::try_parse_from(["overlayctl", "show", "-s", "-v", "ov0"]).unwrap();
+    let out = String::from_utf8(execute(&cli, &mut Sparse).unwrap()).unwrap();
+    assert_eq!(
+        out,
+        "LINK  IPACKETS  RBYTES  OPACKETS  OBYTES  DROPS\n\
+         ov0   --        --      --        --      --\n    \
+         rx_frames 3\n"
+    );
 }
 
 #[test]
@@ -889,7 +1286,15 @@ mod wire {
         assert_eq!(value("vxlan/listen_ip"), "192.0.2.1");
         assert_eq!(value("direct/dest_ip"), "2001:db8::1");
         assert_eq!(value("direct/secret"), "--");
+        let stats = json(&run_on(&mut c, &["show", "-s", "-j", "ov0"]).unwrap());
+        assert_eq!(stats[0]["counters"]["drop_send"], 0);
+        assert!(stats[0].get("mux").is_none());
         run_on(&mut c, &["activate", "ov0"]).unwrap();
+        let stats = json(&run_on(&mut c, &["show", "-s", "-j"]).unwrap());
+        assert_eq!(stats[0]["link"], "ov0");
+        assert_eq!(stats[0]["drops"], "0");
+        assert_eq!(stats[0]["mux"]["endpoint"], ENDPOINT);
+        assert_eq!(stats[0]["mux"]["counters"]["drop_oam"], 0);
         assert_eq!(
             run_on(&mut c, &["show", "ov0"]).unwrap(),
             "LINK  ENCAP  SEARCH  VNETID    STATE   STATUS\n\

@@ -1,0 +1,743 @@
+//! The mux: one underlay endpoint (encapsulation plugin, socket parameters,
+//! listen address and port) shared by every device that uses it.
+//!
+//! A mux owns two sockets. The **receive** socket is an ordinary UDP
+//! socket bound to the listen address and port; a thread reads it in
+//! batches (`recvmmsg`), asks the plugin to parse the header (`decap`),
+//! finds the device by virtual network id and hands it the inner frame.
+//! The **transmit** socket is a raw `IPPROTO_UDP` socket: the data path
+//! writes the UDP header itself, so that the source port can carry a hash
+//! of the inner flow as RFC 7348 recommends (an ordinary UDP socket would
+//! send every packet from the listen port). It is bound to the listen
+//! address, receives nothing (a socket filter drops every copy the kernel
+//! would queue to it), and for IPv6 lets the kernel fill the mandatory UDP
+//! checksum (`IPV6_CHECKSUM`). IPv4 packets go with checksum 0, which RFC
+//! 7348 allows and every VXLAN receiver accepts.
+//!
+//! The device table is published as an immutable snapshot; the receive
+//! thread picks up a new one at the start of a batch. A change waits until
+//! the thread has seen it, so once `remove` returns no frame is delivered
+//! to the removed device.
+
+use crate::{
+    backend::{Backend, ETH_HLEN},
+    error::{CtlError, CtlResult},
+    plugins::EncapEntry,
+    stats::{add, DeviceStats, MuxStats},
+};
+use overlay_plugin_abi::{abi_stable::std_types::RSlice, prop::ip_from_in6, SocketSpec};
+use std::{
+    collections::HashMap,
+    io,
+    mem::size_of,
+    net::IpAddr,
+    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex, RwLock,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+/// Packets read per `recvmmsg`.
+const RX_BATCH: usize = 32;
+/// Largest underlay payload read (jumbo frames plus headers).
+const RX_BUF: usize = 9216 + 256;
+/// How long a table change waits for the receive thread at most. The
+/// thread wakes within its poll interval, so this only bounds a wedged one.
+const SYNC_WAIT: Duration = Duration::from_secs(2);
+/// Poll interval of the packet threads, bounding how late they notice a
+/// stop or a table change if a wake-up were lost.
+pub const POLL_MS: i32 = 200;
+
+/// What makes two devices share a mux.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MuxKey {
+    /// `AF_INET` or `AF_INET6`.
+    pub domain: i32,
+    /// Socket type.
+    pub sotype: i32,
+    /// Protocol.
+    pub protocol: i32,
+    /// Listen address.
+    pub addr: [u8; 16],
+    /// Listen port.
+    pub port: u16,
+    /// Socket options `(level, name, value)`.
+    pub options: Vec<(i32, i32, Vec<u8>)>,
+}
+
+impl MuxKey {
+    /// The key of a plugin's socket request.
+    pub fn from_spec(s: &SocketSpec) -> MuxKey {
+        MuxKey {
+            domain: s.domain,
+            sotype: s.sotype,
+            protocol: s.protocol,
+            addr: s.addr,
+            port: s.port,
+            options: s
+                .options
+                .iter()
+                .map(|o| (o.level, o.name, o.value.to_vec()))
+                .collect(),
+        }
+    }
+
+    /// `udp 10.0.0.1:4789` / `udp [2001:db8::1]:4789`.
+    pub fn endpoint(&self) -> String {
+        match ip_from_in6(self.addr) {
+            IpAddr::V4(a) => format!("udp {a}:{}", self.port),
+            IpAddr::V6(a) => format!("udp [{a}]:{}", self.port),
+        }
+    }
+}
+
+/// A device as the receive side sees it.
+pub struct Port {
+    /// Where its frames go.
+    pub backend: Arc<dyn Backend>,
+    /// Its counters.
+    pub stats: Arc<DeviceStats>,
+}
+
+type Table = Arc<HashMap<u64, Arc<Port>>>;
+
+/// One shared underlay endpoint.
+pub struct Mux {
+    /// Its identity.
+    pub key: MuxKey,
+    /// The encapsulation plugin all its devices use.
+    pub encap: Arc<EncapEntry>,
+    rx: OwnedFd,
+    tx: OwnedFd,
+    table: RwLock<Table>,
+    generation: AtomicU64,
+    seen: AtomicU64,
+    wake: OwnedFd,
+    stop: AtomicBool,
+    /// Its counters.
+    pub stats: MuxStats,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Mux {
+    /// Opens the sockets and starts the receive thread. A failure leaves
+    /// nothing open.
+    pub fn open(key: MuxKey, encap: Arc<EncapEntry>) -> io::Result<Arc<Mux>> {
+        let rx = open_rx(&key)?;
+        let tx = open_tx(&key)?;
+        let wake = eventfd()?;
+        let mux = Arc::new(Mux {
+            key,
+            encap,
+            rx,
+            tx,
+            table: RwLock::new(Arc::new(HashMap::new())),
+            generation: AtomicU64::new(0),
+            seen: AtomicU64::new(0),
+            wake,
+            stop: AtomicBool::new(false),
+            stats: MuxStats::default(),
+            thread: Mutex::new(None),
+        });
+        let m = mux.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("mux-rx-{}", mux.key.port))
+            .spawn(move || m.rx_loop())?;
+        *mux.thread.lock().unwrap() = Some(handle);
+        Ok(mux)
+    }
+
+    /// The transmit socket.
+    pub fn tx_fd(&self) -> BorrowedFd<'_> {
+        self.tx.as_fd()
+    }
+
+    /// Number of devices attached.
+    pub fn devices(&self) -> usize {
+        self.table.read().unwrap().len()
+    }
+
+    /// Attaches a device; returns once the receive thread delivers to it.
+    pub fn insert(&self, vnetid: u64, port: Arc<Port>) {
+        self.update(|t| {
+            t.insert(vnetid, port);
+        });
+    }
+
+    /// Detaches a device; returns once the receive thread no longer
+    /// delivers to it.
+    pub fn remove(&self, vnetid: u64) {
+        self.update(|t| {
+            t.remove(&vnetid);
+        });
+    }
+
+    fn update(&self, change: impl FnOnce(&mut HashMap<u64, Arc<Port>>)) {
+        let gen = {
+            let mut table = self.table.write().unwrap();
+            let mut next = HashMap::clone(&table);
+            change(&mut next);
+            *table = Arc::new(next);
+            self.generation.fetch_add(1, Ordering::SeqCst) + 1
+        };
+        wake(&self.wake);
+        let deadline = Instant::now() + SYNC_WAIT;
+        while self.seen.load(Ordering::SeqCst) < gen && Instant::now() < deadline {
+            if self
+                .thread
+                .lock()
+                .unwrap()
+                .as_ref()
+                .is_none_or(|t| t.is_finished())
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Stops the receive thread. The sockets close when the last reference
+    /// (a device's transmit path) goes.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        wake(&self.wake);
+        if let Some(t) = self.thread.lock().unwrap().take() {
+            let _ = t.join();
+        }
+    }
+
+    fn rx_loop(&self) {
+        let mut bufs = vec![0u8; RX_BATCH * RX_BUF];
+        let mut iovs: Vec<libc::iovec> = Vec::with_capacity(RX_BATCH);
+        let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(RX_BATCH);
+        for i in 0..RX_BATCH {
+            iovs.push(libc::iovec {
+                iov_base: bufs[i * RX_BUF..].as_mut_ptr().cast(),
+                iov_len: RX_BUF,
+            });
+        }
+        for iov in iovs.iter_mut() {
+            // SAFETY: mmsghdr is plain data; all-zero is a valid value.
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+            msgs.push(m);
+        }
+        let mut table: Table = self.table.read().unwrap().clone();
+        let mut gen = self.generation.load(Ordering::SeqCst);
+        self.seen.store(gen, Ordering::SeqCst);
+        let plugin = &self.encap.plugin;
+        while !self.stop.load(Ordering::SeqCst) {
+            let now = self.generation.load(Ordering::SeqCst);
+            if now != gen {
+                table = self.table.read().unwrap().clone();
+                gen = now;
+                self.seen.store(gen, Ordering::SeqCst);
+            }
+            if !poll_two(self.rx.as_fd(), self.wake.as_fd(), POLL_MS) {
+                continue;
+            }
+            drain(&self.wake);
+            // SAFETY: msgs holds RX_BATCH headers whose iovecs point into
+            // `bufs`, which outlives the call; the socket is open.
+            let n = unsafe {
+                libc::recvmmsg(
+                    self.rx.as_raw_fd(),
+                    msgs.as_mut_ptr(),
+                    RX_BATCH as u32,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if n <= 0 {
+                continue;
+            }
+            let (mut pkts, mut bytes) = (0u64, 0u64);
+            let (mut unknown, mut bad, mut short, mut oam) = (0u64, 0u64, 0u64, 0u64);
+            for (i, m) in msgs.iter().take(n as usize).enumerate() {
+                let len = m.msg_len as usize;
+                let pkt = &bufs[i * RX_BUF..i * RX_BUF + len];
+                pkts += 1;
+                bytes += len as u64;
+                let info = match plugin.decap(RSlice::from_slice(pkt)).into_result() {
+                    Ok(info) => info,
+                    Err(e) => {
+                        if e.panicked {
+                            tracing::error!("{}: {}", self.key.endpoint(), e.msg);
+                        }
+                        bad += 1;
+                        continue;
+                    }
+                };
+                if info.flags & overlay_plugin_abi::DECAP_F_OAM != 0 {
+                    oam += 1;
+                    continue;
+                }
+                let hl = info.header_len as usize;
+                if hl > len || len - hl < ETH_HLEN {
+                    short += 1;
+                    continue;
+                }
+                let Some(port) = table.get(&info.vnetid) else {
+                    unknown += 1;
+                    continue;
+                };
+                let frame = &pkt[hl..];
+                match port.backend.write_batch(&[frame]) {
+                    Ok(1) => {
+                        add(&port.stats.rx_packets, 1);
+                        add(&port.stats.rx_bytes, frame.len() as u64);
+                    }
+                    _ => add(&port.stats.drop_backend, 1),
+                }
+            }
+            let s = &self.stats;
+            add(&s.rx_packets, pkts);
+            add(&s.rx_bytes, bytes);
+            add(&s.drop_unknown_vnetid, unknown);
+            add(&s.drop_bad_header, bad);
+            add(&s.drop_short, short);
+            add(&s.drop_oam, oam);
+        }
+    }
+}
+
+/// All muxes, with the devices attached to each. Owned by the control
+/// thread.
+#[derive(Default)]
+pub struct MuxSet {
+    muxes: Vec<Arc<Mux>>,
+}
+
+impl MuxSet {
+    /// Attaches a device to the mux for `key`, opening it when it is the
+    /// first. EEXIST when another encapsulation plugin holds the endpoint.
+    pub fn join(
+        &mut self,
+        key: MuxKey,
+        encap: &Arc<EncapEntry>,
+        vnetid: u64,
+        port: Arc<Port>,
+    ) -> CtlResult<Arc<Mux>> {
+        let same_endpoint = |m: &&Arc<Mux>| {
+            m.key.domain == key.domain
+                && m.key.sotype == key.sotype
+                && m.key.protocol == key.protocol
+                && m.key.addr == key.addr
+                && m.key.port == key.port
+        };
+        if let Some(m) = self.muxes.iter().find(same_endpoint) {
+            if m.encap.meta.name != encap.meta.name {
+                return Err(CtlError::exists(format!(
+                    "{} is held by encapsulation {}",
+                    key.endpoint(),
+                    m.encap.meta.name
+                )));
+            }
+            if m.key != key {
+                return Err(CtlError::exists(format!(
+                    "{} is open with other socket options",
+                    key.endpoint()
+                )));
+            }
+            m.insert(vnetid, port);
+            return Ok(m.clone());
+        }
+        let endpoint = key.endpoint();
+        let mux = Mux::open(key, encap.clone()).map_err(|e| {
+            let hint = if e.raw_os_error() == Some(libc::EADDRINUSE) {
+                " (another process, or a kernel vxlan device, uses it)"
+            } else if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
+                " (the listen address is not configured on this host)"
+            } else {
+                ""
+            };
+            CtlError::new(
+                e.raw_os_error().unwrap_or(libc::EIO),
+                format!("cannot open {endpoint}: {e}{hint}"),
+            )
+        })?;
+        tracing::info!("mux {} opened", mux.key.endpoint());
+        mux.insert(vnetid, port);
+        self.muxes.push(mux.clone());
+        Ok(mux)
+    }
+
+    /// Detaches a device; the mux closes when its last device leaves.
+    pub fn leave(&mut self, mux: &Arc<Mux>, vnetid: u64) {
+        mux.remove(vnetid);
+        if mux.devices() == 0 {
+            mux.shutdown();
+            self.muxes.retain(|m| !Arc::ptr_eq(m, mux));
+            tracing::info!("mux {} closed", mux.key.endpoint());
+        }
+    }
+
+    /// The open muxes.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Mux>> {
+        self.muxes.iter()
+    }
+}
+
+fn sockaddr(key: &MuxKey, port: u16) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data; all-zero is valid.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = if key.domain == libc::AF_INET {
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes([
+                    key.addr[12],
+                    key.addr[13],
+                    key.addr[14],
+                    key.addr[15],
+                ]),
+            },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+        unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
+        size_of::<libc::sockaddr_in>()
+    } else {
+        let sin6 = libc::sockaddr_in6 {
+            sin6_family: libc::AF_INET6 as libc::sa_family_t,
+            sin6_port: port.to_be(),
+            sin6_flowinfo: 0,
+            sin6_addr: libc::in6_addr { s6_addr: key.addr },
+            sin6_scope_id: 0,
+        };
+        // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+        unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
+        size_of::<libc::sockaddr_in6>()
+    };
+    (ss, len as libc::socklen_t)
+}
+
+fn new_socket(domain: i32, ty: i32, proto: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the result is checked before use.
+    let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a new descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn setsockopt_raw(fd: &OwnedFd, level: i32, name: i32, value: &[u8]) -> io::Result<()> {
+    // SAFETY: value points to value.len() readable bytes.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            value.as_ptr().cast(),
+            value.len() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn setsockopt_int(fd: &OwnedFd, level: i32, name: i32, v: i32) -> io::Result<()> {
+    setsockopt_raw(fd, level, name, &v.to_ne_bytes())
+}
+
+fn bind(fd: &OwnedFd, key: &MuxKey, port: u16) -> io::Result<()> {
+    let (ss, len) = sockaddr(key, port);
+    // SAFETY: ss holds a valid sockaddr of `len` bytes.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn open_rx(key: &MuxKey) -> io::Result<OwnedFd> {
+    let fd = new_socket(key.domain, key.sotype | libc::SOCK_NONBLOCK, key.protocol)?;
+    if key.domain == libc::AF_INET6 {
+        // An IPv6 mux carries IPv6 only; IPv4 has its own mux, so a
+        // wildcard IPv6 listener does not swallow IPv4 traffic.
+        setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+    }
+    // Bursts from the underlay arrive faster than one wake-up; a larger
+    // buffer absorbs them (the kernel caps it at rmem_max).
+    let _ = setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, 4 << 20);
+    for (level, name, value) in &key.options {
+        setsockopt_raw(&fd, *level, *name, value)?;
+    }
+    bind(&fd, key, key.port)?;
+    Ok(fd)
+}
+
+fn open_tx(key: &MuxKey) -> io::Result<OwnedFd> {
+    let fd = new_socket(key.domain, libc::SOCK_RAW, libc::IPPROTO_UDP)?;
+    // A raw UDP socket gets a copy of every UDP datagram the host receives;
+    // a filter returning 0 drops them all before they are queued.
+    let mut drop_all = [libc::sock_filter {
+        code: 0x06, // BPF_RET | BPF_K
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let prog = libc::sock_fprog {
+        len: 1,
+        filter: drop_all.as_mut_ptr(),
+    };
+    // SAFETY: prog points to a valid one-instruction program for the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&prog as *const libc::sock_fprog).cast(),
+            size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if key.domain == libc::AF_INET6 {
+        // The UDP checksum is mandatory over IPv6; the kernel computes it
+        // over the pseudo-header and stores it at offset 6 of the UDP header.
+        setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_CHECKSUM, 6)?;
+    }
+    let _ = setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, 4 << 20);
+    let unspecified = ip_from_in6(key.addr).is_unspecified();
+    if !unspecified {
+        bind(&fd, key, 0)?;
+    }
+    Ok(fd)
+}
+
+fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain eventfd(2); checked.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: new descriptor, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A new non-blocking eventfd, for waking a packet thread.
+pub fn new_wake_fd() -> io::Result<OwnedFd> {
+    eventfd()
+}
+
+/// Wakes the thread polling `fd`.
+pub fn wake(fd: &OwnedFd) {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: writes 8 bytes from a valid buffer to an eventfd.
+    unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), 8) };
+}
+
+/// Clears a wake-up.
+pub fn drain(fd: &OwnedFd) {
+    let mut v = [0u8; 8];
+    // SAFETY: reads at most 8 bytes into a valid buffer; non-blocking.
+    unsafe { libc::read(fd.as_raw_fd(), v.as_mut_ptr().cast(), 8) };
+}
+
+/// Waits until `data` is readable, `wake` is signalled or `ms` pass.
+/// Returns whether `data` may be readable.
+pub fn poll_two(data: BorrowedFd<'_>, wake: BorrowedFd<'_>, ms: i32) -> bool {
+    let mut fds = [
+        libc::pollfd {
+            fd: data.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: wake.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // SAFETY: fds is a valid array of two pollfd for the call.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    r > 0 && fds[0].revents != 0
+}
+
+/// The outer UDP source port for a frame: a hash of its flow (Ethernet
+/// addresses and type, then the IP addresses and protocol and the TCP/UDP
+/// ports when present) mapped into `lo..=hi`, so that one flow keeps one
+/// port and different flows spread over underlay paths (RFC 7348 §5).
+#[inline]
+pub fn source_port(frame: &[u8], lo: u16, hi: u16) -> u16 {
+    let h = flow_hash(frame);
+    let span = (hi.max(lo) - lo) as u32 + 1;
+    lo + (h % span) as u16
+}
+
+/// Hash of the flow a frame belongs to.
+#[inline]
+pub fn flow_hash(frame: &[u8]) -> u32 {
+    let mut h = Fnv::new();
+    if frame.len() < ETH_HLEN {
+        h.write(frame);
+        return h.finish();
+    }
+    h.write(&frame[..ETH_HLEN]);
+    let mut ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+    let mut l3 = ETH_HLEN;
+    if ethertype == 0x8100 && frame.len() >= ETH_HLEN + 4 {
+        ethertype = u16::from_be_bytes([frame[16], frame[17]]);
+        l3 += 4;
+    }
+    let (proto, l4) = match ethertype {
+        0x0800 if frame.len() >= l3 + 20 => {
+            let ihl = ((frame[l3] & 0x0f) as usize) * 4;
+            h.write(&frame[l3 + 12..l3 + 20]);
+            // Only the first fragment carries the ports.
+            let frag = u16::from_be_bytes([frame[l3 + 6], frame[l3 + 7]]) & 0x1fff;
+            (frame[l3 + 9], if frag == 0 { Some(l3 + ihl) } else { None })
+        }
+        0x86dd if frame.len() >= l3 + 40 => {
+            h.write(&frame[l3 + 8..l3 + 40]);
+            (frame[l3 + 6], Some(l3 + 40))
+        }
+        _ => return h.finish(),
+    };
+    h.write(&[proto]);
+    if let (6 | 17 | 132, Some(at)) = (proto, l4) {
+        if let Some(ports) = frame.get(at..at + 4) {
+            h.write(ports);
+        }
+    }
+    h.finish()
+}
+
+/// FNV-1a, 32 bits: tiny, allocation-free, and good enough to spread flows.
+struct Fnv(u32);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0x811c_9dc5)
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= *b as u32;
+            self.0 = self.0.wrapping_mul(0x0100_0193);
+        }
+    }
+    fn finish(&self) -> u32 {
+        // Mix the high bits down so that `% span` uses all of them.
+        let mut x = self.0;
+        x ^= x >> 16;
+        x = x.wrapping_mul(0x7feb_352d);
+        x ^= x >> 15;
+        x
+    }
+}
+
+/// Writes the 8-byte UDP header for a payload of `payload_len` bytes.
+/// The checksum is 0: over IPv4 that means "none"; over IPv6 the kernel
+/// fills it (`IPV6_CHECKSUM`).
+#[inline]
+pub fn udp_header(buf: &mut [u8], src: u16, dst: u16, payload_len: usize) {
+    let len = (8 + payload_len) as u16;
+    buf[0..2].copy_from_slice(&src.to_be_bytes());
+    buf[2..4].copy_from_slice(&dst.to_be_bytes());
+    buf[4..6].copy_from_slice(&len.to_be_bytes());
+    buf[6..8].copy_from_slice(&[0, 0]);
+}
+
+/// A destination as a socket address for the raw transmit socket (port 0:
+/// the UDP header carries the port).
+pub fn raw_dest(domain: i32, ip: [u8; 16]) -> Option<(libc::sockaddr_storage, libc::socklen_t)> {
+    let is_v4 = matches!(ip_from_in6(ip), IpAddr::V4(_));
+    match (domain, is_v4) {
+        (libc::AF_INET, true) | (libc::AF_INET6, false) => {
+            let key = MuxKey {
+                domain,
+                sotype: 0,
+                protocol: 0,
+                addr: ip,
+                port: 0,
+                options: vec![],
+            };
+            Some(sockaddr(&key, 0))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp_frame(sport: u16, dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 20];
+        f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[23] = 6;
+        f[26..30].copy_from_slice(&[192, 0, 2, 1]);
+        f[30..34].copy_from_slice(&[192, 0, 2, 2]);
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f[36..38].copy_from_slice(&dport.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn source_port_is_stable_per_flow_and_in_range() {
+        let a = tcp_frame(40000, 5201);
+        let b = tcp_frame(40001, 5201);
+        let pa = source_port(&a, 49152, 65535);
+        assert_eq!(pa, source_port(&a, 49152, 65535));
+        assert!((49152..=65535).contains(&pa));
+        // Different ports of the inner flow spread over the range.
+        let ports: std::collections::HashSet<u16> = (0..64)
+            .map(|i| source_port(&tcp_frame(40000 + i, 5201), 49152, 65535))
+            .collect();
+        assert!(ports.len() > 48, "only {} distinct ports", ports.len());
+        assert_ne!(flow_hash(&a), flow_hash(&b));
+        // A one-port range always yields that port; short frames still hash.
+        assert_eq!(source_port(&a, 4789, 4789), 4789);
+        let _ = source_port(&[1, 2, 3], 1, 10);
+    }
+
+    #[test]
+    fn non_first_fragments_hash_without_ports() {
+        let mut a = tcp_frame(1, 2);
+        let mut b = tcp_frame(3, 4);
+        for f in [&mut a, &mut b] {
+            f[20] = 0x00;
+            f[21] = 0x10; // fragment offset 16
+        }
+        assert_eq!(flow_hash(&a), flow_hash(&b));
+    }
+
+    #[test]
+    fn udp_header_layout() {
+        let mut b = [0xffu8; 8];
+        udp_header(&mut b, 50000, 4789, 100);
+        assert_eq!(b, [0xc3, 0x50, 0x12, 0xb5, 0, 108, 0, 0]);
+    }
+
+    #[test]
+    fn raw_destinations_match_the_family() {
+        let v4 = overlay_plugin_abi::prop::ip_to_in6("192.0.2.1".parse().unwrap());
+        let v6 = overlay_plugin_abi::prop::ip_to_in6("2001:db8::1".parse().unwrap());
+        assert!(raw_dest(libc::AF_INET, v4).is_some());
+        assert!(raw_dest(libc::AF_INET6, v6).is_some());
+        assert!(raw_dest(libc::AF_INET, v6).is_none());
+        assert!(raw_dest(libc::AF_INET6, v4).is_none());
+    }
+}

@@ -1,0 +1,98 @@
+//! Counters, per device and per mux: plain atomics, written by the packet
+//! threads with relaxed ordering and read by the control thread. A packet
+//! thread adds a whole batch at once, so the cost is a few atomic adds per
+//! batch, not per frame.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+macro_rules! counters {
+    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Default)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: AtomicU64,)*
+        }
+
+        impl $name {
+            /// Every counter as (name, value), in declaration order; the
+            /// names are those of the STATS reply and `overlayctl show -s -j`.
+            pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($field), self.$field.load(Relaxed)),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Counters of one device.
+    DeviceStats {
+        /// Frames delivered to the device's hosts (decapsulated).
+        rx_packets,
+        /// Bytes of those frames.
+        rx_bytes,
+        /// Frames encapsulated and sent.
+        tx_packets,
+        /// Bytes of those frames (inner frames, without encapsulation).
+        tx_bytes,
+        /// Frames from the hosts larger than MTU + Ethernet header (+ VLAN tag).
+        drop_mtu,
+        /// Frames shorter than an Ethernet header.
+        drop_runt,
+        /// Frames the encapsulation plugin refused.
+        drop_encap,
+        /// Frames with no usable destination (address family of the underlay).
+        drop_no_destination,
+        /// Frames the underlay socket refused to send.
+        drop_send,
+        /// Decapsulated frames the backend could not take.
+        drop_backend,
+        /// Plugin calls on the packet path that panicked.
+        plugin_panics,
+    }
+}
+
+counters! {
+    /// Counters of one mux (underlay socket).
+    MuxStats {
+        /// Underlay packets received.
+        rx_packets,
+        /// Bytes of those packets (UDP payload).
+        rx_bytes,
+        /// Packets whose virtual network id matches no device.
+        drop_unknown_vnetid,
+        /// Packets whose encapsulation header the plugin refused.
+        drop_bad_header,
+        /// Packets too short to hold an inner Ethernet frame.
+        drop_short,
+        /// OAM packets, never delivered to a device.
+        drop_oam,
+        /// Underlay packets sent.
+        tx_packets,
+        /// Bytes sent (UDP payload).
+        tx_bytes,
+    }
+}
+
+/// Adds `n` to a counter.
+#[inline]
+pub fn add(c: &AtomicU64, n: u64) {
+    if n != 0 {
+        c.fetch_add(n, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_names_and_values() {
+        let s = MuxStats::default();
+        add(&s.rx_packets, 3);
+        add(&s.drop_unknown_vnetid, 1);
+        let snap = s.snapshot();
+        assert_eq!(snap[0], ("rx_packets", 3));
+        assert!(snap.contains(&("drop_unknown_vnetid", 1)));
+        assert_eq!(snap.len(), 8);
+    }
+}

@@ -1,0 +1,210 @@
+//! Network namespaces for the end-to-end tests.
+//!
+//! Every namespace has a name unique to the test process and is deleted on
+//! drop, also when the test fails; processes a test starts inside one are
+//! bounded by `timeout` and killed on drop. Addresses are only ever
+//! configured inside these namespaces.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Whether the tests can create namespaces (they need root).
+pub fn can_run() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("skipped: end-to-end tests need root to create network namespaces");
+    }
+    root
+}
+
+/// A named network namespace, deleted on drop.
+pub struct Netns {
+    /// Its name, for `ip netns exec`.
+    pub name: String,
+    children: Vec<Child>,
+}
+
+impl Netns {
+    /// A new namespace with loopback up.
+    pub fn new(tag: &str) -> Netns {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("ovt-{tag}-{}-{n}", std::process::id());
+        run(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns {
+            name,
+            children: Vec::new(),
+        };
+        ns.ip("link set lo up");
+        ns
+    }
+
+    /// Runs `ip -n <ns> <args>`, panicking with its output on failure.
+    pub fn ip(&self, args: &str) {
+        let mut c = Command::new("ip");
+        c.arg("-n").arg(&self.name).args(args.split_whitespace());
+        run(&mut c);
+    }
+
+    /// Runs a command in the namespace and returns its output.
+    pub fn exec(&self, cmd: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ip netns exec runs")
+    }
+
+    /// Runs a command in the namespace, panicking on failure.
+    pub fn ok(&self, cmd: &[&str]) -> String {
+        let out = self.exec(cmd);
+        assert!(
+            out.status.success(),
+            "{} in {}: {}\n{}{}",
+            cmd.join(" "),
+            self.name,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts a command in the namespace in the background; it is killed
+    /// when the namespace is dropped.
+    pub fn spawn(&mut self, cmd: &[&str]) -> usize {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ip netns exec spawns");
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    /// Waits at most `timeout` for background command `i` to exit
+    /// successfully; panics with its stderr otherwise.
+    pub fn wait(&mut self, i: usize, timeout: Duration) {
+        let child = &mut self.children[i];
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "background command in {} did not finish in {timeout:?}",
+                    self.name
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        assert!(
+            status.success(),
+            "background command failed: {status}\n{err}"
+        );
+    }
+
+    /// Reads an interface counter (`/sys/class/net/<if>/statistics/<name>`).
+    pub fn if_counter(&self, ifname: &str, name: &str) -> u64 {
+        let path = format!("/sys/class/net/{ifname}/statistics/{name}");
+        self.ok(&["cat", &path]).trim().parse().unwrap()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// A veth pair between two namespaces, both ends up.
+pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
+    run(Command::new("ip").args([
+        "link", "add", a_if, "netns", &a.name, "type", "veth", "peer", "name", b_if, "netns",
+        &b.name,
+    ]));
+    a.ip(&format!("link set {a_if} up"));
+    b.ip(&format!("link set {b_if} up"));
+}
+
+fn run(c: &mut Command) {
+    let out = c.output().expect("command runs");
+    assert!(
+        out.status.success(),
+        "{c:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Writes `len` bytes of deterministic pseudo-random data to `path`.
+pub fn random_file(path: &Path, len: usize, seed: u64) {
+    let mut x = seed | 1;
+    let mut data = Vec::with_capacity(len);
+    while data.len() < len {
+        // xorshift64*: fast, and incompressible enough for a transfer test.
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        data.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    data.truncate(len);
+    std::fs::write(path, data).unwrap();
+}
+
+/// The sha256 of a file, by `sha256sum`.
+pub fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Sends `file` from `from` to `to_addr:port` over TCP, received by a
+/// listener in `to` into `out`, each side bounded by `timeout` seconds.
+pub fn tcp_transfer(
+    from: &mut Netns,
+    to: &mut Netns,
+    to_addr: &str,
+    port: u16,
+    file: &Path,
+    out: &Path,
+) {
+    let listen = format!("TCP-LISTEN:{port},reuseaddr");
+    let sink = format!("OPEN:{},creat,trunc", out.display());
+    let rx = to.spawn(&["timeout", "60", "socat", "-u", &listen, &sink]);
+    let src = format!("OPEN:{}", file.display());
+    let dst = if to_addr.contains(':') {
+        format!("TCP6:[{to_addr}]:{port},retry=100,interval=0.05")
+    } else {
+        format!("TCP4:{to_addr}:{port},retry=100,interval=0.05")
+    };
+    from.ok(&["timeout", "60", "socat", "-u", &src, &dst]);
+    to.wait(rx, Duration::from_secs(65));
+}
