@@ -28,6 +28,29 @@
 //!   device::Device ----- generic properties + the two plugin instances
 //! ```
 //!
+//! ## Packet path (while a device is active)
+//!
+//! ```text
+//!  hosts --frames--> backend (TAP | AF_PACKET)
+//!                      | read_batch            tx thread, one per device
+//!                      v
+//!                 size check -> encap (plugin, into a per-slot buffer)
+//!                      -> UDP header (source port = flow hash)
+//!                      -> sendmmsg on the mux's raw socket --> underlay
+//!
+//!  underlay --UDP--> mux receive socket        rx thread, one per mux
+//!                      | recvmmsg
+//!                      v
+//!                 decap (plugin) -> vnetid -> device table snapshot
+//!                      -> backend.write_batch --> hosts
+//! ```
+//!
+//! The packet threads never take a lock the control thread holds for long
+//! and never call a property method: settings they follow (MTU, source
+//! port range) are atomics; the mux's device table is an immutable
+//! snapshot swapped by the control thread, which waits until the receive
+//! thread has picked it up. Counters are relaxed atomics added per batch.
+//!
 //! ## Device state machine
 //!
 //! ```text
@@ -39,12 +62,14 @@
 //!   |           |  +-------------------------------------+
 //!   |        ACTIVATE: required properties set, endpoint unique,
 //!   |           |       lookup started, point destination known,
-//!   |           |       underlay socket spec valid; any failure
-//!   |           |       undoes the steps already done
+//!   |           |       backend opened, mux joined, tx thread
+//!   |           |       started; any failure undoes the steps done
 //!   |           v
 //!   |        active --SETPROP (runtime properties only; others ENOTSUP)
 //!   |           |
-//!   |         DELETE (deactivates first: lookup stopped)
+//!   |         DELETE (deactivates first: tx thread stopped, mux
+//!   |           |      left and its rx thread synced, backend closed,
+//!   |           |      lookup stopped)
 //!   |           v
 //!   +------- gone (plugin instances dropped, nothing left registered)
 //! ```
