@@ -27,7 +27,7 @@ B=ovbench-b-$$
 SOCK=$(mktemp -d)/overlayd.sock
 DPID=
 cleanup() {
-    [ -n "$DPID" ] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
+    if [ -n "$DPID" ]; then kill "$DPID" 2>/dev/null || true; wait "$DPID" 2>/dev/null || true; fi
     ip netns pids "$A" 2>/dev/null | xargs -r kill 2>/dev/null || true
     ip netns pids "$B" 2>/dev/null | xargs -r kill 2>/dev/null || true
     ip netns del "$A" 2>/dev/null || true
@@ -53,12 +53,11 @@ if [ "$OFFLOADS" = off ]; then
     ina ethtool -K ua tx off rx off tso off gso off gro off >/dev/null
     inb ethtool -K ub tx off rx off tso off gso off gro off >/dev/null
 fi
-inb iperf3 -s -D -1 >/dev/null 2>&1 || true
-
 # Gbit/s received, from iperf3's summary line.
 iperf() {
     local addr=$1 streams=$2
-    inb pkill -x iperf3 2>/dev/null || true
+    # Only processes of the namespace are touched (pkill would reach the host).
+    ip netns pids "$B" | xargs -r kill 2>/dev/null || true
     inb iperf3 -s -D >/dev/null
     sleep 0.3
     ina iperf3 -c "$addr" -t "$DURATION" -P "$streams" -f m 2>/dev/null |
