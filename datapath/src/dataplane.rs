@@ -11,6 +11,13 @@
 //! Reconfiguration (vnetid, destination) stops the thread, changes what it
 //! uses, and starts it again: a frame is never sent with a stale value, and
 //! nothing the thread uses is closed while it runs.
+//!
+//! Frames can also be *injected* through an [`Injector`], from any thread:
+//! outbound, down the transmit path as if the hosts had sent them (the
+//! transmit thread takes them between two backend batches and treats them
+//! exactly like backend frames), or inbound, to the hosts as if they had
+//! come from the underlay. Lookup proxies use this to answer ARP, NDP and
+//! DHCP, and to resend frames a lookup held back.
 
 use crate::{
     backend::{Backend, RxBatch, BATCH, ETH_HLEN, MAX_FRAME, VLAN_TAGSZ},
@@ -27,13 +34,16 @@ use std::{
     os::fd::{AsFd, AsRawFd, OwnedFd},
     sync::{
         atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
-        Arc,
+        Arc, Mutex, RwLock,
     },
     thread::JoinHandle,
 };
 
 /// Room for the UDP header plus the largest encapsulation header.
 const HDR_ROOM: usize = 8 + 512;
+/// Most frames waiting in a device's outbound injection queue; beyond,
+/// injection fails with `ENOBUFS`.
+pub const INJECT_QUEUE_MAX: usize = 1024;
 
 /// Settings the transmit thread reads on every batch.
 pub struct TxTunables {
@@ -91,13 +101,122 @@ pub struct Dataplane {
     tunables: Arc<TxTunables>,
     stats: Arc<DeviceStats>,
     target: TxTarget,
+    injector: Arc<Injector>,
     tx: Option<TxThread>,
 }
 
 struct TxThread {
     stop: Arc<AtomicBool>,
-    wake: Arc<OwnedFd>,
     handle: JoinHandle<()>,
+}
+
+/// Puts frames into a running packet path from outside it. Cheap to clone
+/// (as an `Arc`) and usable from any thread; once the device is
+/// deactivated every call fails with `ENXIO` and the backend is no longer
+/// touched.
+pub struct Injector {
+    /// The backend, until the packet path stops.
+    backend: RwLock<Option<Arc<dyn Backend>>>,
+    /// Frames waiting for the transmit thread.
+    queue: Mutex<Vec<Vec<u8>>>,
+    /// Wakes the transmit thread.
+    wake: OwnedFd,
+    tunables: Arc<TxTunables>,
+    stats: Arc<DeviceStats>,
+}
+
+impl Injector {
+    fn new(
+        backend: Arc<dyn Backend>,
+        tunables: Arc<TxTunables>,
+        stats: Arc<DeviceStats>,
+    ) -> io::Result<Injector> {
+        Ok(Injector {
+            backend: RwLock::new(Some(backend)),
+            queue: Mutex::new(Vec::new()),
+            wake: mux::new_wake_fd()?,
+            tunables,
+            stats,
+        })
+    }
+
+    fn refuse(&self, e: CtlError) -> CtlError {
+        add(&self.stats.drop_inject, 1);
+        e
+    }
+
+    /// Queues `frame` for the transmit path, as if the hosts had sent it:
+    /// it is encapsulated with the device's current virtual network id and
+    /// sent to its current destination, in order with other injected
+    /// frames. Fails with `EINVAL` for a frame shorter than an Ethernet
+    /// header or longer than the MTU allows, `ENOBUFS` when
+    /// [`INJECT_QUEUE_MAX`] frames are already waiting, and `ENXIO` once
+    /// the device is no longer active.
+    pub fn outbound(&self, frame: &[u8]) -> CtlResult<()> {
+        let max = self.tunables.max_frame.load(Ordering::Relaxed);
+        if frame.len() < ETH_HLEN || frame.len() > max {
+            return Err(self.refuse(CtlError::invalid(format!(
+                "an injected frame must be {ETH_HLEN} to {max} bytes (the MTU plus the Ethernet header), not {}",
+                frame.len()
+            ))));
+        }
+        if self.backend.read().unwrap().is_none() {
+            return Err(self.refuse(not_active()));
+        }
+        let mut q = self.queue.lock().unwrap();
+        if q.len() >= INJECT_QUEUE_MAX {
+            return Err(self.refuse(CtlError::new(
+                libc::ENOBUFS,
+                format!(
+                    "{INJECT_QUEUE_MAX} injected frames are already waiting to be sent; retry later"
+                ),
+            )));
+        }
+        q.push(frame.to_vec());
+        drop(q);
+        mux::wake(&self.wake);
+        Ok(())
+    }
+
+    /// Delivers `frames` to the hosts, as if they had been received and
+    /// decapsulated. Returns how many the backend took; the others are
+    /// counted as `drop_backend`. Fails with `ENXIO` once the device is no
+    /// longer active.
+    pub fn inbound(&self, frames: &[&[u8]]) -> CtlResult<usize> {
+        let guard = self.backend.read().unwrap();
+        let Some(backend) = guard.as_ref() else {
+            return Err(self.refuse(not_active()));
+        };
+        let n = backend
+            .write_batch(frames)
+            .map_err(|e| CtlError::io("cannot inject into the backend", &e))?;
+        let bytes: usize = frames[..n].iter().map(|f| f.len()).sum();
+        add(&self.stats.rx_injected, n as u64);
+        add(&self.stats.rx_packets, n as u64);
+        add(&self.stats.rx_bytes, bytes as u64);
+        add(&self.stats.drop_backend, (frames.len() - n) as u64);
+        Ok(n)
+    }
+
+    /// Takes every waiting frame, in order.
+    fn take(&self, into: &mut Vec<Vec<u8>>) {
+        let mut q = self.queue.lock().unwrap();
+        std::mem::swap(&mut *q, into);
+    }
+
+    /// Refuses everything from now on and forgets the waiting frames.
+    fn close(&self) {
+        *self.backend.write().unwrap() = None;
+        let dropped = std::mem::take(&mut *self.queue.lock().unwrap());
+        add(&self.stats.drop_inject, dropped.len() as u64);
+    }
+}
+
+fn not_active() -> CtlError {
+    CtlError::new(
+        libc::ENXIO,
+        "the device is not active: activate it before injecting frames",
+    )
 }
 
 impl Dataplane {
@@ -112,6 +231,9 @@ impl Dataplane {
         stats: Arc<DeviceStats>,
         target: TxTarget,
     ) -> CtlResult<Dataplane> {
+        let injector = Injector::new(backend.clone(), tunables.clone(), stats.clone())
+            .map(Arc::new)
+            .map_err(io_ctl)?;
         let mut dp = Dataplane {
             backend,
             mux,
@@ -120,6 +242,7 @@ impl Dataplane {
             tunables,
             stats,
             target,
+            injector,
             tx: None,
         };
         dp.start_tx()?;
@@ -136,6 +259,11 @@ impl Dataplane {
         &self.tunables
     }
 
+    /// The handle that injects frames into this packet path.
+    pub fn injector(&self) -> Arc<Injector> {
+        self.injector.clone()
+    }
+
     fn start_tx(&mut self) -> CtlResult<()> {
         let dest = mux::raw_dest(self.mux.key.domain, self.target.point.ip).ok_or_else(|| {
             CtlError::invalid(format!(
@@ -144,7 +272,6 @@ impl Dataplane {
                 self.mux.key.endpoint()
             ))
         })?;
-        let wake = Arc::new(mux::new_wake_fd().map_err(io_ctl)?);
         let stop = Arc::new(AtomicBool::new(false));
         let ctx = TxContext {
             backend: self.backend.clone(),
@@ -156,20 +283,20 @@ impl Dataplane {
             dport: self.target.point.port,
             dest,
             stop: stop.clone(),
-            wake: wake.clone(),
+            injector: self.injector.clone(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("tx-{}", self.backend.ifname()))
             .spawn(move || ctx.run())
             .map_err(io_ctl)?;
-        self.tx = Some(TxThread { stop, wake, handle });
+        self.tx = Some(TxThread { stop, handle });
         Ok(())
     }
 
     fn stop_tx(&mut self) {
         if let Some(t) = self.tx.take() {
             t.stop.store(true, Ordering::SeqCst);
-            mux::wake(&t.wake);
+            mux::wake(&self.injector.wake);
             let _ = t.handle.join();
         }
     }
@@ -190,6 +317,7 @@ impl Dataplane {
     /// of the device is sent or delivered; the backend closes when the
     /// returned value is dropped.
     pub fn stop(mut self, muxes: &mut mux::MuxSet) -> Arc<dyn Backend> {
+        self.injector.close();
         self.stop_tx();
         muxes.leave(&self.mux, self.target.vnetid);
         self.backend.clone()
@@ -198,6 +326,7 @@ impl Dataplane {
 
 impl Drop for Dataplane {
     fn drop(&mut self) {
+        self.injector.close();
         self.stop_tx();
     }
 }
@@ -216,31 +345,67 @@ struct TxContext {
     dport: u16,
     dest: (libc::sockaddr_storage, libc::socklen_t),
     stop: Arc<AtomicBool>,
-    wake: Arc<OwnedFd>,
+    injector: Arc<Injector>,
+}
+
+/// The transmit thread's reusable buffers: a header slot per frame of a
+/// batch and the `sendmmsg` vectors.
+struct TxBufs {
+    hdrs: Vec<[u8; HDR_ROOM]>,
+    hdr_lens: [usize; BATCH],
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+    ok: [bool; BATCH],
+    sent_ok: [bool; BATCH],
+}
+
+impl TxBufs {
+    fn new() -> TxBufs {
+        TxBufs {
+            hdrs: vec![[0u8; HDR_ROOM]; BATCH],
+            hdr_lens: [0; BATCH],
+            iovs: vec![
+                libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0
+                };
+                2 * BATCH
+            ],
+            // SAFETY: mmsghdr is plain data; all-zero is valid.
+            msgs: (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect(),
+            ok: [false; BATCH],
+            sent_ok: [false; BATCH],
+        }
+    }
 }
 
 impl TxContext {
     fn run(self) {
         let mut batch = RxBatch::new(BATCH, MAX_FRAME);
-        let mut hdrs = vec![[0u8; HDR_ROOM]; BATCH];
-        let mut hdr_lens = [0usize; BATCH];
-        let mut iovs: Vec<libc::iovec> = vec![
-            libc::iovec {
-                iov_base: std::ptr::null_mut(),
-                iov_len: 0
-            };
-            2 * BATCH
-        ];
-        // SAFETY: mmsghdr is plain data; all-zero is valid.
-        let mut msgs: Vec<libc::mmsghdr> =
-            (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
-        let mut ok = [false; BATCH];
-        let mut sent_ok = [false; BATCH];
+        let mut bufs = TxBufs::new();
+        let mut injected: Vec<Vec<u8>> = Vec::new();
         while !self.stop.load(Ordering::SeqCst) {
-            if !mux::poll_two(self.backend.as_fd(), self.wake.as_fd(), mux::POLL_MS) {
+            let readable = mux::poll_two(
+                self.backend.as_fd(),
+                self.injector.wake.as_fd(),
+                mux::POLL_MS,
+            );
+            mux::drain(&self.injector.wake);
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            // Injected frames first: they were queued before this wake-up.
+            self.injector.take(&mut injected);
+            if !injected.is_empty() {
+                for chunk in injected.chunks(BATCH) {
+                    let sent = self.transmit(&mut bufs, chunk.len(), |i| &chunk[i][..]);
+                    add(&self.stats.tx_injected, sent as u64);
+                }
+                injected.clear();
+            }
+            if !readable {
                 continue;
             }
-            mux::drain(&self.wake);
             batch.clear();
             let n = match self.backend.read_batch(&mut batch) {
                 Ok(n) => n,
@@ -250,89 +415,102 @@ impl TxContext {
                     continue;
                 }
             };
-            if n == 0 {
+            if n > 0 {
+                self.transmit(&mut bufs, n, |i| batch.frame(i));
+            }
+        }
+    }
+
+    /// Encapsulates and sends `n` (at most [`BATCH`]) frames with one
+    /// `sendmmsg`, counting what happened to each. Returns how many were
+    /// sent.
+    fn transmit<'f>(
+        &self,
+        b: &mut TxBufs,
+        n: usize,
+        frame_at: impl Fn(usize) -> &'f [u8],
+    ) -> usize {
+        debug_assert!(n <= BATCH);
+        let max_frame = self.tunables.max_frame.load(Ordering::Relaxed);
+        let range = self.tunables.sport_range.load(Ordering::Relaxed);
+        let (lo, hi) = ((range >> 16) as u16, range as u16);
+        let (mut mtu_drops, mut runts, mut encap_drops, mut panics) = (0u64, 0u64, 0u64, 0u64);
+        for i in 0..n {
+            b.ok[i] = false;
+            let frame = frame_at(i);
+            if frame.len() > max_frame {
+                mtu_drops += 1;
                 continue;
             }
-            let max_frame = self.tunables.max_frame.load(Ordering::Relaxed);
-            let range = self.tunables.sport_range.load(Ordering::Relaxed);
-            let (lo, hi) = ((range >> 16) as u16, range as u16);
-            let (mut mtu_drops, mut runts, mut encap_drops, mut panics) = (0u64, 0u64, 0u64, 0u64);
-            for i in 0..n {
-                ok[i] = false;
-                let frame = batch.frame(i);
-                if frame.len() > max_frame {
-                    mtu_drops += 1;
-                    continue;
-                }
-                if frame.len() < ETH_HLEN {
-                    runts += 1;
-                    continue;
-                }
-                let (udp, rest) = hdrs[i].split_at_mut(8);
-                let hl = match self
-                    .encap
-                    .encap(
-                        self.vnetid,
-                        RSlice::from_slice(frame),
-                        RSliceMut::from_mut_slice(rest),
-                    )
-                    .into_result()
-                {
-                    Ok(hl) => hl as usize,
-                    Err(e) => {
-                        encap_drops += 1;
-                        if e.panicked {
-                            panics += 1;
-                        }
-                        continue;
+            if frame.len() < ETH_HLEN {
+                runts += 1;
+                continue;
+            }
+            let (udp, rest) = b.hdrs[i].split_at_mut(8);
+            let hl = match self
+                .encap
+                .encap(
+                    self.vnetid,
+                    RSlice::from_slice(frame),
+                    RSliceMut::from_mut_slice(rest),
+                )
+                .into_result()
+            {
+                Ok(hl) => hl as usize,
+                Err(e) => {
+                    encap_drops += 1;
+                    if e.panicked {
+                        panics += 1;
                     }
-                };
-                let sport = mux::source_port(frame, lo, hi);
-                mux::udp_header(udp, sport, self.dport, hl + frame.len());
-                hdr_lens[i] = 8 + hl;
-                ok[i] = true;
-            }
-            // Gather the packets that survived into the message array.
-            let mut k = 0;
-            for i in 0..n {
-                if !ok[i] {
                     continue;
                 }
-                let frame = batch.frame(i);
-                iovs[2 * k] = libc::iovec {
-                    iov_base: hdrs[i].as_mut_ptr().cast(),
-                    iov_len: hdr_lens[i],
-                };
-                iovs[2 * k + 1] = libc::iovec {
-                    iov_base: frame.as_ptr() as *mut libc::c_void,
-                    iov_len: frame.len(),
-                };
-                let h = &mut msgs[k].msg_hdr;
-                h.msg_name = (&self.dest.0 as *const libc::sockaddr_storage) as *mut libc::c_void;
-                h.msg_namelen = self.dest.1;
-                h.msg_iov = &mut iovs[2 * k];
-                h.msg_iovlen = 2;
-                k += 1;
-            }
-            let sent = self.send_all(&mut msgs[..k], &mut sent_ok);
-            let (mut tx_bytes, mut wire_bytes) = (0u64, 0u64);
-            for j in (0..k).filter(|j| sent_ok[*j]) {
-                let inner = iovs[2 * j + 1].iov_len as u64;
-                tx_bytes += inner;
-                wire_bytes += inner + iovs[2 * j].iov_len as u64 - 8;
-            }
-            let s = &self.stats;
-            add(&s.tx_packets, sent as u64);
-            add(&s.tx_bytes, tx_bytes);
-            add(&s.drop_send, (k - sent) as u64);
-            add(&s.drop_mtu, mtu_drops);
-            add(&s.drop_runt, runts);
-            add(&s.drop_encap, encap_drops);
-            add(&s.plugin_panics, panics);
-            let m = &self.mux.stats;
-            add(&m.tx_packets, sent as u64);
-            add(&m.tx_bytes, wire_bytes);
+            };
+            let sport = mux::source_port(frame, lo, hi);
+            mux::udp_header(udp, sport, self.dport, hl + frame.len());
+            b.hdr_lens[i] = 8 + hl;
+            b.ok[i] = true;
         }
+        // Gather the packets that survived into the message array.
+        let mut k = 0;
+        for i in 0..n {
+            if !b.ok[i] {
+                continue;
+            }
+            let frame = frame_at(i);
+            b.iovs[2 * k] = libc::iovec {
+                iov_base: b.hdrs[i].as_mut_ptr().cast(),
+                iov_len: b.hdr_lens[i],
+            };
+            b.iovs[2 * k + 1] = libc::iovec {
+                iov_base: frame.as_ptr() as *mut libc::c_void,
+                iov_len: frame.len(),
+            };
+            let h = &mut b.msgs[k].msg_hdr;
+            h.msg_name = (&self.dest.0 as *const libc::sockaddr_storage) as *mut libc::c_void;
+            h.msg_namelen = self.dest.1;
+            h.msg_iov = &mut b.iovs[2 * k];
+            h.msg_iovlen = 2;
+            k += 1;
+        }
+        let sent = self.send_all(&mut b.msgs[..k], &mut b.sent_ok);
+        let (mut tx_bytes, mut wire_bytes) = (0u64, 0u64);
+        for j in (0..k).filter(|j| b.sent_ok[*j]) {
+            let inner = b.iovs[2 * j + 1].iov_len as u64;
+            tx_bytes += inner;
+            wire_bytes += inner + b.iovs[2 * j].iov_len as u64 - 8;
+        }
+        let s = &self.stats;
+        add(&s.tx_packets, sent as u64);
+        add(&s.tx_bytes, tx_bytes);
+        add(&s.drop_send, (k - sent) as u64);
+        add(&s.drop_mtu, mtu_drops);
+        add(&s.drop_runt, runts);
+        add(&s.drop_encap, encap_drops);
+        add(&s.plugin_panics, panics);
+        let m = &self.mux.stats;
+        add(&m.tx_packets, sent as u64);
+        add(&m.tx_bytes, wire_bytes);
+        sent
     }
 
     /// Sends every message, retrying the rest after a partial send; a
@@ -369,5 +547,199 @@ impl TxContext {
             }
         }
         sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        backend::tap::{testnet, Tap},
+        mux::{MuxKey, MuxSet},
+        plugins::{EncapEntry, PluginMeta},
+    };
+    use overlay_plugin_abi::{kit, prop::ip_to_in6};
+    use std::{
+        net::{IpAddr, Ipv4Addr, UdpSocket},
+        time::{Duration, Instant},
+    };
+
+    const VNI: u64 = 42;
+    const LISTEN_PORT: u16 = 4789;
+    const PEER_PORT: u16 = 4790;
+    const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+
+    fn loopback() -> [u8; 16] {
+        ip_to_in6(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// A packet path for a TAP `ifname` with the linked-in VXLAN plugin,
+    /// sending to a UDP socket on the loopback that stands for the peer.
+    fn start(ifname: &str) -> (Dataplane, MuxSet, Arc<DeviceStats>, UdpSocket) {
+        let plugin = kit::encap_box(|| overlay_vxlan::Vxlan)
+            .into_result()
+            .unwrap();
+        let entry = Arc::new(EncapEntry {
+            meta: PluginMeta {
+                name: "vxlan".into(),
+                version: "test".into(),
+                abi_version: "test".into(),
+                path: "linked-in".into(),
+            },
+            info: plugin.info(),
+            plugin,
+        });
+        let encap = Arc::new(entry.plugin.new_device().into_result().unwrap());
+        let backend: Arc<dyn Backend> = Arc::new(Tap::create(ifname, 1500).unwrap());
+        let stats = Arc::new(DeviceStats::default());
+        let port = Arc::new(Port {
+            backend: backend.clone(),
+            stats: stats.clone(),
+        });
+        let key = MuxKey {
+            domain: libc::AF_INET,
+            sotype: libc::SOCK_DGRAM,
+            protocol: libc::IPPROTO_UDP,
+            addr: loopback(),
+            port: LISTEN_PORT,
+            options: Vec::new(),
+        };
+        let mut muxes = MuxSet::default();
+        let mux = muxes.join(key, &entry, VNI, port.clone()).unwrap();
+        let peer = UdpSocket::bind(("127.0.0.1", PEER_PORT)).unwrap();
+        peer.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let target = TxTarget {
+            vnetid: VNI,
+            point: Point {
+                mac: [0; 6],
+                ip: loopback(),
+                port: PEER_PORT,
+            },
+        };
+        let tunables = Arc::new(TxTunables::new(1500, true, 49152, 65535));
+        let dp =
+            Dataplane::start(backend, mux, port, encap, tunables, stats.clone(), target).unwrap();
+        (dp, muxes, stats, peer)
+    }
+
+    /// The inner frames the peer receives within `wait` that `keep` accepts,
+    /// after checking each VXLAN header carries [`VNI`].
+    fn receive(
+        peer: &UdpSocket,
+        want: usize,
+        wait: Duration,
+        keep: impl Fn(&[u8]) -> bool,
+    ) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + wait;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        while got.len() < want && Instant::now() < deadline {
+            let Ok(n) = peer.recv(&mut buf) else { continue };
+            let h = overlay_vxlan::Header::new_checked(&buf[..n]).unwrap();
+            assert!(h.vni_valid());
+            assert_eq!(h.vni() as u64, VNI);
+            let inner = &buf[overlay_vxlan::HEADER_LEN..n];
+            if keep(inner) {
+                got.push(inner.to_vec());
+            }
+        }
+        got
+    }
+
+    fn test_frame(i: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x09]);
+        f[6..12].copy_from_slice(&HOST_MAC);
+        f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes()); // local experimental
+        f[14] = i;
+        f
+    }
+
+    #[test]
+    fn outbound_injection_is_encapsulated_in_order() {
+        testnet::run("outbound_injection_is_encapsulated_in_order", |ns| {
+            ns.ip(&["link", "set", "lo", "up"]);
+            let (dp, mut muxes, stats, peer) = start("inj0");
+            let inj = dp.injector();
+            for i in 0..5 {
+                inj.outbound(&test_frame(i)).unwrap();
+            }
+            let got = receive(&peer, 5, Duration::from_secs(5), |f| {
+                f[12..14] == [0x88, 0xb5]
+            });
+            let want: Vec<Vec<u8>> = (0..5).map(test_frame).collect();
+            assert_eq!(got, want);
+            // The thread counts a batch just after sending it.
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while stats.tx_injected.load(Ordering::Relaxed) < 5 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(stats.tx_injected.load(Ordering::Relaxed), 5);
+            assert!(stats.tx_packets.load(Ordering::Relaxed) >= 5);
+
+            // Bad sizes are refused and counted; nothing is queued.
+            let e = inj.outbound(&[0u8; 10]).unwrap_err();
+            assert_eq!(e.errno, libc::EINVAL, "{}", e.msg);
+            assert!(e.msg.contains("14 to 1518"), "{}", e.msg);
+            let e = inj.outbound(&vec![0u8; 1519]).unwrap_err();
+            assert_eq!(e.errno, libc::EINVAL);
+            assert_eq!(stats.drop_inject.load(Ordering::Relaxed), 2);
+
+            // Once stopped, injection fails and nothing more is sent.
+            let _backend = dp.stop(&mut muxes);
+            let e = inj.outbound(&test_frame(9)).unwrap_err();
+            assert_eq!(e.errno, libc::ENXIO, "{}", e.msg);
+            let e = inj.inbound(&[&test_frame(9)]).unwrap_err();
+            assert_eq!(e.errno, libc::ENXIO);
+            assert!(receive(&peer, 1, Duration::from_millis(400), |_| true).is_empty());
+        });
+    }
+
+    #[test]
+    fn inbound_injection_reaches_the_hosts() {
+        testnet::run("inbound_injection_reaches_the_hosts", |ns| {
+            ns.ip(&["link", "set", "lo", "up"]);
+            let (dp, mut muxes, stats, peer) = start("inj1");
+            ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "inj1"]);
+            ns.wait_up("inj1");
+            // An ARP request injected towards the hosts is answered by the
+            // host stack, and the answer comes back down the transmit path.
+            let request = testnet::arp_request(HOST_MAC, [192, 0, 2, 2], [192, 0, 2, 1]);
+            assert_eq!(dp.injector().inbound(&[&request]).unwrap(), 1);
+            let got = receive(&peer, 1, Duration::from_secs(5), |f| {
+                testnet::arp_reply(f).is_some()
+            });
+            assert_eq!(got.len(), 1, "no ARP reply came back");
+            let (sha, spa, dst) = testnet::arp_reply(&got[0]).unwrap();
+            assert_eq!(spa, [192, 0, 2, 1]);
+            assert_eq!(sha, dp.backend.link_addr());
+            assert_eq!(dst, HOST_MAC);
+            assert_eq!(stats.rx_injected.load(Ordering::Relaxed), 1);
+            let _backend = dp.stop(&mut muxes);
+        });
+    }
+
+    #[test]
+    fn a_full_injection_queue_refuses_more() {
+        testnet::run("a_full_injection_queue_refuses_more", |_ns| {
+            let backend: Arc<dyn Backend> = Arc::new(Tap::create("inj2", 1500).unwrap());
+            let stats = Arc::new(DeviceStats::default());
+            let tunables = Arc::new(TxTunables::new(1500, false, 49152, 65535));
+            // No transmit thread drains this injector.
+            let inj = Injector::new(backend, tunables, stats.clone()).unwrap();
+            for i in 0..INJECT_QUEUE_MAX {
+                inj.outbound(&test_frame(i as u8)).unwrap();
+            }
+            let e = inj.outbound(&test_frame(0)).unwrap_err();
+            assert_eq!(e.errno, libc::ENOBUFS, "{}", e.msg);
+            assert_eq!(stats.drop_inject.load(Ordering::Relaxed), 1);
+            // Closing forgets the waiting frames, counting them.
+            inj.close();
+            assert_eq!(
+                stats.drop_inject.load(Ordering::Relaxed),
+                1 + INJECT_QUEUE_MAX as u64
+            );
+        });
     }
 }

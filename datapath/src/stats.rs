@@ -48,6 +48,12 @@ counters! {
         drop_backend,
         /// Plugin calls on the packet path that panicked.
         plugin_panics,
+        /// Frames injected down the transmit path and sent.
+        tx_injected,
+        /// Frames injected towards the hosts and delivered.
+        rx_injected,
+        /// Injected frames refused (bad size, queue full, device stopping).
+        drop_inject,
     }
 }
 

@@ -391,7 +391,7 @@ impl IfCtl {
 /// own that has left the host's namespace, so interfaces it creates are
 /// invisible elsewhere and vanish with the thread.
 #[cfg(test)]
-pub(super) mod testnet {
+pub(crate) mod testnet {
     use std::process::Command;
 
     /// The namespace of the calling thread.
