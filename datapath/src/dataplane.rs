@@ -385,11 +385,12 @@ impl TxContext {
         let mut bufs = TxBufs::new();
         let mut injected: Vec<Vec<u8>> = Vec::new();
         while !self.stop.load(Ordering::SeqCst) {
-            let readable = mux::poll_two(
-                self.backend.as_fd(),
-                self.injector.wake.as_fd(),
-                mux::POLL_MS,
-            );
+            // Segments of a GSO frame left over from the last batch go
+            // first, without waiting for the descriptor.
+            let pending = self.backend.has_pending();
+            let wait = if pending { 0 } else { mux::POLL_MS };
+            let readable =
+                mux::poll_two(self.backend.as_fd(), self.injector.wake.as_fd(), wait) || pending;
             mux::drain(&self.injector.wake);
             if self.stop.load(Ordering::SeqCst) {
                 break;

@@ -21,6 +21,7 @@
 //! with [`complete_checksum`] before they are handed on.
 
 pub mod afpacket;
+mod offload;
 pub mod tap;
 
 use std::{io, os::fd::BorrowedFd};
@@ -88,6 +89,19 @@ impl RxBatch {
         self.bufs.get_mut(i).map(|b| &mut b[..])
     }
 
+    /// Exchanges the buffer [`RxBatch::next_buf`] would return with `other`
+    /// (of the same size), so a backend can keep what it read there without
+    /// copying it. False when the batch is full.
+    pub fn swap_next(&mut self, other: &mut Box<[u8]>) -> bool {
+        match self.bufs.get_mut(self.count) {
+            Some(b) => {
+                std::mem::swap(b, other);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Records that the buffer returned by [`RxBatch::next_buf`] now holds a
     /// frame of `len` bytes.
     pub fn commit(&mut self, len: usize) {
@@ -123,6 +137,13 @@ pub trait Backend: Send + Sync {
     /// Reads frames the hosts sent, without blocking, until the batch is
     /// full or nothing is left. Returns the number read (0: none waiting).
     fn read_batch(&self, batch: &mut RxBatch) -> io::Result<usize>;
+
+    /// Whether frames already read are waiting to be handed over (the rest
+    /// of a GSO frame a full batch cut short): the caller must then call
+    /// [`Backend::read_batch`] again without waiting for the descriptor.
+    fn has_pending(&self) -> bool {
+        false
+    }
 
     /// Delivers frames to the hosts. Returns how many were written; a frame
     /// the kernel refuses is skipped, not retried.
