@@ -93,6 +93,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod cache;
 pub mod control;
 pub mod dataplane;
 pub mod device;
