@@ -92,6 +92,10 @@ pub struct Connection {
 /// A whole transcript.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Transcript {
+    /// The comment lines between the header and the first connection
+    /// (without their `#`): what the transcript is about. The writer puts
+    /// them back; comments elsewhere are regenerated from the records.
+    pub notes: Vec<String>,
     /// The connections, in order.
     pub connections: Vec<Connection>,
 }
@@ -163,7 +167,14 @@ impl Transcript {
             let line = i + 1;
             let err = |message: String| ParseError { line, message };
             let l = raw.trim();
-            if l.is_empty() || l.starts_with('#') {
+            if l.is_empty() {
+                continue;
+            }
+            if let Some(note) = l.strip_prefix('#') {
+                if header_seen && t.connections.is_empty() {
+                    t.notes
+                        .push(note.strip_prefix(' ').unwrap_or(note).to_string());
+                }
                 continue;
             }
             if !header_seen {
@@ -258,6 +269,13 @@ impl Transcript {
     pub fn to_text(&self) -> String {
         let mut out = Transcript::header();
         out.push('\n');
+        for n in &self.notes {
+            if n.is_empty() {
+                out.push_str("#\n");
+            } else {
+                let _ = writeln!(out, "# {n}");
+            }
+        }
         for c in &self.connections {
             out.push_str(&connection_text(&c.records));
         }

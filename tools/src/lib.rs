@@ -12,6 +12,7 @@ pub mod error;
 pub mod kv;
 pub mod model;
 pub mod raw;
+pub mod replay;
 pub mod table;
 pub mod value;
 

@@ -37,6 +37,7 @@ fn sample() -> Transcript {
     let req = get_pid_request();
     let hdr = crate::msg::split_header(&req).unwrap().0;
     Transcript {
+        notes: vec!["What this is about.".into(), "".into()],
         connections: vec![
             Connection {
                 line: 0,
@@ -80,6 +81,9 @@ fn text_layout() {
     let text = sample().to_text();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "overlay-transcript 1");
+    assert_eq!(lines[1], "# What this is about.");
+    assert_eq!(lines[2], "#");
+    let lines = &lines[2..];
     assert_eq!(lines[1], "");
     assert_eq!(lines[2], "connection");
     assert_eq!(
