@@ -376,3 +376,164 @@ pub fn annotate(datagram: &[u8]) -> String {
     l.padding(last_end, &datagram[last_end..], 0);
     l.out
 }
+
+/// One line saying what a single message is, for a person skimming a
+/// transcript: its kind, family and command, flags, sequence number, PID,
+/// and its attributes by name with their values (`NAME="ov0" VNETID=42
+/// PROPS{PROP{...}}`); for errors the errno and the extended-ack text. Like
+/// [`annotate`] it never fails: what it cannot interpret it calls so.
+pub fn summary(message: &[u8]) -> String {
+    if message.len() < NLMSG_HDRLEN {
+        return format!("{} bytes: too short for a netlink header", message.len());
+    }
+    let kind = ne_u16(&message[4..6]);
+    let flags = ne_u16(&message[6..8]);
+    let seq = ne_u32(&message[8..12]);
+    let pid = ne_u32(&message[12..16]);
+    let len = (ne_u32(&message[0..4]) as usize).clamp(NLMSG_HDRLEN, message.len());
+    let body = &message[NLMSG_HDRLEN..len];
+    let head = format!("seq={seq} pid={pid}{}", flag_names(kind, flags));
+    match kind {
+        NLMSG_ERROR | NLMSG_DONE if body.len() >= 4 => {
+            let code = ne_u32(&body[..4]) as i32;
+            let mut pos = 4;
+            let mut about = String::new();
+            if kind == NLMSG_ERROR && body.len() >= 4 + NLMSG_HDRLEN {
+                let echoed = &body[4..4 + NLMSG_HDRLEN];
+                let ekind = ne_u16(&echoed[4..6]);
+                about = format!(" to {}", type_name(ekind));
+                pos += if flags & NLM_F_CAPPED == 0 {
+                    align4(ne_u32(&echoed[0..4]) as usize).max(NLMSG_HDRLEN)
+                } else {
+                    NLMSG_HDRLEN
+                };
+                pos = pos.min(body.len());
+            }
+            let what = if kind == NLMSG_ERROR {
+                "NLMSG_ERROR"
+            } else {
+                "NLMSG_DONE"
+            };
+            let result = match (kind, code) {
+                (NLMSG_ERROR, 0) => "ack".to_string(),
+                (_, 0) => "0".to_string(),
+                (_, c) => format!("{c} {}", errno::label(c.wrapping_neg())),
+            };
+            let mut out = format!("{what} {result}{about} {head}");
+            if flags & NLM_F_ACK_TLVS != 0 && pos < body.len() {
+                out.push_str(": ");
+                out.push_str(&attr_summary(Some(EXTACK), &body[pos..]));
+            }
+            out
+        }
+        k if k >= NLMSG_MIN_TYPE && body.len() >= GENL_HDRLEN => {
+            let family = spec::family_by_id(k);
+            let cmd = body[0];
+            let cmd_name = match family {
+                Some(f) if f.id == ctrl::GENL_ID_CTRL && cmd == ctrl::CTRL_CMD_NEWFAMILY => {
+                    "CTRL_CMD_NEWFAMILY".to_string()
+                }
+                Some(f) => f
+                    .command(cmd)
+                    .map_or_else(|| format!("command {cmd}"), |c| c.name.to_string()),
+                None => format!("command {cmd}"),
+            };
+            let fam = family.map_or_else(|| format!("family {k}"), |f| f.name.to_string());
+            let role = if flags & NLM_F_REQUEST != 0 {
+                "request"
+            } else {
+                "reply"
+            };
+            let attrs = attr_summary(family.map(|f| f.attrs), &body[GENL_HDRLEN..]);
+            let sep = if attrs.is_empty() { "" } else { ": " };
+            format!("{fam} {cmd_name} v{} {role} {head}{sep}{attrs}", body[1])
+        }
+        k => format!("{} {head}, {} payload bytes", type_name(k), body.len()),
+    }
+}
+
+/// The attributes of `bytes` on one line, nested ones in braces.
+fn attr_summary(policy: Option<&'static [AttrSpec]>, bytes: &[u8]) -> String {
+    let mut parts = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let rest = &bytes[pos..];
+        if rest.len() < 4 {
+            parts.push(format!("{} stray bytes", rest.len()));
+            break;
+        }
+        let len = usize::from(ne_u16(&rest[0..2]));
+        let kind = ne_u16(&rest[2..4]) & NLA_TYPE_MASK;
+        if len < 4 || len > rest.len() {
+            parts.push(format!("attribute {kind} with bad nla_len {len}"));
+            break;
+        }
+        let value = &rest[4..len];
+        let spec = policy.and_then(|p| p.iter().find(|a| a.id == kind));
+        let text = match spec {
+            None => format!("attribute{kind}={}", hex_short(value)),
+            Some(s) => {
+                let v = match s.kind {
+                    AttrKind::Nested(p) => format!("{{{}}}", attr_summary(Some(p), value)),
+                    AttrKind::NestedIndexed(p) => {
+                        let entries = entry_summary(p, value);
+                        format!("[{entries}]")
+                    }
+                    k => format!("={}", leaf_summary(k, value)),
+                };
+                format!("{}{v}", s.name)
+            }
+        };
+        parts.push(text);
+        pos += align4(len);
+    }
+    parts.join(" ")
+}
+
+fn entry_summary(policy: &'static [AttrSpec], bytes: &[u8]) -> String {
+    let mut parts = Vec::new();
+    let mut pos = 0;
+    while pos + 4 <= bytes.len() {
+        let len = usize::from(ne_u16(&bytes[pos..pos + 2]));
+        if len < 4 || pos + len > bytes.len() {
+            parts.push("bad entry".to_string());
+            break;
+        }
+        parts.push(format!(
+            "{{{}}}",
+            attr_summary(Some(policy), &bytes[pos + 4..pos + len])
+        ));
+        pos += align4(len);
+    }
+    parts.join(" ")
+}
+
+fn leaf_summary(kind: AttrKind, v: &[u8]) -> String {
+    match (kind, v.len()) {
+        (AttrKind::U8, 1) => v[0].to_string(),
+        (AttrKind::U16, 2) => ne_u16(v).to_string(),
+        (AttrKind::U32, 4) => ne_u32(v).to_string(),
+        (AttrKind::U64, 8) => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(v);
+            u64::from_ne_bytes(b).to_string()
+        }
+        (AttrKind::Str { .. }, n) if n > 0 && v[n - 1] == 0 => {
+            format!("{:?}", String::from_utf8_lossy(&v[..n - 1]))
+        }
+        (AttrKind::Flag, 0) => "true".to_string(),
+        _ => hex_short(v),
+    }
+}
+
+/// Bytes as `0x` hex, the whole value: transcripts are read to compare.
+fn hex_short(v: &[u8]) -> String {
+    if v.is_empty() {
+        return "(empty)".to_string();
+    }
+    let mut s = String::from("0x");
+    for b in v {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}

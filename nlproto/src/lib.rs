@@ -7,7 +7,7 @@
 //! a PID the daemon assigns; the daemon puts it in `nlmsg_pid` of everything
 //! it sends.
 //!
-//! The crate has five parts, each usable alone:
+//! The crate has six parts, each usable alone:
 //!
 //! - [`spec`]: the families declared once as data (ids, commands, operation
 //!   kinds, privileges, attribute policies) and the Markdown rendering that
@@ -21,7 +21,10 @@
 //!   the dispatch validation in the protocol's order, reply building, and
 //!   the whole nlctrl handler.
 //! - [`client`]: a blocking client over the Unix socket (the only part that
-//!   does I/O, and the only `unsafe`, at the socket calls).
+//!   does I/O, and the only `unsafe`, at the socket calls), with a
+//!   [`client::Tap`] that sees every datagram.
+//! - [`transcript`]: the text format of recorded exchanges with the daemon
+//!   (golden transcripts), its parser and writer, and a recording tap.
 //!
 //! Guarantees: no input bytes make the decoders panic (property-tested); a
 //! request that reaches a handler has passed every check of the protocol's
@@ -37,6 +40,7 @@ pub mod errno;
 pub mod msg;
 pub mod server;
 pub mod spec;
+pub mod transcript;
 
 pub use attr::{Attr, AttrValue, AttrsExt};
 pub use msg::{Emit, GenlMsg, Message};

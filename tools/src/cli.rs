@@ -24,6 +24,12 @@ pub struct Cli {
     #[arg(short = 'j', long, global = true)]
     pub json: bool,
 
+    /// Record every message sent to and received from the daemon into this
+    /// transcript file, appended as one connection (the file is created
+    /// with its header when missing). Replay it with overlay-replay.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -84,6 +90,9 @@ pub enum Command {
         #[arg(short = 'v', long)]
         verbose: bool,
     },
+    /// Send one request of any family and command, built from names and
+    /// typed values, and print each message of the answer on a line.
+    Raw(RawArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -112,6 +121,33 @@ pub struct CreateArgs {
     pub props: Vec<String>,
     /// The new device's name.
     pub link: String,
+}
+
+/// `raw`'s arguments.
+#[derive(Debug, Args)]
+pub struct RawArgs {
+    /// Send a dump request (NLM_F_DUMP) and print every part.
+    #[arg(short = 'd', long)]
+    pub dump: bool,
+    /// Leave NLM_F_ACK out: a transaction then ends with its reply.
+    #[arg(long)]
+    pub no_ack: bool,
+    /// The genetlink version to send (default: the family's).
+    #[arg(long = "genl-version", value_name = "N")]
+    pub genl_version: Option<u8>,
+    /// Annotate every byte of each message instead of one line each.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// The family: a name (nlctrl, overlay_handle, overlay) or an id.
+    pub family: String,
+    /// The command: its name in the family (CREATE, GETFAMILY) or a number.
+    pub command: String,
+    /// Attributes, each NAME=VALUE with NAME as the protocol document
+    /// spells it (or a number). Values are typed by the family's policy:
+    /// numbers for u8..u64, text for strings, `hex:0a0b...` for anything
+    /// (binary and nested values, deliberately bad values).
+    #[arg(value_name = "ATTR=VALUE")]
+    pub attrs: Vec<String>,
 }
 
 #[cfg(test)]
@@ -213,6 +249,27 @@ mod tests {
             panic!()
         };
         assert_eq!(assignments, ["mtu=1400", "x=-1"]);
+    }
+
+    #[test]
+    fn record_and_raw() {
+        let cli = parse(&[
+            "--record",
+            "/tmp/t.nlt",
+            "raw",
+            "overlay",
+            "LIST",
+            "-d",
+            "NAME=ov0",
+        ])
+        .unwrap();
+        assert_eq!(cli.record, Some(PathBuf::from("/tmp/t.nlt")));
+        let Command::Raw(r) = cli.command else {
+            panic!()
+        };
+        assert!(r.dump && !r.no_ack && !r.verbose);
+        assert_eq!((r.family.as_str(), r.command.as_str()), ("overlay", "LIST"));
+        assert_eq!(r.attrs, ["NAME=ov0"]);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::value::{format_value, parse_u64, parse_value, PropType};
 use clap::CommandFactory;
 use nlproto::client::{Client, Error as ClientError};
 use nlproto::spec::overlay as ov;
+use nlproto::transcript::Recorder;
 use nlproto::{Attr, AttrsExt};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ pub trait Daemon {
 pub struct Connection {
     path: PathBuf,
     client: Option<Client>,
+    recorder: Option<Recorder>,
 }
 
 impl Connection {
@@ -42,6 +44,17 @@ impl Connection {
         Connection {
             path: path.into(),
             client: None,
+            recorder: None,
+        }
+    }
+
+    /// A connection to be made to `path` whose every datagram `recorder`
+    /// keeps.
+    pub fn recording(path: impl Into<PathBuf>, recorder: Recorder) -> Connection {
+        Connection {
+            path: path.into(),
+            client: None,
+            recorder: Some(recorder),
         }
     }
 
@@ -50,13 +63,22 @@ impl Connection {
         Connection {
             path: PathBuf::new(),
             client: Some(client),
+            recorder: None,
         }
     }
 
-    fn client(&mut self) -> Result<&mut Client, ClientError> {
+    /// The client, connected on first use.
+    pub fn client(&mut self) -> Result<&mut Client, ClientError> {
         let client = match self.client.take() {
             Some(c) => c,
-            None => Client::connect(&self.path)?,
+            None => match &self.recorder {
+                Some(r) => Client::connect_tapped(
+                    &self.path,
+                    nlproto::client::DEFAULT_TIMEOUT,
+                    Box::new(r.clone()),
+                )?,
+                None => Client::connect(&self.path)?,
+            },
         };
         Ok(self.client.insert(client))
     }
@@ -119,6 +141,11 @@ pub fn execute(cli: &Cli, daemon: &mut dyn Daemon) -> Result<Vec<u8>, Error> {
             json,
         ),
         Command::Plugins { verbose } => output(&plugins(daemon, *verbose && !json)?, json),
+        Command::Raw(_) => {
+            return Err(Error::local(
+                "raw sends its request itself: run it through tools::run",
+            ))
+        }
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "overlayctl", &mut out);

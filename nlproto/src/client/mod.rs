@@ -167,8 +167,16 @@ impl FamilyInfo {
     }
 }
 
+/// Sees every datagram a [`Client`] sends and receives, for recording
+/// (see [`crate::transcript::Recorder`]).
+pub trait Tap: Send {
+    /// A datagram about to be sent.
+    fn sent(&mut self, datagram: &[u8]);
+    /// A datagram just received.
+    fn received(&mut self, datagram: &[u8]);
+}
+
 /// A connection (a handle) to the daemon.
-#[derive(Debug)]
 pub struct Client {
     fd: OwnedFd,
     pid: u32,
@@ -177,6 +185,21 @@ pub struct Client {
     family_ids: HashMap<String, u16>,
     /// Messages of an already received datagram not yet consumed.
     pending: VecDeque<Vec<u8>>,
+    tap: Option<Box<dyn Tap>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("fd", &self.fd)
+            .field("pid", &self.pid)
+            .field("seq", &self.seq)
+            .field("timeout", &self.timeout)
+            .field("family_ids", &self.family_ids)
+            .field("pending", &self.pending.len())
+            .field("tapped", &self.tap.is_some())
+            .finish()
+    }
 }
 
 impl Client {
@@ -196,23 +219,60 @@ impl Client {
         Client::from_fd(fd, timeout)
     }
 
-    /// Wraps an already connected `SOCK_SEQPACKET` socket and fetches the
-    /// handle's PID (resolving `overlay_handle` through nlctrl first).
-    pub fn from_fd(fd: OwnedFd, timeout: Duration) -> Result<Client, Error> {
-        let mut c = Client {
+    /// [`Client::connect_with`] with a [`Tap`] that sees every datagram,
+    /// the PID request included.
+    pub fn connect_tapped(
+        path: impl AsRef<Path>,
+        timeout: Duration,
+        tap: Box<dyn Tap>,
+    ) -> Result<Client, Error> {
+        let mut c = Client::connect_bare(path, timeout)?;
+        c.tap = Some(tap);
+        c.fetch_pid()?;
+        Ok(c)
+    }
+
+    /// Connects without asking for the handle's PID, so that nothing is
+    /// sent until the caller sends it ([`Client::pid`] is 0 until then).
+    /// For replaying recorded exchanges with [`Client::send_raw`] and
+    /// [`Client::recv_raw`].
+    pub fn connect_bare(path: impl AsRef<Path>, timeout: Duration) -> Result<Client, Error> {
+        let path = path.as_ref();
+        let fd = sys::connect(path).map_err(|source| Error::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Client::bare(fd, timeout))
+    }
+
+    fn bare(fd: OwnedFd, timeout: Duration) -> Client {
+        Client {
             fd,
             pid: 0,
             seq: 0,
             timeout,
             family_ids: HashMap::new(),
             pending: VecDeque::new(),
-        };
+            tap: None,
+        }
+    }
+
+    /// Wraps an already connected `SOCK_SEQPACKET` socket and fetches the
+    /// handle's PID (resolving `overlay_handle` through nlctrl first).
+    pub fn from_fd(fd: OwnedFd, timeout: Duration) -> Result<Client, Error> {
+        let mut c = Client::bare(fd, timeout);
+        c.fetch_pid()?;
+        Ok(c)
+    }
+
+    fn fetch_pid(&mut self) -> Result<(), Error> {
+        let c = self;
         let reply = c.transact(handle::NAME, handle::CMD_GET_PID, vec![])?;
         c.pid = reply
             .attrs
             .get_u32(handle::HANDLE_ATTR_PID)
             .ok_or_else(|| Error::Protocol("GET_PID reply without HANDLE_ATTR_PID".into()))?;
-        Ok(c)
+        Ok(())
     }
 
     /// The handle's PID.
@@ -403,6 +463,9 @@ impl Client {
     /// Sends raw bytes as one datagram (for tests that send malformed
     /// requests).
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        if let Some(tap) = self.tap.as_mut() {
+            tap.sent(bytes);
+        }
         sys::send(self.fd.as_fd(), bytes).map_err(Error::Io)
     }
 
@@ -412,7 +475,11 @@ impl Client {
         if !sys::wait_readable(self.fd.as_fd(), self.timeout)? {
             return Err(Error::Timeout);
         }
-        Ok(sys::recv(self.fd.as_fd())?)
+        let datagram = sys::recv(self.fd.as_fd())?;
+        if let Some(tap) = self.tap.as_mut() {
+            tap.received(&datagram);
+        }
+        Ok(datagram)
     }
 }
 

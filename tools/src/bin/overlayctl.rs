@@ -8,21 +8,19 @@ use tools::Cli;
 fn main() -> ExitCode {
     // Usage errors exit with 2 from here, as clap does.
     let cli = Cli::parse();
-    match tools::run(&cli) {
-        Ok(out) => {
-            let mut stdout = std::io::stdout().lock();
-            match stdout.write_all(&out).and_then(|()| stdout.flush()) {
-                Ok(()) => ExitCode::SUCCESS,
-                // A reader that stopped early (`| head`) is not a failure.
-                Err(e) if e.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("overlayctl: write output: {}", tools::error::io_text(&e));
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Err(e) => {
+    let (out, result) = tools::run(&cli);
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_all(&out).and_then(|()| stdout.flush());
+    match (result, written) {
+        (Err(e), _) => {
             eprintln!("overlayctl: {e}");
+            ExitCode::FAILURE
+        }
+        (Ok(()), Ok(())) => ExitCode::SUCCESS,
+        // A reader that stopped early (`| head`) is not a failure.
+        (Ok(()), Err(e)) if e.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        (Ok(()), Err(e)) => {
+            eprintln!("overlayctl: write output: {}", tools::error::io_text(&e));
             ExitCode::FAILURE
         }
     }
