@@ -141,12 +141,10 @@ fn overlayd_command(
             c
         }
     };
-    cmd.arg("--socket")
-        .arg(socket)
-        .arg("--log")
-        .arg("debug")
-        .arg("--state-dir")
-        .arg(state_dir);
+    cmd.arg("--socket").arg(socket).arg("--log").arg("debug");
+    if !extra.iter().any(|a| a == "--state-dir") {
+        cmd.arg("--state-dir").arg(state_dir);
+    }
     for d in plugin_dirs {
         cmd.arg("--plugin-dir").arg(d);
     }
