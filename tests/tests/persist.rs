@@ -306,14 +306,18 @@ fn what_cannot_be_restored_is_degraded_not_dropped() {
     unbindable.extend(good_props().into_iter().skip(1));
     let mut bad_prop = good_props();
     bad_prop.push(prop("mtu", uint(5)));
+    // direct keeps no state of its own, so it refuses any.
+    let mut badstate = record(5, "badstate", "vxlan", false, vec![]);
+    badstate["lookup_state"] = "01ff".into();
     let state = serde_json::json!({
         "version": 1,
-        "next_linkid": 5,
+        "next_linkid": 6,
         "devices": [
             record(1, "good", "vxlan", true, good_props()),
             record(2, "noplugin", "nosuch", false, vec![]),
             record(3, "unbindable", "vxlan", true, unbindable),
             record(4, "badprop", "vxlan", false, bad_prop),
+            badstate,
         ]
     });
     std::fs::write(state_file(&d), serde_json::to_vec_pretty(&state).unwrap()).unwrap();
@@ -321,7 +325,13 @@ fn what_cannot_be_restored_is_degraded_not_dropped() {
     let mut c = d.client();
     assert_eq!(
         proto::device_names(&mut c),
-        ["good", "unbindable", "badprop"]
+        ["good", "unbindable", "badprop", "badstate"]
+    );
+    let (status, msg) = status_msg(&d, "badstate");
+    assert_eq!(status, ov::STATUS_DEGRADED);
+    assert!(
+        msg.contains("lookup state") && msg.contains("cannot restore 2 bytes"),
+        "{msg}"
     );
     assert_eq!(proto::state(&mut c, "good"), ov::STATE_ACTIVE);
     assert_eq!(status_msg(&d, "good"), (ov::STATUS_OK, String::new()));
@@ -356,10 +366,10 @@ fn what_cannot_be_restored_is_degraded_not_dropped() {
 
     // The file still holds all four, the failed activation still active.
     let saved = read_state(&d);
-    assert_eq!(saved["devices"].as_array().unwrap().len(), 4);
+    assert_eq!(saved["devices"].as_array().unwrap().len(), 5);
     assert_eq!(device(&saved, "unbindable").unwrap()["active"], true);
     assert_eq!(device(&saved, "noplugin").unwrap()["encap"], "nosuch");
-    assert_eq!(saved["next_linkid"], 5);
+    assert_eq!(saved["next_linkid"], 6);
 
     // The unrestorable name is taken until deleted by name.
     let text = proto::expect_err(
