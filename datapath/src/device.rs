@@ -161,6 +161,12 @@ pub struct Device {
     pub tunables: Arc<TxTunables>,
     /// The packet path, while active.
     pub dp: Option<Dataplane>,
+    /// Created with `TEMPORARY`: never written to the state file.
+    pub temporary: bool,
+    /// Recorded as active in the state file although not active: it was
+    /// active when the daemon stopped and re-activating it at restore
+    /// failed, so the next restart tries again.
+    pub activate_on_restore: bool,
 }
 
 impl Device {
@@ -222,6 +228,8 @@ impl Device {
             stats: Arc::new(DeviceStats::default()),
             tunables: Arc::new(TxTunables::new(MTU_DEFAULT, vlan, srcports.0, srcports.1)),
             dp: None,
+            temporary: false,
+            activate_on_restore: false,
         })
     }
 
@@ -298,19 +306,7 @@ impl Device {
     /// The encoded value of a property; empty when unset.
     pub fn getprop(&mut self, owner: Owner, name: &str) -> CtlResult<Vec<u8>> {
         match owner {
-            Owner::Generic(g) => Ok(match g {
-                Generic::Mtu => PropValue::Uint(self.mtu).encode(),
-                Generic::Vnetid => PropValue::Uint(self.vnetid).encode(),
-                Generic::Encap => PropValue::Str(self.encap.meta.name.clone()).encode(),
-                Generic::Search => PropValue::Str(self.search.meta.name.clone()).encode(),
-                Generic::Backend => PropValue::Str(self.backend.clone()).encode(),
-                Generic::Ifname => match &self.ifname {
-                    Some(n) => PropValue::Str(n.clone()).encode(),
-                    None => Vec::new(),
-                },
-                Generic::SrcportMin => PropValue::Uint(self.srcports.0 as u64).encode(),
-                Generic::SrcportMax => PropValue::Uint(self.srcports.1 as u64).encode(),
-            }),
+            Owner::Generic(g) => Ok(self.generic_value(g)),
             Owner::Encap => {
                 let r = self.encap_dev.getprop(RStr::from_str(name)).into_result();
                 self.plugin_call(r).map(|v| v.to_vec())
@@ -319,6 +315,23 @@ impl Device {
                 let r = self.lookup_dev.getprop(RStr::from_str(name)).into_result();
                 self.plugin_call(r).map(|v| v.to_vec())
             }
+        }
+    }
+
+    /// The encoded value of a generic property; empty when unset.
+    pub fn generic_value(&self, g: Generic) -> Vec<u8> {
+        match g {
+            Generic::Mtu => PropValue::Uint(self.mtu).encode(),
+            Generic::Vnetid => PropValue::Uint(self.vnetid).encode(),
+            Generic::Encap => PropValue::Str(self.encap.meta.name.clone()).encode(),
+            Generic::Search => PropValue::Str(self.search.meta.name.clone()).encode(),
+            Generic::Backend => PropValue::Str(self.backend.clone()).encode(),
+            Generic::Ifname => match &self.ifname {
+                Some(n) => PropValue::Str(n.clone()).encode(),
+                None => Vec::new(),
+            },
+            Generic::SrcportMin => PropValue::Uint(self.srcports.0 as u64).encode(),
+            Generic::SrcportMax => PropValue::Uint(self.srcports.1 as u64).encode(),
         }
     }
 

@@ -90,6 +90,12 @@
 //!   ACTIVATE.
 //! * The control loop never blocks on a client: a client that does not read
 //!   its replies stops being read from, and other clients go on.
+//! * Only uid 0 or a `CAP_NET_ADMIN` peer changes anything; the others are
+//!   refused every admin command before a handler runs ([`control::cred`]).
+//! * Every successful change is in the state file before its reply is sent,
+//!   written atomically; a restart brings back every device not created
+//!   temporary, active ones active, or degraded with the reason
+//!   ([`persist`]).
 #![warn(missing_docs)]
 
 pub mod backend;
@@ -99,6 +105,7 @@ pub mod dataplane;
 pub mod device;
 pub mod error;
 pub mod mux;
+pub mod persist;
 pub mod plugins;
 pub mod registry;
 pub mod stats;

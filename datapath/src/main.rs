@@ -1,12 +1,14 @@
-//! `overlayd`: loads the plugins, then serves the control socket until
-//! SIGTERM, SIGINT or SIGHUP.
+//! `overlayd`: loads the plugins, restores the saved devices, then serves
+//! the control socket until SIGTERM, SIGINT or SIGHUP.
 
 use clap::Parser;
 use datapath::{
     control::{self, handlers::Handlers, Server},
+    persist::Persist,
     plugins::Plugins,
     registry::Registry,
 };
+use nix::unistd::{Gid, Group};
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 /// Where plugins are looked for when no directory is given.
@@ -36,6 +38,26 @@ struct Args {
         value_delimiter = ':'
     )]
     plugin_dirs: Vec<PathBuf>,
+
+    /// Group owning the control socket (mode 0660), by name or number.
+    /// Its members may connect; only uid 0 and processes holding
+    /// CAP_NET_ADMIN may change anything, everyone else may only read.
+    #[arg(
+        long,
+        env = "OVERLAYD_GROUP",
+        value_name = "NAME|GID",
+        default_value = "0"
+    )]
+    group: String,
+
+    /// Directory of the state file that keeps devices across restarts.
+    #[arg(
+        long = "state-dir",
+        env = "OVERLAYD_STATE_DIR",
+        value_name = "DIR",
+        default_value = "/var/lib/overlayd"
+    )]
+    state_dir: PathBuf,
 
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, env = "OVERLAYD_LOG", default_value = "info")]
@@ -91,15 +113,52 @@ fn main() -> ExitCode {
         );
     }
 
-    let mut server = match Server::bind(&args.socket) {
+    let gid = match resolve_group(&args.group) {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut server = match Server::bind(&args.socket, gid) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!("listening on {}", server.path().display());
-    let mut handlers = Handlers::new(Registry::new(Arc::new(plugins)));
+    // After the socket: a second daemon on the same socket stops above,
+    // before it touches the state.
+    let mut persist = match Persist::open(&args.state_dir) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut registry = Registry::new(Arc::new(plugins));
+    if let Some(state) = persist.load() {
+        tracing::info!(
+            "restoring {} device(s) from {}",
+            state.devices.len(),
+            persist.path().display()
+        );
+        persist.restore(&mut registry, state);
+    }
+    // Written once now, so that an unwritable state directory stops the
+    // daemon here rather than losing changes later.
+    if let Err(e) = persist.save(&registry) {
+        tracing::error!("{e}; choose a writable directory with --state-dir");
+        Handlers::new(registry).shutdown();
+        return ExitCode::FAILURE;
+    }
+    tracing::info!(
+        "listening on {} (group {}), state in {}",
+        server.path().display(),
+        gid,
+        persist.path().display()
+    );
+    let mut handlers = Handlers::with_persist(registry, persist);
     match server.run(&mut handlers) {
         Ok(sig) => {
             tracing::info!("{sig}: shutting down");
@@ -111,6 +170,20 @@ fn main() -> ExitCode {
             handlers.shutdown();
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The group `--group` names: a number, or a name from the group database.
+fn resolve_group(spec: &str) -> Result<Gid, String> {
+    if let Ok(n) = spec.parse::<u32>() {
+        return Ok(Gid::from_raw(n));
+    }
+    match Group::from_name(spec) {
+        Ok(Some(g)) => Ok(g.gid),
+        Ok(None) => Err(format!(
+            "--group {spec}: no such group; give an existing group name or a numeric gid"
+        )),
+        Err(e) => Err(format!("--group {spec}: cannot look the group up: {e}")),
     }
 }
 

@@ -39,6 +39,8 @@ pub struct CreateArgs {
     pub vnetid: u64,
     /// Initial property values, applied in order, all or nothing.
     pub props: Vec<(String, Vec<u8>)>,
+    /// Keep the device out of the state file.
+    pub temporary: bool,
 }
 
 /// One property as PROPINFO reports it.
@@ -92,7 +94,8 @@ impl Registry {
         found.ok_or_else(|| not_found(r))
     }
 
-    fn get_mut(&mut self, r: &DevRef) -> CtlResult<&mut Device> {
+    /// The device `r` names, to change.
+    pub fn get_mut(&mut self, r: &DevRef) -> CtlResult<&mut Device> {
         let id = self.get(r)?.linkid;
         Ok(self.devices.get_mut(&id).expect("device just found"))
     }
@@ -121,6 +124,7 @@ impl Registry {
             ))
         })?;
         let mut dev = Device::new(self.next_linkid, &args.name, encap, search, args.vnetid)?;
+        dev.temporary = args.temporary;
         // The properties are applied together with the create: uniqueness
         // is checked once, on the finished device, below.
         for (name, value) in &args.props {
@@ -133,6 +137,18 @@ impl Registry {
         self.next_linkid += 1;
         tracing::info!(link = %dev.name, linkid = id, "created");
         Ok(self.devices.entry(id).or_insert(dev))
+    }
+
+    /// The link id the next created device gets.
+    pub fn next_linkid(&self) -> u32 {
+        self.next_linkid
+    }
+
+    /// Makes the next created device get link id `id` (restoring saved
+    /// devices under their old ids). Ids only move forward: one below the
+    /// next id is ignored, since it may have been used already.
+    pub fn set_next_linkid(&mut self, id: u32) {
+        self.next_linkid = self.next_linkid.max(id);
     }
 
     /// Deletes a device, deactivating it first when active.
@@ -176,6 +192,10 @@ impl Registry {
             }
         }
         dev.active = true;
+        if std::mem::take(&mut dev.activate_on_restore) {
+            // What degraded it was the failed re-activation at restore.
+            dev.status = crate::device::Status::Ok;
+        }
         tracing::info!(link = %dev.name, "activated");
         Ok(())
     }

@@ -1,6 +1,10 @@
 //! The `direct` lookup plugin: point mode, one underlay destination for
 //! every frame of the device, taken from `direct/dest_ip` and
 //! `direct/dest_port`.
+//!
+//! It keeps no state of its own beyond those two properties, which the
+//! daemon persists itself, so it leaves `save`/`restore` at the kit's
+//! defaults: nothing saved, nothing to restore.
 
 use overlay_plugin_abi::{
     dest,

@@ -98,6 +98,22 @@ pub trait LookupInstance: Send + Sync + 'static {
     fn stop(&self);
     /// Point mode: the single destination.
     fn default_point(&self) -> Result<Point, PluginError>;
+    /// State beyond the properties to keep across daemon restarts, as
+    /// bytes only this plugin reads back; see [`LookupDevice::save`]. The
+    /// default saves nothing, which is right for an instance configured
+    /// by its properties alone.
+    fn save(&self) -> Result<Vec<u8>, PluginError> {
+        Ok(Vec::new())
+    }
+    /// Takes back what [`save`](LookupInstance::save) returned (never
+    /// empty), after the properties and before `start`. The default refuses,
+    /// since a plugin that saves nothing has nothing to read.
+    fn restore(&self, state: &[u8]) -> Result<(), PluginError> {
+        Err(PluginError::not_supported(format!(
+            "this lookup plugin keeps no saved state and cannot restore {} bytes",
+            state.len()
+        )))
+    }
 }
 
 fn strings(v: Vec<String>) -> RVec<RString> {
@@ -241,6 +257,14 @@ impl<T: LookupInstance> LookupDevice for LookupInstanceAdapter<T> {
     fn default_point(&self) -> RResult<Point, PluginError> {
         guard("default_point", || self.0.default_point())
     }
+
+    fn save(&self) -> RResult<RVec<u8>, PluginError> {
+        guard("save", || self.0.save().map(RVec::from))
+    }
+
+    fn restore(&self, state: RSlice<'_, u8>) -> RResult<(), PluginError> {
+        guard("restore", || self.0.restore(state.as_slice()))
+    }
 }
 
 /// Boxes an [`Encap`] built by `make` for the root module.
@@ -373,6 +397,130 @@ mod tests {
         fn encap(&self, _: u64, _: &[u8], _: &mut [u8]) -> Result<usize, PluginError> {
             panic!("encap")
         }
+    }
+
+    /// A lookup whose instances count something worth keeping.
+    struct Counting {
+        keeps_state: bool,
+    }
+    struct CountingInst {
+        keeps_state: bool,
+        n: std::sync::atomic::AtomicU64,
+    }
+    impl Lookup for Counting {
+        type Instance = CountingInst;
+        fn info(&self) -> LookupInfo {
+            LookupInfo {
+                modes: crate::MODE_POINT,
+                dest: crate::dest::IP,
+                properties: RVec::new(),
+            }
+        }
+        fn new_instance(&self, _: u32, _: u64) -> Result<CountingInst, PluginError> {
+            Ok(CountingInst {
+                keeps_state: self.keeps_state,
+                n: 41.into(),
+            })
+        }
+    }
+    impl LookupInstance for CountingInst {
+        fn mode(&self) -> u32 {
+            crate::MODE_POINT
+        }
+        fn properties(&self) -> Vec<PropInfo> {
+            vec![]
+        }
+        fn getprop(&self, _: &str) -> Result<Vec<u8>, PluginError> {
+            Ok(vec![])
+        }
+        fn setprop(&self, _: &str, _: &[u8]) -> Result<(), PluginError> {
+            Ok(())
+        }
+        fn missing_required(&self) -> Vec<String> {
+            vec![]
+        }
+        fn start(&self) -> Result<(), PluginError> {
+            Ok(())
+        }
+        fn stop(&self) {}
+        fn default_point(&self) -> Result<Point, PluginError> {
+            Err(PluginError::invalid("none"))
+        }
+        fn save(&self) -> Result<Vec<u8>, PluginError> {
+            if !self.keeps_state {
+                return Ok(Vec::new());
+            }
+            let n = self.n.load(std::sync::atomic::Ordering::Relaxed);
+            Ok(n.to_le_bytes().to_vec())
+        }
+        fn restore(&self, state: &[u8]) -> Result<(), PluginError> {
+            if !self.keeps_state {
+                return Err(PluginError::not_supported("no state"));
+            }
+            if state == b"boom" {
+                panic!("cannot read my own state");
+            }
+            let bytes: [u8; 8] = state
+                .try_into()
+                .map_err(|_| PluginError::invalid("8 bytes expected"))?;
+            self.n.store(
+                u64::from_le_bytes(bytes),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lookup_state_round_trips_through_the_abi() {
+        let p = lookup_box(|| Counting { keeps_state: true }).unwrap();
+        let a = p.new_device(crate::dest::IP, 1).unwrap();
+        let saved = a.save().unwrap();
+        assert_eq!(saved.as_slice(), 41u64.to_le_bytes());
+        let b = p.new_device(crate::dest::IP, 1).unwrap();
+        b.restore(RSlice::from_slice(&7u64.to_le_bytes())).unwrap();
+        assert_eq!(b.save().unwrap().as_slice(), 7u64.to_le_bytes());
+        assert_eq!(
+            b.restore(RSlice::from_slice(b"x")).unwrap_err().errno,
+            libc::EINVAL
+        );
+        assert!(b.restore(RSlice::from_slice(b"boom")).unwrap_err().panicked);
+    }
+
+    /// A LookupInstance that does not implement save/restore.
+    struct Plain;
+    impl LookupInstance for Plain {
+        fn mode(&self) -> u32 {
+            crate::MODE_POINT
+        }
+        fn properties(&self) -> Vec<PropInfo> {
+            vec![]
+        }
+        fn getprop(&self, _: &str) -> Result<Vec<u8>, PluginError> {
+            Ok(vec![])
+        }
+        fn setprop(&self, _: &str, _: &[u8]) -> Result<(), PluginError> {
+            Ok(())
+        }
+        fn missing_required(&self) -> Vec<String> {
+            vec![]
+        }
+        fn start(&self) -> Result<(), PluginError> {
+            Ok(())
+        }
+        fn stop(&self) {}
+        fn default_point(&self) -> Result<Point, PluginError> {
+            Err(PluginError::invalid("none"))
+        }
+    }
+
+    #[test]
+    fn default_save_is_empty_and_restore_refuses_bytes() {
+        let dev = LookupDevice_TO::from_value(LookupInstanceAdapter(Plain), TD_Opaque);
+        assert!(dev.save().unwrap().is_empty());
+        let e = dev.restore(RSlice::from_slice(&[1, 2, 3])).unwrap_err();
+        assert_eq!(e.errno, libc::ENOTSUP);
+        assert!(e.msg.contains("3 bytes"), "{}", e.msg);
     }
 
     #[test]

@@ -80,6 +80,33 @@ pub trait LookupDevice: Send + Sync {
     /// Point mode: the one destination of every frame.
     #[sabi(last_prefix_field)]
     fn default_point(&self) -> RResult<Point, PluginError>;
+
+    /// The instance's private state, beyond its properties, as opaque
+    /// bytes the daemon keeps in its state file across restarts (a learned
+    /// table, a cursor into an external source). The daemon persists the
+    /// properties itself, so an instance whose whole configuration is its
+    /// properties returns nothing. Called on every change of the daemon's
+    /// state; it should be quick.
+    ///
+    /// Added after the first version of the ABI: a plugin built before it
+    /// gets this default, which saves nothing.
+    fn save(&self) -> RResult<RVec<u8>, PluginError> {
+        RResult::ROk(RVec::new())
+    }
+
+    /// Takes back what [`save`](LookupDevice::save) returned, on a fresh
+    /// instance whose properties have already been restored, before
+    /// `start`. Never called with empty bytes. An error leaves the device
+    /// created and degraded with the error's message.
+    ///
+    /// The default (for plugins that save nothing, or predate this method)
+    /// refuses any bytes, since it cannot know what they mean.
+    fn restore(&self, state: RSlice<'_, u8>) -> RResult<(), PluginError> {
+        RResult::RErr(PluginError::not_supported(format!(
+            "this lookup plugin keeps no saved state and cannot restore {} bytes",
+            state.len()
+        )))
+    }
 }
 
 /// A boxed lookup plugin as it crosses the boundary.

@@ -73,8 +73,18 @@ pub struct Daemon {
     child: Option<Child>,
     /// Its control socket.
     pub socket: PathBuf,
-    /// Its scratch directory (log, and the socket unless one was given).
+    /// Its scratch directory (log, state directory, and the socket unless
+    /// one was given).
     pub dir: TempDir,
+    launch: Launch,
+}
+
+/// How a test daemon is started, kept to start it again.
+#[derive(Clone, Debug, Default)]
+struct Launch {
+    plugin_dirs: Vec<PathBuf>,
+    netns: Option<String>,
+    extra: Vec<String>,
 }
 
 /// Underlay addresses configured in each test daemon's namespace.
@@ -87,7 +97,8 @@ pub const UNDERLAY_ADDRS: [&str; 5] = [
 ];
 
 /// The command line of an `overlayd` on `socket` with these plugin
-/// directories, its stderr (the log) going to `log`.
+/// directories, its stderr (the log) appended to `log`, its state in
+/// `state_dir`, and the `extra` arguments.
 ///
 /// The daemon runs in a network namespace of its own (`unshare --net`),
 /// holding only loopback and a veth pair (this kernel has no dummy driver) with the underlay addresses
@@ -101,7 +112,9 @@ fn overlayd_command(
     socket: &Path,
     plugin_dirs: &[PathBuf],
     log: &Path,
+    state_dir: &Path,
     netns: Option<&str>,
+    extra: &[String],
 ) -> Command {
     let mut cmd = match netns {
         Some(ns) => {
@@ -129,15 +142,26 @@ fn overlayd_command(
         }
     };
     cmd.arg("--socket").arg(socket).arg("--log").arg("debug");
+    if !extra.iter().any(|a| a == "--state-dir") {
+        cmd.arg("--state-dir").arg(state_dir);
+    }
     for d in plugin_dirs {
         cmd.arg("--plugin-dir").arg(d);
     }
+    cmd.args(extra);
     // The log goes to a file: a pipe nobody drains would block the
-    // daemon once full.
-    let log = std::fs::File::create(log).unwrap();
+    // daemon once full. Appended, so a restarted daemon's log follows the
+    // first one's.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     cmd.env_remove("OVERLAYD_SOCKET")
         .env_remove("OVERLAYD_PLUGIN_DIR")
         .env_remove("OVERLAYD_LOG")
+        .env_remove("OVERLAYD_GROUP")
+        .env_remove("OVERLAYD_STATE_DIR")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
@@ -166,9 +190,21 @@ pub fn run_overlayd_to_exit(
     plugin_dirs: &[PathBuf],
     timeout: Duration,
 ) -> (Option<ExitStatus>, String) {
+    run_overlayd_args_to_exit(socket, plugin_dirs, &[], timeout)
+}
+
+/// [`run_overlayd_to_exit`] with extra arguments (which may name a state
+/// directory of the caller's; otherwise a private one is used).
+pub fn run_overlayd_args_to_exit(
+    socket: &Path,
+    plugin_dirs: &[PathBuf],
+    extra: &[&str],
+    timeout: Duration,
+) -> (Option<ExitStatus>, String) {
     let dir = TempDir::new("run");
     let log = dir.join("overlayd.log");
-    let mut child = overlayd_command(socket, plugin_dirs, &log, None)
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let mut child = overlayd_command(socket, plugin_dirs, &log, &dir.join("state"), None, &extra)
         .spawn()
         .expect("overlayd starts");
     let status = wait_timeout(&mut child, timeout);
@@ -257,16 +293,74 @@ impl Daemon {
         plugin_dirs: &[PathBuf],
         netns: Option<&str>,
     ) -> Result<(Daemon, nlproto::client::Client), (ExitStatus, String)> {
-        let child = overlayd_command(&socket, plugin_dirs, &dir.join("overlayd.log"), netns)
-            .spawn()
-            .expect("overlayd starts");
+        let launch = Launch {
+            plugin_dirs: plugin_dirs.to_vec(),
+            netns: netns.map(str::to_string),
+            extra: Vec::new(),
+        };
+        Self::try_launch_with(dir, socket, launch)
+    }
+
+    fn try_launch_with(
+        dir: TempDir,
+        socket: PathBuf,
+        launch: Launch,
+    ) -> Result<(Daemon, nlproto::client::Client), (ExitStatus, String)> {
         let mut d = Daemon {
-            child: Some(child),
+            child: None,
             socket,
             dir,
+            launch,
         };
-        let client = d.wait_ready()?;
+        let client = d.spawn_and_wait()?;
         Ok((d, client))
+    }
+
+    fn spawn_and_wait(&mut self) -> Result<nlproto::client::Client, (ExitStatus, String)> {
+        let child = overlayd_command(
+            &self.socket,
+            &self.launch.plugin_dirs,
+            &self.dir.join("overlayd.log"),
+            &self.state_dir(),
+            self.launch.netns.as_deref(),
+            &self.launch.extra,
+        )
+        .spawn()
+        .expect("overlayd starts");
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    /// Starts overlayd (plugins of the target directory, its own namespace)
+    /// with extra command-line arguments.
+    pub fn start_with_args(extra: &[&str]) -> Daemon {
+        let dir = TempDir::new("daemon");
+        let socket = dir.join("overlayd.sock");
+        let launch = Launch {
+            plugin_dirs: vec![target_dir()],
+            netns: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        match Self::try_launch_with(dir, socket, launch) {
+            Ok((d, _)) => d,
+            Err((status, log)) => panic!("overlayd exited early ({status}):\n{log}"),
+        }
+    }
+
+    /// The daemon's private state directory (`--state-dir`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// Starts the daemon again, after it stopped or was killed, with the
+    /// same socket, state directory, namespace and arguments; its log is
+    /// appended to the same file. Panics when it does not come up.
+    pub fn restart(&mut self) {
+        assert!(!self.alive(), "restart: the daemon is still running");
+        self.child = None;
+        if let Err((status, log)) = self.spawn_and_wait() {
+            panic!("overlayd exited early on restart ({status}):\n{log}");
+        }
     }
 
     /// Waits until the daemon answers a GET_PID on its socket; returns that

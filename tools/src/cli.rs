@@ -119,6 +119,10 @@ pub struct CreateArgs {
     /// Initial property values, applied atomically with the create.
     #[arg(short = 'p', long = "prop", value_name = "KEY=VALUE[,KEY=VALUE...]")]
     pub props: Vec<String>,
+    /// Temporary: the daemon does not save the device, so it is gone after
+    /// the daemon restarts (like `dladm create-overlay -t`).
+    #[arg(short = 't', long)]
+    pub temporary: bool,
     /// The new device's name.
     pub link: String,
 }
@@ -180,6 +184,12 @@ mod tests {
         );
         assert_eq!(c.props, ["a=1,b=2", "c=3"]);
         assert_eq!(c.link, "ov0");
+        assert!(!c.temporary);
+        let cli = parse(&["create", "-t", "-e", "x", "-s", "y", "-v", "1", "ov1"]).unwrap();
+        let Command::Create(c) = cli.command else {
+            panic!()
+        };
+        assert!(c.temporary);
     }
 
     #[test]

@@ -254,6 +254,9 @@ fn create(daemon: &mut dyn Daemon, args: &CreateArgs, json: bool) -> Result<Stri
         Attr::str(ov::ATTR_SEARCH, &args.search),
         Attr::u64(ov::ATTR_VNETID, vnetid),
     ];
+    if args.temporary {
+        attrs.push(Attr::flag(ov::ATTR_TEMPORARY));
+    }
     if !props.is_empty() {
         let encoded = encode_create_props(daemon, args, &props)?;
         attrs.push(Attr::nested(

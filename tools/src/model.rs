@@ -178,6 +178,8 @@ pub struct Device {
     pub status: Option<u32>,
     /// Why it is degraded (empty when ok).
     pub status_msg: String,
+    /// Created with `create -t`: not kept across daemon restarts.
+    pub temporary: bool,
 }
 
 impl Device {
@@ -192,6 +194,7 @@ impl Device {
             state: attrs.get_u32(ov::ATTR_STATE),
             status: attrs.get_u32(ov::ATTR_STATUS),
             status_msg: attrs.get_str(ov::ATTR_STATUS_MSG).unwrap_or("").to_string(),
+            temporary: attrs.has(ov::ATTR_TEMPORARY),
         }
     }
 
@@ -201,13 +204,19 @@ impl Device {
             .map_or_else(|| NONE.to_string(), |v| v.to_string())
     }
 
-    /// `created` or `active`.
+    /// `created` or `active`, followed by `,temporary` for a device that
+    /// is not kept across daemon restarts.
     pub fn state_text(&self) -> String {
-        match self.state {
+        let state = match self.state {
             Some(ov::STATE_CREATED) => "created".into(),
             Some(ov::STATE_ACTIVE) => "active".into(),
             Some(n) => format!("unknown({n})"),
             None => NONE.into(),
+        };
+        if self.temporary {
+            format!("{state},temporary")
+        } else {
+            state
         }
     }
 
@@ -454,12 +463,15 @@ mod tests {
         assert_eq!(d.fault_status_text(), "DEGRADED");
         assert_eq!(d.details_text(), "no route to 10.0.0.2");
 
-        let d = Device::from_attrs(&[
+        let mut attrs = vec![
             Attr::u32(ov::ATTR_STATE, ov::STATE_CREATED),
             Attr::u32(ov::ATTR_STATUS, ov::STATUS_OK),
             Attr::str(ov::ATTR_STATUS_MSG, ""),
-        ]);
+        ];
+        let d = Device::from_attrs(&attrs);
         assert_eq!(d.state_text(), "created");
+        attrs.push(Attr::flag(ov::ATTR_TEMPORARY));
+        assert_eq!(Device::from_attrs(&attrs).state_text(), "created,temporary");
         assert_eq!(d.status_text(), "ok");
         assert_eq!(d.fault_status_text(), "ONLINE");
         assert_eq!(d.details_text(), "--");

@@ -8,11 +8,12 @@ use super::{Dispatch, Peer};
 use crate::{
     device::Status,
     error::CtlError,
+    persist::Persist,
     registry::{CreateArgs, DevRef, Registry},
 };
 use nlproto::{
     server::{
-        ctrl_reply, pack_datagrams, requests, DeviceRef, Request, RequestError,
+        ctrl_reply, pack_datagrams, requests_as, DeviceRef, Request, RequestError,
         DEFAULT_DATAGRAM_LIMIT,
     },
     spec::{ctrl, handle, overlay as ov},
@@ -23,6 +24,7 @@ use overlay_plugin_abi::{abi_stable::std_types::ROption, PluginKind, PropInfo};
 /// The daemon's request side.
 pub struct Handlers {
     registry: Registry,
+    persist: Option<Persist>,
 }
 
 type Reply = Result<Vec<Message>, RequestError>;
@@ -30,7 +32,29 @@ type Reply = Result<Vec<Message>, RequestError>;
 impl Handlers {
     /// Handlers over this registry.
     pub fn new(registry: Registry) -> Self {
-        Handlers { registry }
+        Handlers {
+            registry,
+            persist: None,
+        }
+    }
+
+    /// Handlers over this registry that keep the state file of `persist`
+    /// up to date.
+    pub fn with_persist(registry: Registry, persist: Persist) -> Self {
+        Handlers {
+            registry,
+            persist: Some(persist),
+        }
+    }
+
+    /// Writes the state file (when there is one); a failure is logged,
+    /// since the change it records has already been made.
+    pub fn save_state(&self) {
+        if let Some(p) = &self.persist {
+            if let Err(e) = p.save(&self.registry) {
+                tracing::error!("cannot save the device state: {e}");
+            }
+        }
     }
 
     /// The registry (for tests and shutdown).
@@ -38,8 +62,10 @@ impl Handlers {
         &mut self.registry
     }
 
-    /// Deletes every device, as at daemon exit.
+    /// Saves the state (active devices recorded as active, for the next
+    /// start), then deletes every device, as at daemon exit.
     pub fn shutdown(&mut self) {
+        self.save_state();
         let ids: Vec<u32> = self.registry.devices().map(|d| d.linkid).collect();
         for id in ids {
             let _ = self.registry.delete(&DevRef::LinkId(id));
@@ -65,11 +91,34 @@ impl Handlers {
         let items = match req.command.id {
             ov::CMD_CREATE => {
                 let args = create_args(req)?;
+                if let Some(why) = self
+                    .persist
+                    .as_ref()
+                    .and_then(|p| p.unrestorable(&args.name))
+                {
+                    return Err(req.fail(
+                        libc::EEXIST,
+                        format!(
+                            "a device named {} is recorded in the state file but could not be restored ({why}); delete {} to drop that record",
+                            args.name, args.name
+                        ),
+                    ));
+                }
                 let dev = self.registry.create(args).map_err(fail)?;
                 vec![device_attrs(dev)]
             }
             ov::CMD_DELETE => {
-                self.registry.delete(&dev_ref(req)?).map_err(fail)?;
+                let r = dev_ref(req)?;
+                if let Err(e) = self.registry.delete(&r) {
+                    let forgotten = match (&r, self.persist.as_mut()) {
+                        (DevRef::Name(n), Some(p)) => p.forget(n),
+                        _ => false,
+                    };
+                    if !forgotten {
+                        return Err(fail(e));
+                    }
+                    tracing::info!("record of unrestorable device deleted");
+                }
                 vec![]
             }
             ov::CMD_ACTIVATE => {
@@ -195,6 +244,12 @@ impl Handlers {
             }
             _ => return Err(unhandled(req)),
         };
+        if matches!(
+            req.command.id,
+            ov::CMD_CREATE | ov::CMD_DELETE | ov::CMD_ACTIVATE | ov::CMD_SETPROP
+        ) {
+            self.save_state();
+        }
         Ok(req.respond(pid, items))
     }
 }
@@ -202,7 +257,7 @@ impl Handlers {
 impl Dispatch for Handlers {
     fn datagram(&mut self, peer: Peer, datagram: &[u8], out: &mut Vec<Vec<u8>>) {
         let mut messages = Vec::new();
-        for r in requests(datagram) {
+        for r in requests_as(datagram, peer.access) {
             match r.and_then(|req| self.handle(&req, peer.pid)) {
                 Ok(replies) => messages.extend(replies),
                 Err(e) => messages.push(e.reply(peer.pid).into()),
@@ -262,6 +317,7 @@ fn create_args(req: &Request) -> Result<CreateArgs, RequestError> {
         search: a.get_str(ov::ATTR_SEARCH).unwrap_or_default().to_string(),
         vnetid: a.get_u64(ov::ATTR_VNETID).unwrap_or_default(),
         props,
+        temporary: a.has(ov::ATTR_TEMPORARY),
     })
 }
 
@@ -301,6 +357,9 @@ fn device_attrs(dev: &crate::device::Device) -> Vec<Attr> {
         ),
     ]);
     attrs.extend(status_attrs(&dev.status));
+    if dev.temporary {
+        attrs.push(Attr::flag(ov::ATTR_TEMPORARY));
+    }
     attrs
 }
 

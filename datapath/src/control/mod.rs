@@ -6,7 +6,14 @@
 //! are queued per connection and written without blocking: a client that
 //! does not read its replies stops being read from once its queue passes
 //! [`OUT_QUEUE_CAP`], and never stalls the daemon or other clients.
+//!
+//! The socket file is created mode 0660, owned by root and the group given
+//! at bind: only members of that group (and root) can connect at all. Each
+//! connection's privilege is read once at accept ([`cred`]); a read-only
+//! peer is refused every admin command by nlproto's validation, before any
+//! handler runs.
 
+pub mod cred;
 pub mod handlers;
 
 use nix::sys::{
@@ -40,6 +47,8 @@ const SIGNAL_KEY: usize = usize::MAX - 2;
 pub struct Peer {
     /// The handle's PID.
     pub pid: u32,
+    /// What the peer process may run (decided at accept).
+    pub access: nlproto::spec::Privilege,
 }
 
 /// The request side the server drives: answers datagrams, learns of closed
@@ -54,6 +63,7 @@ pub trait Dispatch {
 struct Conn {
     fd: OwnedFd,
     pid: u32,
+    access: nlproto::spec::Privilege,
     out: VecDeque<Vec<u8>>,
     out_bytes: usize,
 }
@@ -89,9 +99,10 @@ pub enum ServerError {
 }
 
 impl Server {
-    /// Binds the socket at `path`, creating its directory. A socket file
-    /// nobody answers on (left by a killed daemon) is replaced.
-    pub fn bind(path: &Path) -> Result<Server, ServerError> {
+    /// Binds the socket at `path`, creating its directory, with mode 0660
+    /// and group `gid`. A socket file nobody answers on (left by a killed
+    /// daemon) is replaced.
+    pub fn bind(path: &Path, gid: nix::unistd::Gid) -> Result<Server, ServerError> {
         let io_err = |what: &'static str| {
             let path = path.to_path_buf();
             move |source: io::Error| ServerError::Io { what, path, source }
@@ -116,7 +127,16 @@ impl Server {
         )
         .map_err(|e| io_err("cannot create socket")(e.into()))?;
         let addr = UnixAddr::new(path).map_err(|e| io_err("invalid socket path")(e.into()))?;
-        bind(fd.as_raw_fd(), &addr).map_err(|e| io_err("cannot bind")(e.into()))?;
+        // The file is created with no access for others at all, so nobody
+        // outside root's group can connect before the group is set.
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o117));
+        let bound = bind(fd.as_raw_fd(), &addr);
+        nix::sys::stat::umask(old);
+        bound.map_err(|e| io_err("cannot bind")(e.into()))?;
+        nix::unistd::chown(path, None, Some(gid))
+            .map_err(|e| io_err("cannot give the group (choose it with --group) to")(e.into()))?;
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o660))
+            .map_err(io_err("cannot set the mode of"))?;
         listen(&fd, Backlog::new(128).expect("valid backlog"))
             .map_err(|e| io_err("cannot listen on")(e.into()))?;
         let poller = Poller::new().map_err(io_err("cannot create poller for"))?;
@@ -196,6 +216,7 @@ impl Server {
                     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
                     let pid = self.next_pid;
                     self.next_pid = self.next_pid.checked_add(1).unwrap_or(1);
+                    let peer = cred::peer_cred(&fd);
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
                     // SAFETY: the fd is deleted from the poller before the Conn drops (close()).
@@ -206,10 +227,17 @@ impl Server {
                     entry.insert(Conn {
                         fd,
                         pid,
+                        access: peer.access,
                         out: VecDeque::new(),
                         out_bytes: 0,
                     });
-                    tracing::debug!(pid, "connection opened");
+                    tracing::debug!(
+                        pid,
+                        peer_pid = peer.pid,
+                        peer_uid = peer.uid,
+                        access = peer.access.name(),
+                        "connection opened"
+                    );
                 }
                 Err(nix::errno::Errno::EAGAIN) => return,
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -250,7 +278,10 @@ impl Server {
         let conn = self.conns.remove(key);
         let _ = self.poller.delete(&conn.fd);
         tracing::debug!(pid = conn.pid, "connection closed");
-        d.closed(Peer { pid: conn.pid });
+        d.closed(Peer {
+            pid: conn.pid,
+            access: conn.access,
+        });
     }
 }
 
@@ -275,7 +306,10 @@ fn read_requests(conn: &mut Conn, d: &mut impl Dispatch) -> bool {
             // closes the connection; the empty datagram gets its error.
             Ok(0) if peer_hung_up(&conn.fd) => return false,
             Ok(n) => {
-                let peer = Peer { pid: conn.pid };
+                let peer = Peer {
+                    pid: conn.pid,
+                    access: conn.access,
+                };
                 let mut replies = Vec::new();
                 // A datagram longer than the buffer arrives cut; its last
                 // message then overruns what is there and gets the ordinary

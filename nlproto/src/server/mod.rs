@@ -31,7 +31,7 @@ use crate::msg::{
     NLMSG_HDRLEN, NLMSG_MIN_TYPE, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_DUMP, NLM_F_MULTI,
     NLM_F_REQUEST,
 };
-use crate::spec::{self, overlay, CommandSpec, FamilySpec};
+use crate::spec::{self, overlay, CommandSpec, FamilySpec, Privilege};
 use netlink_packet_core::{NetlinkBuffer, NetlinkHeader, Parseable};
 
 /// A datagram size the daemon can aim for when it packs replies with
@@ -193,11 +193,27 @@ fn control_type_name(t: u16) -> &'static str {
     }
 }
 
-/// Validates one message (as cut by [`split_datagram`]) in the order the
-/// protocol prescribes: framing, message type, `NLM_F_REQUEST`, family,
-/// genetlink header, command, operation kind, version, attributes, required
-/// attributes. Returns `Ok(None)` for `NLMSG_NOOP`, which is ignored.
+/// Validates one message (as cut by [`split_datagram`]) from a caller with
+/// every privilege; see [`parse_request_as`].
 pub fn parse_request(raw: &[u8], datagram_offset: usize) -> Result<Option<Request>, RequestError> {
+    parse_request_as(raw, datagram_offset, Privilege::Admin)
+}
+
+/// Validates one message (as cut by [`split_datagram`]) sent by a caller
+/// holding `access`, in the order the protocol prescribes: framing, message
+/// type, `NLM_F_REQUEST`, family, genetlink header, command, operation kind,
+/// privilege, version, attributes, required attributes. Returns `Ok(None)`
+/// for `NLMSG_NOOP`, which is ignored.
+///
+/// A command whose table entry needs [`Privilege::Admin`] sent by a
+/// [`Privilege::ReadOnly`] caller is refused with `EPERM` before its
+/// attributes are even decoded, as Linux refuses a `GENL_ADMIN_PERM`
+/// operation.
+pub fn parse_request_as(
+    raw: &[u8],
+    datagram_offset: usize,
+    access: Privilege,
+) -> Result<Option<Request>, RequestError> {
     let header = best_effort_header(raw);
     let fail = |errno: i32, message: String, offset: Option<u32>| RequestError {
         errno,
@@ -287,6 +303,9 @@ pub fn parse_request(raw: &[u8], datagram_offset: usize) -> Result<Option<Reques
     if let Some(text) = operation_error(command, is_dump) {
         return Err(fail(libc::EOPNOTSUPP, text, None));
     }
+    if let Some(text) = privilege_error(family, command, access) {
+        return Err(fail(libc::EPERM, text, None));
+    }
     if version < command.min_version || version > family.version {
         return Err(fail(
             libc::EINVAL,
@@ -340,11 +359,36 @@ fn operation_error(command: &CommandSpec, is_dump: bool) -> Option<String> {
     }
 }
 
-/// Splits a datagram and validates each message; `NLMSG_NOOP` messages are
-/// skipped.
+/// Why a caller holding `access` may not run `command`, if it may not.
+fn privilege_error(
+    family: &FamilySpec,
+    command: &CommandSpec,
+    access: Privilege,
+) -> Option<String> {
+    match (command.privilege, access) {
+        (Privilege::Admin, Privilege::ReadOnly) => Some(format!(
+            "command {} of family {} needs admin privilege (uid 0 or CAP_NET_ADMIN); \
+             this connection may only run read-only commands",
+            command.name, family.name
+        )),
+        _ => None,
+    }
+}
+
+/// Splits a datagram and validates each message from a caller with every
+/// privilege; `NLMSG_NOOP` messages are skipped.
 pub fn requests(datagram: &[u8]) -> impl Iterator<Item = Result<Request, RequestError>> + '_ {
+    requests_as(datagram, Privilege::Admin)
+}
+
+/// Splits a datagram and validates each message from a caller holding
+/// `access` (see [`parse_request_as`]); `NLMSG_NOOP` messages are skipped.
+pub fn requests_as(
+    datagram: &[u8],
+    access: Privilege,
+) -> impl Iterator<Item = Result<Request, RequestError>> + '_ {
     split_datagram(datagram)
-        .map(|item| item.and_then(|raw| parse_request(raw.bytes, raw.offset)))
+        .map(move |item| item.and_then(|raw| parse_request_as(raw.bytes, raw.offset, access)))
         .filter_map(Result::transpose)
 }
 

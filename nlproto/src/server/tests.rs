@@ -73,6 +73,50 @@ fn accepts_a_valid_request() {
 }
 
 #[test]
+fn read_only_callers_run_only_read_only_commands() {
+    let ro = Privilege::ReadOnly;
+    // Every admin command is refused before its attributes are looked at:
+    // a CREATE without any attribute gets EPERM, not "requires NAME".
+    for c in overlay::COMMANDS
+        .iter()
+        .filter(|c| c.privilege == Privilege::Admin)
+    {
+        let bytes = raw(overlay::ID, RA, c.id, 1, &[]);
+        let e = parse_request_as(&bytes, 0, ro).expect_err("refused");
+        assert_eq!(e.errno, libc::EPERM, "{}", c.name);
+        assert_eq!(e.offset, None);
+        assert!(e
+            .message
+            .contains(&format!("command {} of family overlay", c.name)));
+        assert!(e.message.contains("needs admin privilege"), "{}", e.message);
+        // The same request from an admin goes on to the ordinary checks.
+        let admin = parse_request_as(&bytes, 0, Privilege::Admin);
+        assert_ne!(admin.map_err(|e| e.errno), Err(libc::EPERM), "{}", c.name);
+    }
+    // Read-only commands (and nlctrl, and GET_PID) pass.
+    let list = raw(overlay::ID, RA | NLM_F_DUMP, overlay::CMD_LIST, 1, &[]);
+    assert!(parse_request_as(&list, 0, ro).unwrap().is_some());
+    let pid = raw(handle::ID, RA, handle::CMD_GET_PID, 1, &[]);
+    assert!(parse_request_as(&pid, 0, ro).unwrap().is_some());
+    let fam = raw(
+        ctrl::GENL_ID_CTRL,
+        RA | NLM_F_DUMP,
+        ctrl::CTRL_CMD_GETFAMILY,
+        1,
+        &[],
+    );
+    assert!(parse_request_as(&fam, 0, ro).unwrap().is_some());
+    // requests_as applies the same rule to every message of a datagram.
+    let create = raw(overlay::ID, RA, overlay::CMD_CREATE, 1, &create_attrs());
+    let both = [create.clone(), list].concat();
+    let errnos: Vec<_> = requests_as(&both, ro)
+        .map(|r| r.err().map(|e| e.errno))
+        .collect();
+    assert_eq!(errnos, [Some(libc::EPERM), None]);
+    assert!(requests(&create).all(|r| r.is_ok()));
+}
+
+#[test]
 fn framing_errors() {
     let mut it = split_datagram(&[1, 2, 3, 4, 5, 6, 7]);
     let e = it.next().unwrap().unwrap_err();
@@ -598,7 +642,7 @@ fn ctrl_getfamily_by_name_and_id() {
         (16, ctrl::CTRL_CMD_NEWFAMILY, 2, PID, 11)
     );
     assert_eq!(reply.attrs.get_u16(ctrl::CTRL_ATTR_FAMILY_ID), Some(33));
-    assert_eq!(reply.attrs.get_u32(ctrl::CTRL_ATTR_MAXATTR), Some(35));
+    assert_eq!(reply.attrs.get_u32(ctrl::CTRL_ATTR_MAXATTR), Some(36));
     let ops = reply.attrs.get_nested(ctrl::CTRL_ATTR_OPS).unwrap();
     assert_eq!(ops.len(), 10);
     assert_eq!(

@@ -105,8 +105,11 @@ pub const ATTR_STAT_VALUE: u16 = 33;
 pub const ATTR_MUX: u16 = 34;
 /// The mux's underlay endpoint (`udp 10.0.0.1:4789`).
 pub const ATTR_MUX_ENDPOINT: u16 = 35;
+/// `TEMPORARY` (flag): on CREATE, the device is not persisted across
+/// daemon restarts; in LIST replies, present when the device is temporary.
+pub const ATTR_TEMPORARY: u16 = 36;
 /// Highest attribute number.
-pub const MAXATTR: u16 = ATTR_MUX_ENDPOINT;
+pub const MAXATTR: u16 = ATTR_TEMPORARY;
 
 /// Longest device name, not counting the NUL.
 pub const NAME_MAX: usize = 31;
@@ -390,6 +393,12 @@ pub const ATTRS: &[AttrSpec] = &[
     STAT_VALUE,
     MUX,
     MUX_ENDPOINT,
+    AttrSpec::new(
+        ATTR_TEMPORARY,
+        "TEMPORARY",
+        AttrKind::Flag,
+        "CREATE: do not persist the device across daemon restarts; LIST: present when the device is temporary",
+    ),
 ];
 
 const fn cmd(
@@ -423,7 +432,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         T,
         Privilege::Admin,
         &[ATTR_NAME, ATTR_ENCAP, ATTR_SEARCH, ATTR_VNETID],
-        "create a device, optionally with initial property values (PROPS)",
+        "create a device, optionally with initial property values (PROPS); TEMPORARY keeps it out of the state file",
     ),
     cmd(
         CMD_DELETE,
