@@ -152,6 +152,7 @@ impl Dataplane {
             encap: self.encap.clone(),
             tunables: self.tunables.clone(),
             stats: self.stats.clone(),
+            port: self.port.clone(),
             vnetid: self.target.vnetid,
             dport: self.target.point.port,
             dest,
@@ -212,6 +213,7 @@ struct TxContext {
     encap: Arc<EncapDeviceBox>,
     tunables: Arc<TxTunables>,
     stats: Arc<DeviceStats>,
+    port: Arc<Port>,
     vnetid: u64,
     dport: u16,
     dest: (libc::sockaddr_storage, libc::socklen_t),
@@ -283,6 +285,7 @@ impl TxContext {
                         encap_drops += 1;
                         if e.panicked {
                             panics += 1;
+                            self.encap_panicked(&e.msg);
                         }
                         continue;
                     }
@@ -332,6 +335,14 @@ impl TxContext {
             let m = &self.mux.stats;
             add(&m.tx_packets, sent as u64);
             add(&m.tx_bytes, wire_bytes);
+        }
+    }
+
+    /// An `encap` panic degrades the device; logged once per transition.
+    #[cold]
+    fn encap_panicked(&self, msg: &str) {
+        if self.port.health.degrade(msg) {
+            tracing::error!(ifname = self.backend.ifname(), "device degraded: {msg}");
         }
     }
 

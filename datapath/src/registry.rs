@@ -333,6 +333,7 @@ fn start_dataplane(dev: &mut Device, muxes: &mut MuxSet) -> CtlResult<Dataplane>
     let port = Arc::new(Port {
         backend: backend.clone(),
         stats: dev.stats.clone(),
+        health: dev.health.clone(),
     });
     let mux = muxes.join(
         MuxKey::from_spec(&spec),
