@@ -42,6 +42,57 @@ pub fn plugin_path(lib: &str) -> PathBuf {
     target_dir().join(format!("lib{lib}.so"))
 }
 
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The target directory shared by every plugin built outside the
+/// workspace (`target/examples`), so that repeated builds are incremental
+/// and the dependencies are compiled once for all of them.
+pub fn out_of_tree_target_dir() -> PathBuf {
+    workspace_root().join("target").join("examples")
+}
+
+/// Builds the plugin crate whose manifest is `manifest` the way a third
+/// party does (`cargo build --release --manifest-path ...`), in
+/// [`out_of_tree_target_dir`], and returns the path of `lib<lib>.so`.
+pub fn build_out_of_tree(manifest: &Path, lib: &str) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target = out_of_tree_target_dir();
+    let out = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(manifest)
+        .env("CARGO_TARGET_DIR", &target)
+        // The outer `cargo test` may set these for its own build.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo build --release --manifest-path {} failed:\n{}",
+        manifest.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let so = target.join("release").join(format!("lib{lib}.so"));
+    assert!(so.exists(), "{} was not built", so.display());
+    so
+}
+
+/// Copies `from` to `dir/name` with exactly `mode`.
+pub fn install_plugin(from: &Path, dir: &TempDir, name: &str, mode: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let to = dir.join(name);
+    std::fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).unwrap();
+    to
+}
+
 /// A private temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -102,6 +153,7 @@ fn overlayd_command(
     plugin_dirs: &[PathBuf],
     log: &Path,
     netns: Option<&str>,
+    env: &[(&str, &str)],
 ) -> Command {
     let mut cmd = match netns {
         Some(ns) => {
@@ -138,6 +190,7 @@ fn overlayd_command(
     cmd.env_remove("OVERLAYD_SOCKET")
         .env_remove("OVERLAYD_PLUGIN_DIR")
         .env_remove("OVERLAYD_LOG")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
@@ -168,7 +221,7 @@ pub fn run_overlayd_to_exit(
 ) -> (Option<ExitStatus>, String) {
     let dir = TempDir::new("run");
     let log = dir.join("overlayd.log");
-    let mut child = overlayd_command(socket, plugin_dirs, &log, None)
+    let mut child = overlayd_command(socket, plugin_dirs, &log, None, &[])
         .spawn()
         .expect("overlayd starts");
     let status = wait_timeout(&mut child, timeout);
@@ -236,6 +289,22 @@ impl Daemon {
         }
     }
 
+    /// Starts overlayd with these plugin directories, in the named network
+    /// namespace `netns` when given (else in a private one, as
+    /// [`Daemon::start_with`]), with extra environment variables.
+    pub fn start_opts(
+        plugin_dirs: &[PathBuf],
+        netns: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let dir = TempDir::new("daemon");
+        let socket = dir.join("overlayd.sock");
+        match Self::try_launch_env(dir, socket, plugin_dirs, netns, env) {
+            Ok((d, _)) => d,
+            Err((status, log)) => panic!("overlayd exited early ({status}):\n{log}"),
+        }
+    }
+
     fn launch(dir: TempDir, socket: PathBuf, plugin_dirs: &[PathBuf]) -> Daemon {
         match Self::try_launch(dir, socket, plugin_dirs) {
             Ok((d, _)) => d,
@@ -257,7 +326,18 @@ impl Daemon {
         plugin_dirs: &[PathBuf],
         netns: Option<&str>,
     ) -> Result<(Daemon, nlproto::client::Client), (ExitStatus, String)> {
-        let child = overlayd_command(&socket, plugin_dirs, &dir.join("overlayd.log"), netns)
+        Self::try_launch_env(dir, socket, plugin_dirs, netns, &[])
+    }
+
+    fn try_launch_env(
+        dir: TempDir,
+        socket: PathBuf,
+        plugin_dirs: &[PathBuf],
+        netns: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Result<(Daemon, nlproto::client::Client), (ExitStatus, String)> {
+        let log = dir.join("overlayd.log");
+        let child = overlayd_command(&socket, plugin_dirs, &log, netns, env)
             .spawn()
             .expect("overlayd starts");
         let mut d = Daemon {
