@@ -279,6 +279,7 @@ impl Dataplane {
             encap: self.encap.clone(),
             tunables: self.tunables.clone(),
             stats: self.stats.clone(),
+            port: self.port.clone(),
             vnetid: self.target.vnetid,
             dport: self.target.point.port,
             dest,
@@ -341,6 +342,7 @@ struct TxContext {
     encap: Arc<EncapDeviceBox>,
     tunables: Arc<TxTunables>,
     stats: Arc<DeviceStats>,
+    port: Arc<Port>,
     vnetid: u64,
     dport: u16,
     dest: (libc::sockaddr_storage, libc::socklen_t),
@@ -462,6 +464,7 @@ impl TxContext {
                     encap_drops += 1;
                     if e.panicked {
                         panics += 1;
+                        self.encap_panicked(&e.msg);
                     }
                     continue;
                 }
@@ -512,6 +515,14 @@ impl TxContext {
         add(&m.tx_packets, sent as u64);
         add(&m.tx_bytes, wire_bytes);
         sent
+    }
+
+    /// An `encap` panic degrades the device; logged once per transition.
+    #[cold]
+    fn encap_panicked(&self, msg: &str) {
+        if self.port.health.degrade(msg) {
+            tracing::error!(ifname = self.backend.ifname(), "device degraded: {msg}");
+        }
     }
 
     /// Sends every message, retrying the rest after a partial send; a
@@ -596,6 +607,7 @@ mod tests {
         let port = Arc::new(Port {
             backend: backend.clone(),
             stats: stats.clone(),
+            health: Arc::new(crate::stats::Health::default()),
         });
         let key = MuxKey {
             domain: libc::AF_INET,

@@ -4,7 +4,7 @@ use crate::{
     dataplane::{Dataplane, TxTunables},
     error::{CtlError, CtlResult},
     plugins::{EncapEntry, LookupEntry, Plugins},
-    stats::DeviceStats,
+    stats::{add, DeviceStats, Health},
 };
 use overlay_plugin_abi::{
     abi_stable::std_types::{RSlice, RStr},
@@ -145,10 +145,8 @@ pub struct Device {
     pub mtu: u64,
     /// Whether the device is activated.
     pub active: bool,
-    /// Health.
-    pub status: Status,
-    /// Plugin calls that panicked.
-    pub plugin_panics: u64,
+    /// Health, shared with the packet path (which may degrade it).
+    pub health: Arc<Health>,
     /// `backend` property.
     pub backend: String,
     /// `ifname` property; unset when the link name is too long for one.
@@ -220,8 +218,7 @@ impl Device {
             vnetid,
             mtu: MTU_DEFAULT,
             active: false,
-            status: Status::Ok,
-            plugin_panics: 0,
+            health: Arc::new(Health::default()),
             backend: BACKENDS[0].to_string(),
             ifname: (name.len() <= IFNAME_MAX).then(|| name.to_string()),
             srcports,
@@ -335,13 +332,22 @@ impl Device {
         }
     }
 
-    /// Passes a plugin result on; a panic is counted and degrades the device.
+    /// The device's health as STATUS reports it.
+    pub fn status(&self) -> Status {
+        match self.health.fault() {
+            None => Status::Ok,
+            Some(msg) => Status::Degraded(msg),
+        }
+    }
+
+    /// Passes a plugin result on; a panic is counted (`plugin_panics` of
+    /// STATS) and degrades the device.
     pub fn plugin_call<T>(&mut self, r: Result<T, PluginError>) -> CtlResult<T> {
         r.map_err(|e| {
             if e.panicked {
-                self.plugin_panics += 1;
-                self.status = Status::Degraded(e.msg.to_string());
-                tracing::error!(device = %self.name, "{}", e.msg);
+                add(&self.stats.plugin_panics, 1);
+                self.health.degrade(&e.msg);
+                tracing::error!(device = %self.name, "degraded: {}", e.msg);
             }
             CtlError::from(e)
         })

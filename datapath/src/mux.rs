@@ -23,7 +23,7 @@ use crate::{
     backend::{Backend, ETH_HLEN},
     error::{CtlError, CtlResult},
     plugins::EncapEntry,
-    stats::{add, DeviceStats, MuxStats},
+    stats::{add, DeviceStats, Health, MuxStats},
 };
 use overlay_plugin_abi::{abi_stable::std_types::RSlice, prop::ip_from_in6, SocketSpec};
 use std::{
@@ -100,6 +100,8 @@ pub struct Port {
     pub backend: Arc<dyn Backend>,
     /// Its counters.
     pub stats: Arc<DeviceStats>,
+    /// Its health, degraded when a plugin call for it panics.
+    pub health: Arc<Health>,
 }
 
 type Table = Arc<HashMap<u64, Arc<Port>>>;
@@ -257,6 +259,7 @@ impl Mux {
             }
             let (mut pkts, mut bytes) = (0u64, 0u64);
             let (mut unknown, mut bad, mut short, mut oam) = (0u64, 0u64, 0u64, 0u64);
+            let mut panics = 0u64;
             for (i, m) in msgs.iter().take(n as usize).enumerate() {
                 let len = m.msg_len as usize;
                 let pkt = &bufs[i * RX_BUF..i * RX_BUF + len];
@@ -265,10 +268,11 @@ impl Mux {
                 let info = match plugin.decap(RSlice::from_slice(pkt)).into_result() {
                     Ok(info) => info,
                     Err(e) => {
-                        if e.panicked {
-                            tracing::error!("{}: {}", self.key.endpoint(), e.msg);
-                        }
                         bad += 1;
+                        if e.panicked {
+                            panics += 1;
+                            self.decap_panicked(&table, &e.msg);
+                        }
                         continue;
                     }
                 };
@@ -301,6 +305,21 @@ impl Mux {
             add(&s.drop_bad_header, bad);
             add(&s.drop_short, short);
             add(&s.drop_oam, oam);
+            add(&s.plugin_panics, panics);
+        }
+    }
+
+    /// A `decap` panic: the packet's device is unknown, so every device
+    /// of the mux (all of which use the plugin) is degraded. Cold path.
+    #[cold]
+    fn decap_panicked(&self, table: &Table, msg: &str) {
+        let fault = format!("{msg} (on {})", self.key.endpoint());
+        let mut first = false;
+        for port in table.values() {
+            first |= port.health.degrade(&fault);
+        }
+        if first {
+            tracing::error!("{}: devices degraded: {fault}", self.encap.meta.name);
         }
     }
 }

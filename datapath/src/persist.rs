@@ -58,7 +58,7 @@
 //! keeps a second daemon from using the same state.
 
 use crate::{
-    device::{Owner, Status},
+    device::Owner,
     registry::{CreateArgs, DevRef, Registry},
 };
 use nix::fcntl::{Flock, FlockArg};
@@ -484,7 +484,7 @@ fn restore_one(registry: &mut Registry, rec: &DeviceRecord) -> Result<(), String
         let msg = format!("{what}: {}", problems.join("; "));
         tracing::error!(link = %rec.name, linkid, "{msg}");
         if let Ok(dev) = registry.get_mut(&r) {
-            dev.status = Status::Degraded(msg);
+            dev.health.degrade(&msg);
         }
     }
     Ok(())

@@ -194,7 +194,7 @@ impl Registry {
         dev.active = true;
         if std::mem::take(&mut dev.activate_on_restore) {
             // What degraded it was the failed re-activation at restore.
-            dev.status = crate::device::Status::Ok;
+            dev.health.restore();
         }
         tracing::info!(link = %dev.name, "activated");
         Ok(())
@@ -353,6 +353,7 @@ fn start_dataplane(dev: &mut Device, muxes: &mut MuxSet) -> CtlResult<Dataplane>
     let port = Arc::new(Port {
         backend: backend.clone(),
         stats: dev.stats.clone(),
+        health: dev.health.clone(),
     });
     let mux = muxes.join(
         MuxKey::from_spec(&spec),

@@ -3,7 +3,10 @@
 //! thread adds a whole batch at once, so the cost is a few atomic adds per
 //! batch, not per frame.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{
+    atomic::{AtomicU64, Ordering::Relaxed},
+    Mutex,
+};
 
 macro_rules! counters {
     ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident),* $(,)? }) => {
@@ -72,10 +75,49 @@ counters! {
         drop_short,
         /// OAM packets, never delivered to a device.
         drop_oam,
+        /// `decap` calls that panicked in the encapsulation plugin (the
+        /// packet's device is not known yet, so they are counted here and
+        /// every device of the mux is degraded).
+        plugin_panics,
         /// Underlay packets sent.
         tx_packets,
         /// Bytes sent (UDP payload).
         tx_bytes,
+    }
+}
+
+/// A device's health, shared by the control thread and the packet threads:
+/// the most recent fault, if any. A packet thread touches it only when a
+/// plugin call has already failed by panicking, never on the normal path.
+#[derive(Debug, Default)]
+pub struct Health {
+    fault: Mutex<Option<String>>,
+}
+
+impl Health {
+    /// Records a fault (replacing an older one). Returns whether the device
+    /// was healthy before, so that the caller logs a transition once rather
+    /// than once per packet.
+    pub fn degrade(&self, msg: &str) -> bool {
+        let mut fault = self.fault.lock().unwrap_or_else(|e| e.into_inner());
+        let was_ok = fault.is_none();
+        *fault = Some(msg.to_string());
+        was_ok
+    }
+
+    /// Clears the fault: the device is healthy again. Returns whether it
+    /// was degraded.
+    pub fn restore(&self) -> bool {
+        self.fault
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some()
+    }
+
+    /// The most recent fault, if the device is degraded.
+    pub fn fault(&self) -> Option<String> {
+        self.fault.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -99,6 +141,16 @@ mod tests {
         let snap = s.snapshot();
         assert_eq!(snap[0], ("rx_packets", 3));
         assert!(snap.contains(&("drop_unknown_vnetid", 1)));
-        assert_eq!(snap.len(), 8);
+        assert_eq!(snap.len(), 9);
+        assert!(snap.contains(&("plugin_panics", 0)));
+    }
+
+    #[test]
+    fn health_reports_the_latest_fault_and_the_first_transition() {
+        let h = Health::default();
+        assert_eq!(h.fault(), None);
+        assert!(h.degrade("first"));
+        assert!(!h.degrade("second"));
+        assert_eq!(h.fault().as_deref(), Some("second"));
     }
 }

@@ -61,6 +61,108 @@
 //!   device. Plugins therefore build with `panic = "unwind"` (the default).
 //! * Plugins are never unloaded; a plugin's code lives as long as the daemon.
 //!
+//! ## Writing a plugin
+//!
+//! Implement the plain Rust traits of [`kit`] ([`kit::Encap`] and
+//! [`kit::EncapInstance`], or [`kit::Lookup`] and [`kit::LookupInstance`]),
+//! declare properties with the [`PropInfo`] builders and keep their values
+//! in a [`prop::PropStore`], write headers with the bounds-checked helpers
+//! of [`buf`], and end with [`export_encap_plugin!`] or
+//! [`export_lookup_plugin!`]. The crate is a `cdylib` that also depends on
+//! `abi_stable` directly. A complete encapsulation plugin:
+//!
+//! ```
+//! use overlay_plugin_abi::{
+//!     buf, dest,
+//!     kit::{Encap, EncapInstance},
+//!     prop::{ip_to_in6, PropStore},
+//!     DecapInfo, EncapInfo, PluginError, PropInfo, SocketSpec,
+//! };
+//!
+//! const MAGIC: u16 = 0x6f76;
+//! const HEADER_LEN: usize = 8; // magic, 2 reserved bytes, 32-bit id
+//!
+//! fn properties() -> Vec<PropInfo> {
+//!     vec![
+//!         PropInfo::ip("tiny/listen_ip").required(),
+//!         PropInfo::uint("tiny/listen_port").default_uint(7000).range(1, 65535),
+//!     ]
+//! }
+//!
+//! pub struct Tiny;
+//! pub struct TinyDevice(PropStore);
+//!
+//! impl Encap for Tiny {
+//!     type Instance = TinyDevice;
+//!     fn info(&self) -> EncapInfo {
+//!         EncapInfo {
+//!             id_size: 4,
+//!             flags: 0,
+//!             dest: dest::IP | dest::PORT,
+//!             max_header_len: HEADER_LEN as u32,
+//!             properties: properties().into(),
+//!         }
+//!     }
+//!     fn new_instance(&self) -> Result<TinyDevice, PluginError> {
+//!         Ok(TinyDevice(PropStore::new(properties())))
+//!     }
+//!     fn decap(&self, packet: &[u8]) -> Result<DecapInfo, PluginError> {
+//!         if buf::get_u16(packet, 0)? != MAGIC {
+//!             return Err(PluginError::invalid("not a tiny header"));
+//!         }
+//!         let vnetid = buf::get_u32(packet, 4)? as u64;
+//!         Ok(DecapInfo { vnetid, header_len: HEADER_LEN as u32, flags: 0 })
+//!     }
+//! }
+//!
+//! impl EncapInstance for TinyDevice {
+//!     fn getprop(&self, name: &str) -> Result<Vec<u8>, PluginError> {
+//!         self.0.get(name)
+//!     }
+//!     fn setprop(&self, name: &str, value: &[u8]) -> Result<(), PluginError> {
+//!         self.0.set(name, value).map(|_| ())
+//!     }
+//!     fn missing_required(&self) -> Vec<String> {
+//!         self.0.missing_required()
+//!     }
+//!     fn socket(&self) -> Result<SocketSpec, PluginError> {
+//!         let ip = self.0.ip("tiny/listen_ip")
+//!             .ok_or_else(|| PluginError::invalid("tiny/listen_ip is not set"))?;
+//!         Ok(SocketSpec {
+//!             domain: if ip.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 },
+//!             sotype: libc::SOCK_DGRAM,
+//!             protocol: libc::IPPROTO_UDP,
+//!             addr: ip_to_in6(ip),
+//!             port: self.0.uint("tiny/listen_port").unwrap_or(7000) as u16,
+//!             options: Default::default(),
+//!         })
+//!     }
+//!     fn header_len(&self) -> usize {
+//!         HEADER_LEN
+//!     }
+//!     fn encap(&self, vnetid: u64, _frame: &[u8], header: &mut [u8]) -> Result<usize, PluginError> {
+//!         buf::put_u16(header, 0, MAGIC)?;
+//!         buf::zero(header, 2, 2)?;
+//!         buf::put_uint(header, 4, vnetid, 4)?;
+//!         Ok(HEADER_LEN)
+//!     }
+//! }
+//!
+//! overlay_plugin_abi::export_encap_plugin! {
+//!     name: "tiny",
+//!     version: "0.1.0",
+//!     new: Tiny,
+//! }
+//! # // What the daemon does through the ABI, in miniature:
+//! # let dev = Tiny.new_instance().unwrap();
+//! # let mut hdr = [0u8; 8];
+//! # assert_eq!(dev.encap(42, &[0; 14], &mut hdr).unwrap(), 8);
+//! # assert_eq!(Tiny.decap(&hdr).unwrap().vnetid, 42);
+//! ```
+//!
+//! `docs/plugins.md` in the repository walks through building, installing
+//! and debugging plugins, and states the compatibility policy.
+//!
 //! ## Versions
 //!
 //! The package name and version of this crate are part of the load check.
@@ -69,10 +171,11 @@
 //! calls. Any change the daemon must call is a new major version. See
 //! `docs/plugins.md` for the full policy.
 #![allow(non_local_definitions)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub use abi_stable;
 
+pub mod buf;
 pub mod encap;
 pub mod error;
 pub mod kit;
@@ -147,7 +250,7 @@ pub struct PluginDesc {
     pub version: RStr<'static>,
 }
 
-/// The root module every plugin exports (through [`export_plugin!`]).
+/// The root module every plugin exports (through [`export_encap_plugin!`] or [`export_lookup_plugin!`]).
 ///
 /// A prefix type: fields may be appended after the last prefix field in a
 /// later minor version; the daemon treats an absent field as a refusal.

@@ -12,7 +12,7 @@ use crate::{
     dest, EncapInfo, EncapPluginBox, LookupInfo, LookupPluginBox, PluginKind, PluginModRef,
     PropInfo, PropType, ENCAP_F_VLAN_TAG, MODE_DYNAMIC, MODE_POINT, PROP_NAMELEN, PROP_SIZEMAX,
 };
-use abi_stable::library::lib_header_from_path;
+use abi_stable::library::{lib_header_from_path, LibraryError};
 use std::{
     collections::HashSet,
     fmt,
@@ -179,11 +179,11 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, String> {
             meta.uid()
         ));
     }
-    let header = lib_header_from_path(&path).map_err(|e| short_reason(&e.to_string()))?;
+    let header = lib_header_from_path(&path).map_err(|e| library_reason(&e))?;
     let abi_version = header.version_strings().version.to_string();
     let module = header
         .init_root_module::<PluginModRef>()
-        .map_err(|e| short_reason(&e.to_string()))?;
+        .map_err(|e| library_reason(&e))?;
     let desc = (module.describe())();
     let name = desc.name.as_str().to_string();
     check_name(&name)?;
@@ -214,6 +214,48 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, String> {
         abi_version,
         object,
     })
+}
+
+/// One line saying why abi_stable refused a file, by kind of failure, with
+/// what to do about it.
+fn library_reason(e: &LibraryError) -> String {
+    match e {
+        LibraryError::OpenError { .. } => {
+            let text = short_reason(&e.to_string());
+            // dlopen's own words ("invalid ELF header", "file too short")
+            // are kept: they are what a person searches for.
+            let last = text.rsplit(" because: ").next().unwrap_or(&text);
+            if last.contains("invalid ELF header") || last.contains("file too short") {
+                format!("not an ELF shared library: {last}")
+            } else {
+                format!("cannot load: {last}")
+            }
+        }
+        LibraryError::GetSymbolError { .. } => short_reason(&e.to_string()),
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => format!(
+            "ABI version mismatch: built against overlay-plugin-abi {actual_version}, \
+             this daemon loads plugins built against {expected_version} or a later \
+             compatible version; rebuild the plugin against overlay-plugin-abi {}",
+            crate::ABI_VERSION
+        ),
+        LibraryError::AbiInstability(_) => format!(
+            "ABI layout mismatch: the plugin was built against an incompatible \
+             overlay-plugin-abi (its types differ from this daemon's {}); rebuild it \
+             against the daemon's version. {}",
+            crate::ABI_VERSION,
+            short_reason(&e.to_string())
+        ),
+        LibraryError::Many(errors) => errors
+            .iter()
+            .map(library_reason)
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => short_reason(&other.to_string()),
+    }
 }
 
 /// abi_stable's errors run to thousands of lines for layout mismatches; a

@@ -146,9 +146,32 @@ impl PropInfo {
     pub fn default_str(self, v: &str) -> Self {
         self.default_value(&PropValue::Str(v.to_string()))
     }
-    /// Sets the allowed range.
+    /// Sets a signed default.
+    pub fn default_int(self, v: i64) -> Self {
+        self.default_value(&PropValue::Int(v))
+    }
+    /// Sets an address default (IPv4 is stored v4-mapped).
+    pub fn default_ip(self, v: IpAddr) -> Self {
+        self.default_value(&PropValue::Ip(v))
+    }
+    /// Makes the property read-only (clears the write and runtime bits).
+    pub fn read_only(mut self) -> Self {
+        self.perm &= !(perm::WRITE | perm::RUNTIME);
+        self.perm |= perm::READ;
+        self
+    }
+    /// Sets the allowed range of an unsigned property, both ends included.
     pub fn range(mut self, min: u64, max: u64) -> Self {
         self.range = ROption::RSome(PropRange { min, max });
+        self
+    }
+    /// Sets the allowed range of a signed property, both ends included
+    /// (stored in the same bits as [`PropInfo::range`]).
+    pub fn range_int(mut self, min: i64, max: i64) -> Self {
+        self.range = ROption::RSome(PropRange {
+            min: min as u64,
+            max: max as u64,
+        });
         self
     }
     /// Sets the allowed string values.
@@ -412,6 +435,32 @@ impl PropStore {
         Ok(value)
     }
 
+    /// The value of an unsigned property, when set.
+    pub fn uint(&self, name: &str) -> Option<u64> {
+        self.value(name).and_then(|v| v.as_uint())
+    }
+
+    /// The value of a signed property, when set.
+    pub fn int(&self, name: &str) -> Option<i64> {
+        match self.value(name)? {
+            PropValue::Int(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The value of an address property, when set.
+    pub fn ip(&self, name: &str) -> Option<IpAddr> {
+        self.value(name).and_then(|v| v.as_ip())
+    }
+
+    /// The value of a string property, when set.
+    pub fn string(&self, name: &str) -> Option<String> {
+        match self.value(name)? {
+            PropValue::Str(v) => Some(v),
+            _ => None,
+        }
+    }
+
     /// [`PropStore::set_with`] without an extra check.
     pub fn set(&self, name: &str, bytes: &[u8]) -> Result<PropValue, PluginError> {
         self.set_with(name, bytes, |_| Ok(()))
@@ -480,6 +529,30 @@ mod tests {
         store.set("x/mode", b"b\0").unwrap();
         assert_eq!(store.get("nope").unwrap_err().errno, libc::ENOENT);
         assert_eq!(store.get("x/ip").unwrap(), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn builders_cover_signed_addresses_and_read_only() {
+        let p = PropInfo::int("x/offset")
+            .default_int(-5)
+            .range_int(-10, 10)
+            .runtime();
+        assert!(p.validate(&(-10i64).to_ne_bytes()).is_ok());
+        assert!(p.validate(&(-11i64).to_ne_bytes()).is_err());
+        assert!(p.validate(&11i64.to_ne_bytes()).is_err());
+        assert_eq!(p.default, (-5i64).to_ne_bytes());
+        let ro = p.clone().read_only();
+        assert!(ro.has(perm::READ) && !ro.has(perm::WRITE) && !ro.has(perm::RUNTIME));
+        let ip = PropInfo::ip("x/ip")
+            .required()
+            .default_ip("192.0.2.1".parse().unwrap());
+        assert!(ip.has(perm::REQ));
+        let store = PropStore::new(vec![ip, p, PropInfo::string("x/s").default_str("a")]);
+        assert_eq!(store.ip("x/ip"), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(store.int("x/offset"), Some(-5));
+        assert_eq!(store.string("x/s").as_deref(), Some("a"));
+        assert_eq!(store.uint("x/offset"), None, "wrong type is None");
+        assert!(store.missing_required().is_empty());
     }
 
     #[test]

@@ -42,6 +42,57 @@ pub fn plugin_path(lib: &str) -> PathBuf {
     target_dir().join(format!("lib{lib}.so"))
 }
 
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The target directory shared by every plugin built outside the
+/// workspace (`target/examples`), so that repeated builds are incremental
+/// and the dependencies are compiled once for all of them.
+pub fn out_of_tree_target_dir() -> PathBuf {
+    workspace_root().join("target").join("examples")
+}
+
+/// Builds the plugin crate whose manifest is `manifest` the way a third
+/// party does (`cargo build --release --manifest-path ...`), in
+/// [`out_of_tree_target_dir`], and returns the path of `lib<lib>.so`.
+pub fn build_out_of_tree(manifest: &Path, lib: &str) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target = out_of_tree_target_dir();
+    let out = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(manifest)
+        .env("CARGO_TARGET_DIR", &target)
+        // The outer `cargo test` may set these for its own build.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo build --release --manifest-path {} failed:\n{}",
+        manifest.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let so = target.join("release").join(format!("lib{lib}.so"));
+    assert!(so.exists(), "{} was not built", so.display());
+    so
+}
+
+/// Copies `from` to `dir/name` with exactly `mode`.
+pub fn install_plugin(from: &Path, dir: &TempDir, name: &str, mode: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let to = dir.join(name);
+    std::fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).unwrap();
+    to
+}
+
 /// A private temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -85,6 +136,7 @@ struct Launch {
     plugin_dirs: Vec<PathBuf>,
     netns: Option<String>,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 /// Underlay addresses configured in each test daemon's namespace.
@@ -115,6 +167,7 @@ fn overlayd_command(
     state_dir: &Path,
     netns: Option<&str>,
     extra: &[String],
+    env: &[(String, String)],
 ) -> Command {
     let mut cmd = match netns {
         Some(ns) => {
@@ -162,6 +215,7 @@ fn overlayd_command(
         .env_remove("OVERLAYD_LOG")
         .env_remove("OVERLAYD_GROUP")
         .env_remove("OVERLAYD_STATE_DIR")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
@@ -204,9 +258,17 @@ pub fn run_overlayd_args_to_exit(
     let dir = TempDir::new("run");
     let log = dir.join("overlayd.log");
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    let mut child = overlayd_command(socket, plugin_dirs, &log, &dir.join("state"), None, &extra)
-        .spawn()
-        .expect("overlayd starts");
+    let mut child = overlayd_command(
+        socket,
+        plugin_dirs,
+        &log,
+        &dir.join("state"),
+        None,
+        &extra,
+        &[],
+    )
+    .spawn()
+    .expect("overlayd starts");
     let status = wait_timeout(&mut child, timeout);
     if status.is_none() {
         let _ = child.kill();
@@ -272,6 +334,31 @@ impl Daemon {
         }
     }
 
+    /// Starts overlayd with these plugin directories, in the named network
+    /// namespace `netns` when given (else in a private one, as
+    /// [`Daemon::start_with`]), with extra environment variables.
+    pub fn start_opts(
+        plugin_dirs: &[PathBuf],
+        netns: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let dir = TempDir::new("daemon");
+        let socket = dir.join("overlayd.sock");
+        let launch = Launch {
+            plugin_dirs: plugin_dirs.to_vec(),
+            netns: netns.map(str::to_string),
+            extra: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        match Self::try_launch_with(dir, socket, launch) {
+            Ok((d, _)) => d,
+            Err((status, log)) => panic!("overlayd exited early ({status}):\n{log}"),
+        }
+    }
+
     fn launch(dir: TempDir, socket: PathBuf, plugin_dirs: &[PathBuf]) -> Daemon {
         match Self::try_launch(dir, socket, plugin_dirs) {
             Ok((d, _)) => d,
@@ -297,6 +384,7 @@ impl Daemon {
             plugin_dirs: plugin_dirs.to_vec(),
             netns: netns.map(str::to_string),
             extra: Vec::new(),
+            env: Vec::new(),
         };
         Self::try_launch_with(dir, socket, launch)
     }
@@ -324,6 +412,7 @@ impl Daemon {
             &self.state_dir(),
             self.launch.netns.as_deref(),
             &self.launch.extra,
+            &self.launch.env,
         )
         .spawn()
         .expect("overlayd starts");
@@ -340,6 +429,7 @@ impl Daemon {
             plugin_dirs: vec![target_dir()],
             netns: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
         };
         match Self::try_launch_with(dir, socket, launch) {
             Ok((d, _)) => d,

@@ -572,10 +572,12 @@ fn show_stats(daemon: &mut dyn Daemon, link: Option<&str>, verbose: bool) -> Res
 /// A property as one line of `plugins -v`.
 fn prop_line(p: &PropInfo) -> String {
     format!(
-        "{} {} {} default={} possible={}",
+        "{} {} {} req={} runtime={} default={} possible={}",
         p.name,
         p.ty,
         p.perm_text(),
+        p.req_text(),
+        p.runtime_text(),
         p.default_text(),
         p.possible_text()
     )
@@ -587,6 +589,8 @@ fn prop_object(p: &PropInfo) -> Object {
         .with("name", p.name.clone())
         .with("type", p.ty.name())
         .with("perm", p.perm_text())
+        .with("req", p.req_text())
+        .with("runtime", p.runtime_text())
         .with("default", p.default_text())
         .with("possible", p.possible_text())
 }
@@ -612,10 +616,13 @@ fn plugins(daemon: &mut dyn Daemon, verbose: bool) -> Result<Table, Error> {
             } else {
                 Vec::new()
             },
-            extra: vec![(
-                "props".to_string(),
-                Json::List(p.props.iter().map(prop_object).collect()),
-            )],
+            extra: vec![
+                ("abi_version".to_string(), Json::Str(p.abi_version.clone())),
+                (
+                    "props".to_string(),
+                    Json::List(p.props.iter().map(prop_object).collect()),
+                ),
+            ],
         });
     }
     Ok(t)

@@ -61,6 +61,16 @@ impl PropInfo {
         perm_text(self.perm)
     }
 
+    /// `y` when the property may be written while the device is active,
+    /// else `-`.
+    pub fn runtime_text(&self) -> &'static str {
+        if self.perm & ov::PERM_RUNTIME != 0 {
+            "y"
+        } else {
+            "-"
+        }
+    }
+
     /// `y` when the property must be set before activation, else `-`.
     pub fn req_text(&self) -> &'static str {
         if self.perm & ov::PERM_REQ != 0 {
@@ -113,6 +123,8 @@ pub struct Plugin {
     pub version: String,
     /// The `.so` it was loaded from.
     pub file: String,
+    /// The overlay-plugin-abi version it was built against.
+    pub abi_version: String,
     /// Its properties.
     pub props: Vec<PropInfo>,
 }
@@ -126,6 +138,7 @@ impl Plugin {
             kind: attrs.get_u32(ov::ATTR_PLUGIN_KIND).unwrap_or(0),
             version: text(ov::ATTR_PLUGIN_VERSION),
             file: text(ov::ATTR_PLUGIN_FILE),
+            abi_version: text(ov::ATTR_ABI_VERSION),
             props: attrs
                 .get_nested(ov::ATTR_PROPS)
                 .unwrap_or(&[])

@@ -167,7 +167,7 @@ impl Handlers {
             ov::CMD_STATUS => {
                 let dev = self.registry.get(&dev_ref(req)?).map_err(fail)?;
                 let mut attrs = dev_ids(dev.linkid, &dev.name);
-                attrs.extend(status_attrs(&dev.status));
+                attrs.extend(status_attrs(&dev.status()));
                 vec![attrs]
             }
             ov::CMD_LIST => {
@@ -356,7 +356,7 @@ fn device_attrs(dev: &crate::device::Device) -> Vec<Attr> {
             },
         ),
     ]);
-    attrs.extend(status_attrs(&dev.status));
+    attrs.extend(status_attrs(&dev.status()));
     if dev.temporary {
         attrs.push(Attr::flag(ov::ATTR_TEMPORARY));
     }

@@ -1134,11 +1134,11 @@ direct  lookup  0.1.0    /lib/liboverlay_direct.so  direct/dest_ip,direct/secret
         "\
 NAME    KIND    VERSION  FILE                       PROPERTIES
 vxlan   encap   0.1.0    /lib/liboverlay_vxlan.so   vxlan/listen_ip,vxlan/listen_port
-    vxlan/listen_ip IP rw default=-- possible=--
-    vxlan/listen_port UINT rw default=4789 possible=1-65535
+    vxlan/listen_ip IP rw req=y runtime=- default=-- possible=--
+    vxlan/listen_port UINT rw req=y runtime=- default=4789 possible=1-65535
 direct  lookup  0.1.0    /lib/liboverlay_direct.so  direct/dest_ip,direct/secret
-    direct/dest_ip IP rw default=-- possible=--
-    direct/secret INT -w default=-- possible=--
+    direct/dest_ip IP rw req=y runtime=- default=-- possible=--
+    direct/secret INT -w req=- runtime=- default=-- possible=--
 "
     );
     let j = json(&run(&mut f, &["plugins", "-j", "-v"]).unwrap());
@@ -1148,11 +1148,12 @@ direct  lookup  0.1.0    /lib/liboverlay_direct.so  direct/dest_ip,direct/secret
             "name": "vxlan", "kind": "encap", "version": "0.1.0",
             "file": "/lib/liboverlay_vxlan.so",
             "properties": "vxlan/listen_ip,vxlan/listen_port",
+            "abi_version": "--",
             "props": [
                 {"name": "vxlan/listen_ip", "type": "IP", "perm": "rw",
-                 "default": "--", "possible": "--"},
+                 "req": "y", "runtime": "-", "default": "--", "possible": "--"},
                 {"name": "vxlan/listen_port", "type": "UINT", "perm": "rw",
-                 "default": "4789", "possible": "1-65535"}
+                 "req": "y", "runtime": "-", "default": "4789", "possible": "1-65535"}
             ]
         })
     );
