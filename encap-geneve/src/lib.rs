@@ -28,8 +28,9 @@
 //! version is not 0, that is shorter than its header says, whose options run
 //! past the option length, whose protocol type is not 0x6558, or that
 //! carries a critical option. This plugin understands no option, so every
-//! critical option is unknown to it and RFC 8926 §3.5 requires the drop
-//! whatever the C bit says. Non-critical options are skipped. A valid
+//! critical option is unknown to it and RFC 8926 requires the drop; as the
+//! plugin walks every option, it drops one even when the sender left the C
+//! bit clear. Non-critical options are skipped. A valid
 //! packet with the O bit (OAM) is reported with [`DECAP_F_OAM`] so the
 //! daemon counts it and does not deliver it to the device.
 
