@@ -42,7 +42,12 @@ fn ctl_ok(d: &Daemon, args: &[&str]) -> String {
 }
 
 fn ping(ns: &Netns, addr: &str) {
-    let out = ns.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", addr]);
+    ping_n(ns, addr, 3);
+}
+
+fn ping_n(ns: &Netns, addr: &str, count: u32) {
+    let count = count.to_string();
+    let out = ns.exec(&["ping", "-c", &count, "-i", "0.2", "-W", "2", addr]);
     assert!(
         out.status.success(),
         "ping {addr} from {}: {}",
@@ -577,7 +582,9 @@ fn overlayd_with_open_vswitch_geneve() {
     ];
     let filter = format!("udp dst port 6081 and src host {A_UNDER}");
     let cap = Capture::start(&t.a, "ua", &filter, 3, 15, &fields);
-    ping(&t.a, B_OVER);
+    // tshark reports capturing a moment before its filter is live, so
+    // send more than it waits for.
+    ping_n(&t.a, B_OVER, 6);
     let rows = cap.finish();
     assert!(rows.len() >= 3, "captured {rows:?}");
     for r in &rows {
@@ -593,7 +600,7 @@ fn overlayd_with_open_vswitch_geneve() {
     // And what OVS sends dissects with the same VNI (and no options).
     let filter = format!("udp dst port 6081 and src host {B_UNDER}");
     let cap = Capture::start(&t.a, "ua", &filter, 3, 15, &fields[..3]);
-    ping(&t.b, A_OVER);
+    ping_n(&t.b, A_OVER, 6);
     let rows = cap.finish();
     assert!(rows.len() >= 3, "captured {rows:?}");
     for r in &rows {
