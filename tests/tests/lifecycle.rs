@@ -142,7 +142,7 @@ fn plugin_props(p: &GenlMsg) -> Vec<Vec<Attr>> {
 }
 
 #[test]
-fn plugins_dump_describes_vxlan_and_direct() {
+fn plugins_dump_describes_geneve_vxlan_and_direct() {
     let d = Daemon::start();
     let mut c = d.client();
     let plugins = c.dump(ov::NAME, ov::CMD_PLUGINS, vec![]).expect("PLUGINS");
@@ -150,9 +150,25 @@ fn plugins_dump_describes_vxlan_and_direct() {
         .iter()
         .map(|p| p.attrs.get_str(ov::ATTR_PLUGIN_NAME).unwrap())
         .collect();
-    assert_eq!(names, ["vxlan", "direct"]);
+    assert_eq!(names, ["geneve", "vxlan", "direct"]);
 
-    let vx = &plugins[0].attrs;
+    let gn = &plugins[0].attrs;
+    assert_eq!(gn.get_u32(ov::ATTR_PLUGIN_KIND), Some(ov::KIND_ENCAP));
+    assert_eq!(gn.get_u32(ov::ATTR_PLUGIN_ID_SIZE), Some(3));
+    assert_eq!(
+        gn.get_u32(ov::ATTR_PLUGIN_DEST),
+        Some(ov::DEST_IP | ov::DEST_PORT)
+    );
+    let gn_props: Vec<String> = plugin_props(&plugins[0])
+        .iter()
+        .map(|p| p.get_str(ov::ATTR_PROP_NAME).unwrap().to_string())
+        .collect();
+    assert_eq!(
+        gn_props,
+        ["geneve/listen_ip", "geneve/listen_port", "geneve/options"]
+    );
+
+    let vx = &plugins[1].attrs;
     assert_eq!(vx.get_u32(ov::ATTR_PLUGIN_KIND), Some(ov::KIND_ENCAP));
     assert_eq!(vx.get_u32(ov::ATTR_PLUGIN_ID_SIZE), Some(3));
     assert_eq!(
@@ -168,7 +184,7 @@ fn plugins_dump_describes_vxlan_and_direct() {
         std::path::Path::new(file),
         std::fs::canonicalize(plugin_path("overlay_vxlan")).unwrap()
     );
-    let props = plugin_props(&plugins[0]);
+    let props = plugin_props(&plugins[1]);
     assert_eq!(props.len(), 2);
     let listen_ip = &props[0];
     assert_eq!(
@@ -191,7 +207,7 @@ fn plugins_dump_describes_vxlan_and_direct() {
     assert_eq!(port.get_u64(ov::ATTR_PROP_RANGE_MIN), Some(1));
     assert_eq!(port.get_u64(ov::ATTR_PROP_RANGE_MAX), Some(65535));
 
-    let di = &plugins[1].attrs;
+    let di = &plugins[2].attrs;
     assert_eq!(di.get_u32(ov::ATTR_PLUGIN_KIND), Some(ov::KIND_LOOKUP));
     assert_eq!(di.get_u32(ov::ATTR_PLUGIN_MODES), Some(ov::MODE_POINT));
     assert_eq!(
@@ -204,7 +220,7 @@ fn plugins_dump_describes_vxlan_and_direct() {
         .get_str(ov::ATTR_PLUGIN_FILE)
         .unwrap()
         .ends_with("liboverlay_direct.so"));
-    let props = plugin_props(&plugins[1]);
+    let props = plugin_props(&plugins[2]);
     let names: Vec<&str> = props
         .iter()
         .map(|p| p.get_str(ov::ATTR_PROP_NAME).unwrap())
@@ -222,7 +238,7 @@ fn plugins_dump_describes_vxlan_and_direct() {
             vec![Attr::str(ov::ATTR_PLUGIN_NAME, "direct")],
         )
         .expect("PLUGINS transaction");
-    assert_eq!(one.attrs, plugins[1].attrs);
+    assert_eq!(one.attrs, plugins[2].attrs);
 }
 
 fn check_device_reply(m: &GenlMsg, linkid: u32, dev: &str, vnetid: u64, state: u32) {
@@ -326,10 +342,13 @@ fn device_lifecycle() {
     );
     assert_eq!(vnetid.get_u64(ov::ATTR_PROP_RANGE_MIN), Some(0));
     assert_eq!(vnetid.get_u64(ov::ATTR_PROP_RANGE_MAX), Some(16_777_215));
-    for (m, plugin) in [(&info[2].attrs, "vxlan"), (&info[3].attrs, "direct")] {
+    for (m, plugins) in [
+        (&info[2].attrs, &["geneve", "vxlan"][..]),
+        (&info[3].attrs, &["direct"][..]),
+    ] {
         assert_eq!(m.get_u32(ov::ATTR_PROP_TYPE), Some(ov::PROP_TYPE_STRING));
         assert_eq!(m.get_u32(ov::ATTR_PROP_PERM), Some(ov::PERM_READ));
-        assert_eq!(possible(m), [plugin]);
+        assert_eq!(possible(m), plugins);
     }
     let backend = &info[4].attrs;
     assert_eq!(possible(backend), ["tap", "afpacket"]);

@@ -140,7 +140,7 @@ fn create_inspect_change_activate_delete() {
     );
     assert_eq!(
         row(&rows, 1, "encap"),
-        ["ov0", "encap", "r-", "-", "vxlan", "--", "vxlan"]
+        ["ov0", "encap", "r-", "-", "vxlan", "--", "geneve,vxlan"]
     );
     assert_eq!(
         row(&rows, 1, "search"),
@@ -242,7 +242,11 @@ fn plugins_table() {
     let d = Daemon::start();
     let (header, rows) = table(&ok(d.ctl(&["plugins"])));
     assert_eq!(header, PLUGIN_COLUMNS);
-    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let gn = row(&rows, 0, "geneve");
+    assert_eq!(gn[1], "encap");
+    assert!(gn[3].ends_with("/liboverlay_geneve.so"), "{gn:?}");
+    assert_eq!(gn[4], "geneve/listen_ip,geneve/listen_port,geneve/options");
     let vx = row(&rows, 0, "vxlan");
     assert_eq!(vx[1], "encap");
     assert!(!vx[2].is_empty());
@@ -333,14 +337,15 @@ fn json_outputs() {
     // The plugin listing carries the columns (and its properties after them).
     let plugins = json(&ok(d.ctl(&["plugins", "-j"])), &PLUGIN_COLUMNS, true);
     let names: Vec<&Value> = plugins.iter().map(|p| &p["name"]).collect();
-    assert_eq!(names, ["vxlan", "direct"]);
+    assert_eq!(names, ["geneve", "vxlan", "direct"]);
     assert_eq!(plugins[0]["kind"], "encap");
-    assert_eq!(plugins[1]["kind"], "lookup");
+    assert_eq!(plugins[1]["kind"], "encap");
+    assert_eq!(plugins[2]["kind"], "lookup");
     assert_eq!(
-        plugins[0]["properties"],
+        plugins[1]["properties"],
         "vxlan/listen_ip,vxlan/listen_port"
     );
-    assert!(plugins[0]["file"]
+    assert!(plugins[1]["file"]
         .as_str()
         .unwrap()
         .ends_with("/liboverlay_vxlan.so"));

@@ -216,7 +216,10 @@ fn error_ack_and_done_layout() {
             break done;
         }
     };
-    assert_eq!(parts, 2);
+    assert_eq!(
+        parts, 3,
+        "one part per loaded plugin: geneve, vxlan, direct"
+    );
     assert_eq!(done.len(), 20);
     assert_eq!(u16_at(&done, 6), NLM_F_MULTI);
     assert_eq!(u32_at(&done, 12), pid);
