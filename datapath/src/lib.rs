@@ -98,6 +98,7 @@ pub mod dataplane;
 pub mod device;
 pub mod error;
 pub mod mux;
+pub mod notify;
 pub mod plugins;
 pub mod registry;
 pub mod stats;
