@@ -84,6 +84,12 @@ pub enum Command {
         #[arg(short = 'v', long)]
         verbose: bool,
     },
+    /// Print the daemon's notifications as they arrive, one line each
+    /// (one JSON object per line with -j): devices created, activated,
+    /// deactivated and deleted, properties set, status changes. When the
+    /// daemon reports that notifications were lost, print a `lost` line and
+    /// every current device, then go on. Runs until interrupted.
+    Monitor,
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -213,6 +219,14 @@ mod tests {
             panic!()
         };
         assert_eq!(assignments, ["mtu=1400", "x=-1"]);
+    }
+
+    #[test]
+    fn monitor() {
+        let cli = parse(&["monitor", "-j"]).unwrap();
+        assert!(cli.json);
+        assert!(matches!(cli.command, Command::Monitor));
+        assert_eq!(parse(&["monitor", "ov0"]).unwrap_err().exit_code(), 2);
     }
 
     #[test]
