@@ -17,13 +17,16 @@
 //!            |  generic netlink over AF_UNIX SOCK_SEQPACKET
 //!            v
 //!   control::Server ---- one polling loop, connections in a slab,
-//!            |           replies queued per connection, never blocking
+//!            |           replies and notifications queued per
+//!            |           connection, never blocking
 //!            v
 //!   control::handlers -- requests already validated by nlproto against
 //!            |           the family tables; only semantics here
 //!            v
 //!   registry::Registry - devices by link id; create / activate / delete,
-//!            |           properties, uniqueness of underlay endpoints
+//!            |           properties, uniqueness of underlay endpoints;
+//!            |           records an event per change (notify::Event)
+//!            |           and a generation for dump consistency
 //!            v
 //!   device::Device ----- generic properties + the two plugin instances
 //! ```
@@ -90,6 +93,12 @@
 //!   ACTIVATE.
 //! * The control loop never blocks on a client: a client that does not read
 //!   its replies stops being read from, and other clients go on.
+//! * Every change is notified to the members of its multicast group before
+//!   the reply to the request that made it is queued. A member that does
+//!   not read is sent one ENOBUFS report and misses notifications until its
+//!   queue drains ([`notify`]); nobody else waits for it.
+//! * A device-table dump is produced as the client reads it; its parts
+//!   produced after a change carry NLM_F_DUMP_INTR.
 #![warn(missing_docs)]
 
 pub mod backend;
