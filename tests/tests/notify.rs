@@ -375,3 +375,32 @@ fn dumps_are_incremental_and_flag_interruptions() {
     assert!(!dump.interrupted);
     assert_eq!(dump.items.len(), DEVICES as usize - 1);
 }
+
+/// Long dumps go through part after part, repeatedly: a part is never
+/// left waiting for a wakeup that already happened.
+#[test]
+fn long_dumps_complete() {
+    let d = Daemon::start();
+    let mut w = d.client();
+    const DEVICES: u32 = 600;
+    for i in 1..=DEVICES {
+        proto::create(&mut w, &format!("ov{i}"), u64::from(i), &[]).unwrap();
+    }
+    for round in 0..20 {
+        let cmd = if round % 2 == 0 {
+            ov::CMD_LIST
+        } else {
+            ov::CMD_STATS
+        };
+        let dump = w
+            .dump_checked(ov::NAME, cmd, vec![])
+            .expect("dump completes");
+        assert!(!dump.interrupted);
+        let ids: Vec<u32> = dump
+            .items
+            .iter()
+            .map(|m| m.attrs.get_u32(ov::ATTR_LINKID).unwrap())
+            .collect();
+        assert_eq!(ids, (1..=DEVICES).collect::<Vec<_>>());
+    }
+}

@@ -46,6 +46,16 @@ pub const MAX_DATAGRAM: usize = 64 * 1024;
 /// reading its requests.
 pub const OUT_QUEUE_CAP: usize = 4 * 1024 * 1024;
 
+/// How often connections with a dump in progress are looked at when no
+/// event comes.
+const DUMP_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+/// `SIOCOUTQ` values below this mean "everything read". A datagram the
+/// client has not read counts its whole buffer (hundreds of bytes at
+/// least); while the kernel is still releasing the one just read, the
+/// writer can see 1 left over, and the wakeup for that read has already
+/// been sent by then.
+const UNREAD_MIN: usize = 256;
+
 const LISTENER_KEY: usize = usize::MAX - 1;
 const SIGNAL_KEY: usize = usize::MAX - 2;
 
@@ -213,7 +223,21 @@ impl Server {
         let mut events = Events::new();
         let result = loop {
             events.clear();
-            match self.poller.wait(&mut events, None) {
+            // While a dump is paced, wake up now and then even without an
+            // edge, so that a wakeup lost to a race can only delay it.
+            let dumping: Vec<usize> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| dispatch.busy(Peer { pid: c.pid }))
+                .map(|(k, _)| k)
+                .collect();
+            let timeout = (!dumping.is_empty()).then_some(DUMP_RECHECK);
+            match self.poller.wait(&mut events, timeout) {
+                Ok(0) => {
+                    for key in dumping {
+                        self.service(key, dispatch);
+                    }
+                }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => break Err(e),
@@ -305,7 +329,7 @@ impl Server {
             let peer = Peer { pid: conn.pid };
             let mut out = Outbox::default();
             if d.busy(peer) {
-                if !conn.out.is_empty() || unread_bytes(&conn.fd) > 0 {
+                if !conn.out.is_empty() || unread_bytes(&conn.fd) >= UNREAD_MIN {
                     return;
                 }
                 d.resume(peer, &mut out);
