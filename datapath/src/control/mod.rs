@@ -38,6 +38,7 @@ use std::{
     io,
     os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
     path::{Path, PathBuf},
+    time::{Duration, Instant},
 };
 
 /// Largest request datagram accepted.
@@ -48,7 +49,7 @@ pub const OUT_QUEUE_CAP: usize = 4 * 1024 * 1024;
 
 /// How often connections with a dump in progress are looked at when no
 /// event comes.
-const DUMP_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+const DUMP_RECHECK: Duration = Duration::from_millis(100);
 /// `SIOCOUTQ` values below this mean "everything read". A datagram the
 /// client has not read counts its whole buffer (hundreds of bytes at
 /// least); while the kernel is still releasing the one just read, the
@@ -221,23 +222,28 @@ impl Server {
                 .add(sigfd.as_fd().as_raw_fd(), Event::readable(SIGNAL_KEY))?
         };
         let mut events = Events::new();
+        let mut last_recheck = Instant::now();
         let result = loop {
             events.clear();
-            // While a dump is paced, wake up now and then even without an
-            // edge, so that a wakeup lost to a race can only delay it.
+            // While a dump is paced, look at it now and then even without an
+            // edge (and even while other clients keep the loop busy), so
+            // that a wakeup lost to a race can only delay it.
             let dumping: Vec<usize> = self
                 .conns
                 .iter()
                 .filter(|(_, c)| dispatch.busy(Peer { pid: c.pid }))
                 .map(|(k, _)| k)
                 .collect();
+            if dumping.is_empty() {
+                last_recheck = Instant::now();
+            } else if last_recheck.elapsed() >= DUMP_RECHECK {
+                last_recheck = Instant::now();
+                for key in dumping.iter().copied() {
+                    self.service(key, dispatch);
+                }
+            }
             let timeout = (!dumping.is_empty()).then_some(DUMP_RECHECK);
             match self.poller.wait(&mut events, timeout) {
-                Ok(0) => {
-                    for key in dumping {
-                        self.service(key, dispatch);
-                    }
-                }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => break Err(e),
