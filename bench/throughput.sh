@@ -93,7 +93,8 @@ measure kernel-kernel 192.0.2.2
 ip -n "$A" link del vx0
 
 # overlayd in A.
-ina target/release/overlayd --socket "$SOCK" --log warn &
+# A state directory of its own: nothing persists from one run to the next.
+ina target/release/overlayd --socket "$SOCK" --state-dir "$(dirname "$SOCK")/state" --log warn &
 DPID=$!
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
 CTL="target/release/overlayctl --socket $SOCK"

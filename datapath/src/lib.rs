@@ -17,13 +17,16 @@
 //!            |  generic netlink over AF_UNIX SOCK_SEQPACKET
 //!            v
 //!   control::Server ---- one polling loop, connections in a slab,
-//!            |           replies queued per connection, never blocking
+//!            |           replies and notifications queued per
+//!            |           connection, never blocking
 //!            v
 //!   control::handlers -- requests already validated by nlproto against
 //!            |           the family tables; only semantics here
 //!            v
 //!   registry::Registry - devices by link id; create / activate / delete,
-//!            |           properties, uniqueness of underlay endpoints
+//!            |           properties, uniqueness of underlay endpoints;
+//!            |           records an event per change (notify::Event)
+//!            |           and a generation for dump consistency
 //!            v
 //!   device::Device ----- generic properties + the two plugin instances
 //! ```
@@ -96,6 +99,12 @@
 //!   written atomically; a restart brings back every device not created
 //!   temporary, active ones active, or degraded with the reason
 //!   ([`persist`]).
+//! * Every change is notified to the members of its multicast group before
+//!   the reply to the request that made it is queued. A member that does
+//!   not read is sent one ENOBUFS report and misses notifications until its
+//!   queue drains ([`notify`]); nobody else waits for it.
+//! * A device-table dump is produced as the client reads it; its parts
+//!   produced after a change carry NLM_F_DUMP_INTR.
 #![warn(missing_docs)]
 
 pub mod backend;
@@ -105,6 +114,7 @@ pub mod dataplane;
 pub mod device;
 pub mod error;
 pub mod mux;
+pub mod notify;
 pub mod persist;
 pub mod plugins;
 pub mod registry;

@@ -8,6 +8,7 @@ use crate::{
     device::{validate_generic, Device, Generic, Owner, UnderlayKey},
     error::{CtlError, CtlResult},
     mux::{MuxKey, MuxSet, Port},
+    notify::{Event, StatusTracker},
     plugins::Plugins,
 };
 use overlay_plugin_abi::{
@@ -57,6 +58,11 @@ pub struct Registry {
     devices: BTreeMap<u32, Device>,
     next_linkid: u32,
     muxes: MuxSet,
+    /// Changes made since the handlers last took them.
+    events: Vec<Event>,
+    /// Bumped on every change of the device table (for dump consistency).
+    generation: u64,
+    status: StatusTracker,
 }
 
 impl Registry {
@@ -67,7 +73,42 @@ impl Registry {
             devices: BTreeMap::new(),
             next_linkid: 1,
             muxes: MuxSet::default(),
+            events: Vec::new(),
+            generation: 0,
+            status: StatusTracker::default(),
         }
+    }
+
+    /// The device table's generation: it changes with every change to any
+    /// device (create, property, activation, status, delete), so a dump
+    /// that sees it change knows it may mix old and new state.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Devices with a link id of at least `linkid`, in link-id order (for
+    /// dumps that resume where they stopped).
+    pub fn devices_from(&self, linkid: u32) -> impl Iterator<Item = &Device> {
+        self.devices.range(linkid..).map(|(_, d)| d)
+    }
+
+    /// The changes made since the last call, in order, status changes of
+    /// any device last.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        let status = self.status.sync(
+            self.devices
+                .values()
+                .map(|d| (d.linkid, d.name.as_str(), d.status())),
+        );
+        for e in status {
+            self.record(e);
+        }
+        std::mem::take(&mut self.events)
+    }
+
+    fn record(&mut self, e: Event) {
+        self.generation += 1;
+        self.events.push(e);
     }
 
     /// The loaded plugins.
@@ -136,6 +177,13 @@ impl Registry {
         let id = dev.linkid;
         self.next_linkid += 1;
         tracing::info!(link = %dev.name, linkid = id, "created");
+        self.record(Event::Created {
+            linkid: id,
+            name: dev.name.clone(),
+            encap: dev.encap.meta.name.to_string(),
+            search: dev.search.meta.name.to_string(),
+            vnetid: dev.vnetid,
+        });
         Ok(self.devices.entry(id).or_insert(dev))
     }
 
@@ -157,8 +205,16 @@ impl Registry {
         let mut dev = self.devices.remove(&id).expect("device just found");
         if dev.active {
             deactivate(&mut dev, &mut self.muxes);
+            self.record(Event::Deactivated {
+                linkid: id,
+                name: dev.name.clone(),
+            });
         }
         tracing::info!(link = %dev.name, linkid = id, "deleted");
+        self.record(Event::Deleted {
+            linkid: id,
+            name: dev.name,
+        });
         Ok(())
     }
 
@@ -197,6 +253,8 @@ impl Registry {
             dev.health.restore();
         }
         tracing::info!(link = %dev.name, "activated");
+        let name = dev.name.clone();
+        self.record(Event::Activated { linkid: id, name });
         Ok(())
     }
 
@@ -237,6 +295,18 @@ impl Registry {
         let id = self.get(r)?.linkid;
         let mut dev = self.devices.remove(&id).expect("device just found");
         let result = self.setprop_on(&mut dev, name, value, true);
+        if result.is_ok() {
+            let ptype = dev
+                .property(name, &self.plugins)
+                .map_or(0, |(_, _, info)| u32::from(info.ptype.0));
+            self.record(Event::PropSet {
+                linkid: id,
+                name: dev.name.clone(),
+                prop: name.to_string(),
+                ptype,
+                value: value.to_vec(),
+            });
+        }
         self.devices.insert(id, dev);
         result
     }

@@ -21,7 +21,7 @@ use std::num::NonZeroI32;
 
 pub use netlink_packet_core::{
     NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED,
-    NLM_F_DUMP, NLM_F_ECHO, NLM_F_MATCH, NLM_F_REQUEST, NLM_F_ROOT,
+    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_ECHO, NLM_F_MATCH, NLM_F_REQUEST, NLM_F_ROOT,
 };
 pub use netlink_packet_generic::constants::GENL_HDRLEN;
 
@@ -354,17 +354,23 @@ pub struct DoneMsg {
     pub message: Option<String>,
     /// `NLMSGERR_ATTR_OFFS`.
     pub offset: Option<u32>,
+    /// `NLM_F_DUMP_INTR`: the table being dumped changed while the dump ran.
+    pub intr: bool,
 }
 
 impl DoneMsg {
     /// The flags the message carries: `NLM_F_MULTI`, plus `NLM_F_ACK_TLVS`
-    /// when there are TLVs.
+    /// when there are TLVs and `NLM_F_DUMP_INTR` when the dump was
+    /// interrupted.
     pub fn flags(&self) -> u16 {
+        let mut flags = NLM_F_MULTI;
         if self.message.is_some() || self.offset.is_some() {
-            NLM_F_MULTI | NLM_F_ACK_TLVS
-        } else {
-            NLM_F_MULTI
+            flags |= NLM_F_ACK_TLVS;
         }
+        if self.intr {
+            flags |= NLM_F_DUMP_INTR;
+        }
+        flags
     }
 
     /// Decodes an `NLMSG_DONE` message (an empty payload counts as 0).
@@ -397,6 +403,7 @@ impl DoneMsg {
             errno: code.checked_neg().unwrap_or(i32::MAX),
             message,
             offset,
+            intr: h.flags & NLM_F_DUMP_INTR != 0,
         })
     }
 }
@@ -530,6 +537,26 @@ pub fn done(seq: u32, pid: u32) -> DoneMsg {
         pid,
         errno: 0,
         message: None,
+        offset: None,
+        intr: false,
+    }
+}
+
+/// The `NLMSG_ERROR` telling a subscriber that notifications were dropped
+/// because it did not read them fast enough: `-ENOBUFS`, `nlmsg_seq` 0,
+/// `nlmsg_pid` 0 and an all-zero echoed header, since no request caused it.
+/// Linux reports the same condition as `ENOBUFS` from `recvmsg()`; a Unix
+/// socket cannot, so it travels as a message.
+pub fn overrun() -> ErrorMsg {
+    ErrorMsg {
+        seq: 0,
+        pid: 0,
+        errno: libc::ENOBUFS,
+        request: NetlinkHeader::default(),
+        message: Some(
+            "notifications were dropped because this handle did not read them in time; resynchronise with a dump"
+                .to_string(),
+        ),
         offset: None,
     }
 }

@@ -11,5 +11,5 @@ ctl raw overlay_handle GET_PID
 ctl raw --no-ack overlay_handle GET_PID
 ctl raw 99 1
 ctl raw overlay 77
-ctl raw overlay_handle 2
+ctl raw overlay_handle 9
 ctl raw --genl-version 0 overlay LIST NAME=ov0

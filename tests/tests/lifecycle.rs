@@ -49,15 +49,23 @@ fn nlctrl_resolves_and_dumps_the_families() {
         (1, 0, 36)
     );
     assert_eq!(overlay.ops, overlay_ops());
-    assert!(overlay.mcast_groups.is_empty());
+    assert_eq!(
+        overlay.mcast_groups,
+        [
+            ("config".to_string(), 1),
+            ("status".to_string(), 2),
+            ("target".to_string(), 3)
+        ]
+    );
 
     let h = getfamily(
         &mut c,
         Attr::str(ctrl::CTRL_ATTR_FAMILY_NAME, "overlay_handle"),
     );
     assert_eq!(h.id, 32);
-    assert_eq!((h.version, h.maxattr), (1, 1));
-    assert_eq!(h.ops, vec![(1, DO | POL)]);
+    assert_eq!((h.version, h.maxattr), (1, 2));
+    assert_eq!(h.ops, vec![(1, DO | POL), (2, DO | POL), (3, DO | POL)]);
+    assert!(h.mcast_groups.is_empty());
 
     // By id as well.
     let by_id = getfamily(&mut c, Attr::u16(ctrl::CTRL_ATTR_FAMILY_ID, 33));

@@ -196,9 +196,9 @@ fn unknown_command() {
     let e = refused(&mut c, &msg, 11, libc::EOPNOTSUPP, &["overlay", "12"]);
     assert_eq!(e.offset, None);
     still_serving(&mut c);
-    // The reserved JOIN_GROUP of overlay_handle is not there yet.
-    let msg = request(handle::ID, 2, 1, NLM_F_REQUEST | NLM_F_ACK, 12, vec![]);
-    refused(&mut c, &msg, 12, libc::EOPNOTSUPP, &["overlay_handle", "2"]);
+    // Past overlay_handle's commands.
+    let msg = request(handle::ID, 4, 1, NLM_F_REQUEST | NLM_F_ACK, 12, vec![]);
+    refused(&mut c, &msg, 12, libc::EOPNOTSUPP, &["overlay_handle", "4"]);
     still_serving(&mut c);
     // A dump of a command without one.
     let msg = request(

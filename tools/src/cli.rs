@@ -93,6 +93,12 @@ pub enum Command {
     /// Send one request of any family and command, built from names and
     /// typed values, and print each message of the answer on a line.
     Raw(RawArgs),
+    /// Print the daemon's notifications as they arrive, one line each
+    /// (one JSON object per line with -j): devices created, activated,
+    /// deactivated and deleted, properties set, status changes. When the
+    /// daemon reports that notifications were lost, print a `lost` line and
+    /// every current device, then go on. Runs until interrupted.
+    Monitor,
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -280,6 +286,14 @@ mod tests {
         assert!(r.dump && !r.no_ack && !r.verbose);
         assert_eq!((r.family.as_str(), r.command.as_str()), ("overlay", "LIST"));
         assert_eq!(r.attrs, ["NAME=ov0"]);
+    }
+
+    #[test]
+    fn monitor() {
+        let cli = parse(&["monitor", "-j"]).unwrap();
+        assert!(cli.json);
+        assert!(matches!(cli.command, Command::Monitor));
+        assert_eq!(parse(&["monitor", "ov0"]).unwrap_err().exit_code(), 2);
     }
 
     #[test]

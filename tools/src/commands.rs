@@ -146,6 +146,11 @@ pub fn execute(cli: &Cli, daemon: &mut dyn Daemon) -> Result<Vec<u8>, Error> {
                 "raw sends its request itself: run it through tools::run",
             ))
         }
+        Command::Monitor => {
+            return Err(Error::local(
+                "monitor streams its output as notifications arrive: run it through tools::run",
+            ))
+        }
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "overlayctl", &mut out);

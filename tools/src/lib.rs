@@ -11,6 +11,7 @@ pub mod commands;
 pub mod error;
 pub mod kv;
 pub mod model;
+pub mod monitor;
 pub mod raw;
 pub mod replay;
 pub mod table;
@@ -28,8 +29,15 @@ pub use error::Error;
 /// returns what goes to stdout (printed even when the command fails) and
 /// whether it succeeded. With `--record`, the connection's messages are
 /// appended to the transcript file whatever the outcome, so that refused
-/// requests can be recorded too.
+/// requests can be recorded too. `monitor` writes to stdout itself, as
+/// notifications arrive, returns nothing and is not recorded.
 pub fn run(cli: &Cli) -> (Vec<u8>, Result<(), Error>) {
+    if let cli::Command::Monitor = cli.command {
+        let result = monitor::subscribe(&cli.socket).and_then(|mut client| {
+            monitor::run(&mut client, cli.json, &mut std::io::stdout().lock())
+        });
+        return (Vec::new(), result);
+    }
     let recorder = cli.record.as_ref().map(|_| Recorder::new());
     let mut daemon = match &recorder {
         Some(r) => Connection::recording(&cli.socket, r.clone()),

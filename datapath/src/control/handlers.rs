@@ -3,28 +3,59 @@
 //! nlproto has already checked family, command, operation kind, version and
 //! every attribute against the family's policy; handlers only implement
 //! the semantics, on the device registry.
+//!
+//! After every request the changes it made are taken from the registry and
+//! sent as notifications, ahead of the request's reply. Dumps of the device
+//! table (`LIST`, `STATS`) are produced a part at a time as the client
+//! reads them (see [`DUMP_PART_LIMIT`]); a part produced after the table
+//! changed carries `NLM_F_DUMP_INTR`, and so does every later part and the
+//! closing `NLMSG_DONE`.
 
-use super::{Dispatch, Peer};
+use super::{Dispatch, Outbox, Outgoing, Peer};
 use crate::{
-    device::Status,
+    device::Device,
     error::CtlError,
+    notify::{status_attrs, truncate},
     persist::Persist,
     registry::{CreateArgs, DevRef, Registry},
 };
 use nlproto::{
-    server::{
-        ctrl_reply, pack_datagrams, requests_as, DeviceRef, Request, RequestError,
-        DEFAULT_DATAGRAM_LIMIT,
-    },
-    spec::{ctrl, handle, overlay as ov},
-    Attr, AttrValue, AttrsExt, Message,
+    attr::align4,
+    msg::{self, DoneMsg, NLM_F_DUMP_INTR},
+    server::{ctrl_reply, parse_request_as, split_datagram, DeviceRef, Request, RequestError},
+    spec::{self, ctrl, handle, overlay as ov},
+    Attr, AttrValue, AttrsExt, Emit, Message,
 };
 use overlay_plugin_abi::{abi_stable::std_types::ROption, PluginKind, PropInfo};
+use std::collections::HashMap;
+
+/// The size a part of a device-table dump aims for: about a page, like
+/// Linux's first dump buffer (`NLMSG_GOODSIZE`). A larger message goes in
+/// a part of its own.
+pub const DUMP_PART_LIMIT: usize = 4096;
+
+/// A device-table dump in progress on a connection.
+struct DeviceDump {
+    req: Request,
+    /// The next link id to report.
+    next: Option<u32>,
+    /// The table's generation when the dump started.
+    generation: u64,
+    /// Whether the table changed since: sticky.
+    intr: bool,
+    /// The messages of the request's datagram after the dump request, and
+    /// the offset of the first of them in the datagram.
+    rest: Vec<u8>,
+    rest_offset: usize,
+    /// What the connection may run, for the rest.
+    access: spec::Privilege,
+}
 
 /// The daemon's request side.
 pub struct Handlers {
     registry: Registry,
     persist: Option<Persist>,
+    dumps: HashMap<u32, DeviceDump>,
 }
 
 type Reply = Result<Vec<Message>, RequestError>;
@@ -35,6 +66,7 @@ impl Handlers {
         Handlers {
             registry,
             persist: None,
+            dumps: HashMap::new(),
         }
     }
 
@@ -44,6 +76,7 @@ impl Handlers {
         Handlers {
             registry,
             persist: Some(persist),
+            dumps: HashMap::new(),
         }
     }
 
@@ -72,12 +105,146 @@ impl Handlers {
         }
     }
 
-    fn handle(&mut self, req: &Request, pid: u32) -> Reply {
+    /// Answers the messages of `datagram` (whose first byte is at
+    /// `base` in the datagram received) until the end or until a dump that
+    /// is not finished, which keeps the rest.
+    fn answer(&mut self, peer: Peer, datagram: &[u8], base: usize, out: &mut Outbox) {
+        let pid = peer.pid;
+        for item in split_datagram(datagram) {
+            let raw = match item {
+                Ok(raw) => raw,
+                Err(mut e) => {
+                    e.datagram_offset += base;
+                    out.replies([e.reply(pid).into()]);
+                    continue;
+                }
+            };
+            let req = match parse_request_as(raw.bytes, base + raw.offset, peer.access) {
+                Ok(None) => continue,
+                Ok(Some(req)) => req,
+                Err(e) => {
+                    out.replies([e.reply(pid).into()]);
+                    continue;
+                }
+            };
+            if req.family.id == ov::ID
+                && req.is_dump
+                && matches!(req.command.id, ov::CMD_LIST | ov::CMD_STATS)
+            {
+                let end = align4(raw.offset + raw.bytes.len()).min(datagram.len());
+                let dump = DeviceDump {
+                    req,
+                    next: Some(0),
+                    generation: self.registry.generation(),
+                    intr: false,
+                    rest: datagram[end..].to_vec(),
+                    rest_offset: base + end,
+                    access: peer.access,
+                };
+                self.dumps.insert(pid, dump);
+                if !self.dump_part(pid, out) {
+                    return;
+                }
+                continue;
+            }
+            let result = self.handle(&req, pid, out);
+            self.notify(out);
+            match result {
+                Ok(replies) => out.replies(replies),
+                Err(e) => out.replies([e.reply(pid).into()]),
+            }
+        }
+    }
+
+    /// Queues the notifications of the changes made since the last call.
+    fn notify(&mut self, out: &mut Outbox) {
+        for e in self.registry.take_events() {
+            out.push(Outgoing::Notify {
+                group: e.group(),
+                datagram: e.message().emit(),
+            });
+        }
+    }
+
+    /// Produces the next part of the connection's device dump. Returns
+    /// true when the dump is over (its `NLMSG_DONE` produced), after
+    /// answering the rest of its datagram.
+    fn dump_part(&mut self, pid: u32, out: &mut Outbox) -> bool {
+        let Some(dump) = self.dumps.get_mut(&pid) else {
+            return true;
+        };
+        if self.registry.generation() != dump.generation {
+            dump.intr = true;
+        }
+        let flags = if dump.intr { NLM_F_DUMP_INTR } else { 0 };
+        let mut part = Vec::new();
+        if let Some(next) = dump.next {
+            for dev in self.registry.devices_from(next) {
+                let attrs = match dump.req.command.id {
+                    ov::CMD_STATS => stats_attrs(dev),
+                    _ => device_attrs(dev),
+                };
+                let mut m = dump.req.reply(pid, attrs);
+                m.flags |= flags;
+                if !part.is_empty() && part.len() + m.encoded_len() > DUMP_PART_LIMIT {
+                    out.push(Outgoing::Datagram(part));
+                    return false;
+                }
+                m.emit_into(&mut part);
+                dump.next = dev.linkid.checked_add(1);
+            }
+            dump.next = None;
+        }
+        let done = DoneMsg {
+            intr: dump.intr,
+            ..msg::done(dump.req.seq(), pid)
+        };
+        if !part.is_empty() && part.len() + done.emit().len() > DUMP_PART_LIMIT {
+            out.push(Outgoing::Datagram(part));
+            return false;
+        }
+        done.emit_into(&mut part);
+        out.push(Outgoing::Datagram(part));
+        let dump = self.dumps.remove(&pid).expect("dump just used");
+        // (An empty rest is no datagram: split_datagram would answer it as
+        // one too short.)
+        if !dump.rest.is_empty() {
+            let peer = Peer {
+                pid,
+                access: dump.access,
+            };
+            self.answer(peer, &dump.rest, dump.rest_offset, out);
+        }
+        !self.dumps.contains_key(&pid)
+    }
+
+    fn handle(&mut self, req: &Request, pid: u32, out: &mut Outbox) -> Reply {
         match req.family.id {
             ctrl::GENL_ID_CTRL => Ok(ctrl_reply(req, pid)),
             handle::ID => match req.command.id {
                 handle::CMD_GET_PID => {
                     Ok(req.respond(pid, vec![vec![Attr::u32(handle::HANDLE_ATTR_PID, pid)]]))
+                }
+                handle::CMD_JOIN_GROUP | handle::CMD_LEAVE_GROUP => {
+                    let id = req
+                        .attrs
+                        .get_u32(handle::HANDLE_ATTR_MCAST_GROUP)
+                        .unwrap_or_default();
+                    if spec::mcast_group_by_id(id).is_none() {
+                        return Err(req.fail(
+                            libc::ENOENT,
+                            format!(
+                                "no multicast group with id {id}; groups: {} (resolve them with nlctrl CTRL_CMD_GETFAMILY)",
+                                spec::mcast_group_names()
+                            ),
+                        ));
+                    }
+                    out.push(if req.command.id == handle::CMD_JOIN_GROUP {
+                        Outgoing::Join(id)
+                    } else {
+                        Outgoing::Leave(id)
+                    });
+                    Ok(req.respond(pid, vec![]))
                 }
                 _ => Err(unhandled(req)),
             },
@@ -170,9 +337,10 @@ impl Handlers {
                 attrs.extend(status_attrs(&dev.status()));
                 vec![attrs]
             }
+            // Dumps of LIST and STATS are produced by dump_part.
             ov::CMD_LIST => {
                 if req.is_dump {
-                    self.registry.devices().map(device_attrs).collect()
+                    return Err(unhandled(req));
                 } else {
                     let dev = self.registry.get(&dev_ref(req)?).map_err(fail)?;
                     vec![device_attrs(dev)]
@@ -236,7 +404,7 @@ impl Handlers {
             }
             ov::CMD_STATS => {
                 if req.is_dump {
-                    self.registry.devices().map(stats_attrs).collect()
+                    return Err(unhandled(req));
                 } else {
                     let dev = self.registry.get(&dev_ref(req)?).map_err(fail)?;
                     vec![stats_attrs(dev)]
@@ -255,20 +423,21 @@ impl Handlers {
 }
 
 impl Dispatch for Handlers {
-    fn datagram(&mut self, peer: Peer, datagram: &[u8], out: &mut Vec<Vec<u8>>) {
-        let mut messages = Vec::new();
-        for r in requests_as(datagram, peer.access) {
-            match r.and_then(|req| self.handle(&req, peer.pid)) {
-                Ok(replies) => messages.extend(replies),
-                Err(e) => messages.push(e.reply(peer.pid).into()),
-            }
-        }
-        out.extend(pack_datagrams(&messages, DEFAULT_DATAGRAM_LIMIT));
+    fn datagram(&mut self, peer: Peer, datagram: &[u8], out: &mut Outbox) {
+        self.answer(peer, datagram, 0, out);
     }
 
-    fn closed(&mut self, _peer: Peer) {
-        // Requests are answered synchronously, so a closed handle holds
-        // nothing in this version of the protocol.
+    fn busy(&self, peer: Peer) -> bool {
+        self.dumps.contains_key(&peer.pid)
+    }
+
+    fn resume(&mut self, peer: Peer, out: &mut Outbox) {
+        self.dump_part(peer.pid, out);
+    }
+
+    fn closed(&mut self, peer: Peer) {
+        // A dump in progress ends with its handle; nothing else is held.
+        self.dumps.remove(&peer.pid);
     }
 }
 
@@ -328,20 +497,7 @@ fn dev_ids(linkid: u32, name: &str) -> Vec<Attr> {
     ]
 }
 
-fn status_attrs(status: &Status) -> Vec<Attr> {
-    match status {
-        Status::Ok => vec![
-            Attr::u32(ov::ATTR_STATUS, ov::STATUS_OK),
-            Attr::str(ov::ATTR_STATUS_MSG, ""),
-        ],
-        Status::Degraded(msg) => vec![
-            Attr::u32(ov::ATTR_STATUS, ov::STATUS_DEGRADED),
-            Attr::str(ov::ATTR_STATUS_MSG, truncate(msg, 255)),
-        ],
-    }
-}
-
-fn device_attrs(dev: &crate::device::Device) -> Vec<Attr> {
+fn device_attrs(dev: &Device) -> Vec<Attr> {
     let mut attrs = dev_ids(dev.linkid, &dev.name);
     attrs.extend([
         Attr::str(ov::ATTR_ENCAP, dev.encap.meta.name.as_str()),
@@ -379,7 +535,7 @@ fn counters(snapshot: Vec<(&'static str, u64)>) -> Attr {
     Attr::nested(ov::ATTR_STATS, entries)
 }
 
-fn stats_attrs(dev: &crate::device::Device) -> Vec<Attr> {
+fn stats_attrs(dev: &Device) -> Vec<Attr> {
     let mut attrs = dev_ids(dev.linkid, &dev.name);
     attrs.push(counters(dev.stats.snapshot()));
     if let Some(dp) = &dev.dp {
@@ -416,17 +572,4 @@ fn propinfo_attrs(info: &PropInfo) -> Vec<Attr> {
         attrs.push(Attr::nested(ov::ATTR_PROP_POSSIBLE, values));
     }
     attrs
-}
-
-/// Cuts a string to at most `max` bytes on a character boundary, so that a
-/// reply never violates the family's own policy.
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

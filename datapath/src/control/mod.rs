@@ -12,10 +12,23 @@
 //! connection's privilege is read once at accept ([`cred`]); a read-only
 //! peer is refused every admin command by nlproto's validation, before any
 //! handler runs.
+//!
+//! A connection may join multicast groups; the notifications a request
+//! causes are queued on every member connection (bounded, see
+//! [`crate::notify::OutQueue`]) before the request's own reply, so a member
+//! that made the change sees the notification first, as on Linux.
+//!
+//! Connections are polled edge-triggered for both directions. A writable
+//! edge comes every time the client reads a datagram, which is what paces
+//! dumps: while a dump is in progress on a connection, its next part is
+//! produced only once the client has read everything sent to it so far
+//! (the socket's `SIOCOUTQ` is 0), and no further request of that
+//! connection is read until the dump is over, so replies stay in order.
 
 pub mod cred;
 pub mod handlers;
 
+use crate::notify::{Delivery, OutQueue};
 use nix::sys::{
     signal::{SigSet, Signal},
     signalfd::{SfdFlags, SignalFd},
@@ -24,13 +37,15 @@ use nix::sys::{
         SockType, UnixAddr,
     },
 };
-use polling::{Event, Events, Poller};
+use nlproto::{server::pack_datagrams, server::DEFAULT_DATAGRAM_LIMIT, Message};
+use polling::{Event, Events, PollMode, Poller};
 use slab::Slab;
 use std::{
-    collections::VecDeque,
+    collections::BTreeSet,
     io,
     os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
     path::{Path, PathBuf},
+    time::{Duration, Instant},
 };
 
 /// Largest request datagram accepted.
@@ -38,6 +53,16 @@ pub const MAX_DATAGRAM: usize = 64 * 1024;
 /// Reply bytes a connection may have queued before the daemon stops
 /// reading its requests.
 pub const OUT_QUEUE_CAP: usize = 4 * 1024 * 1024;
+
+/// How often connections with a dump in progress are looked at when no
+/// event comes.
+const DUMP_RECHECK: Duration = Duration::from_millis(100);
+/// `SIOCOUTQ` values below this mean "everything read". A datagram the
+/// client has not read counts its whole buffer (hundreds of bytes at
+/// least); while the kernel is still releasing the one just read, the
+/// writer can see 1 left over, and the wakeup for that read has already
+/// been sent by then.
+const UNREAD_MIN: usize = 256;
 
 const LISTENER_KEY: usize = usize::MAX - 1;
 const SIGNAL_KEY: usize = usize::MAX - 2;
@@ -51,21 +76,68 @@ pub struct Peer {
     pub access: nlproto::spec::Privilege,
 }
 
-/// The request side the server drives: answers datagrams, learns of closed
-/// connections.
+/// The request side the server drives: answers datagrams, continues dumps,
+/// learns of closed connections.
 pub trait Dispatch {
-    /// Answers every message of `datagram`, appending reply datagrams to `out`.
-    fn datagram(&mut self, peer: Peer, datagram: &[u8], out: &mut Vec<Vec<u8>>);
+    /// Answers the messages of `datagram` into `out`. It may stop at a dump
+    /// that is not finished: [`Dispatch::busy`] is then true, and the rest
+    /// of the datagram is answered by [`Dispatch::resume`] calls.
+    fn datagram(&mut self, peer: Peer, datagram: &[u8], out: &mut Outbox);
+    /// Whether a dump is in progress on the connection.
+    fn busy(&self, peer: Peer) -> bool;
+    /// Produces the next part of the dump in progress (and, once it is
+    /// over, answers the rest of its datagram).
+    fn resume(&mut self, peer: Peer, out: &mut Outbox);
     /// The connection with this PID went away.
     fn closed(&mut self, peer: Peer);
+}
+
+/// What answering a request produces, in order.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A reply message for the requesting connection, packed with its
+    /// neighbours into datagrams.
+    Reply(Message),
+    /// A datagram for the requesting connection, sent as it is (a dump part).
+    Datagram(Vec<u8>),
+    /// A notification datagram for every member of the group.
+    Notify {
+        /// The multicast group.
+        group: u32,
+        /// The message, emitted.
+        datagram: Vec<u8>,
+    },
+    /// The requesting connection joins a group.
+    Join(u32),
+    /// The requesting connection leaves a group.
+    Leave(u32),
+}
+
+/// The output of [`Dispatch`] calls.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// The items, in the order they happened.
+    pub items: Vec<Outgoing>,
+}
+
+impl Outbox {
+    /// Appends an item.
+    pub fn push(&mut self, item: Outgoing) {
+        self.items.push(item);
+    }
+
+    /// Appends reply messages.
+    pub fn replies(&mut self, messages: impl IntoIterator<Item = Message>) {
+        self.items.extend(messages.into_iter().map(Outgoing::Reply));
+    }
 }
 
 struct Conn {
     fd: OwnedFd,
     pid: u32,
     access: nlproto::spec::Privilege,
-    out: VecDeque<Vec<u8>>,
-    out_bytes: usize,
+    out: OutQueue,
+    groups: BTreeSet<u32>,
 }
 
 /// The listening socket and its connections.
@@ -170,9 +242,33 @@ impl Server {
                 .add(sigfd.as_fd().as_raw_fd(), Event::readable(SIGNAL_KEY))?
         };
         let mut events = Events::new();
+        let mut last_recheck = Instant::now();
         let result = loop {
             events.clear();
-            match self.poller.wait(&mut events, None) {
+            // While a dump is paced, look at it now and then even without an
+            // edge (and even while other clients keep the loop busy), so
+            // that a wakeup lost to a race can only delay it.
+            let dumping: Vec<usize> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| {
+                    dispatch.busy(Peer {
+                        pid: c.pid,
+                        access: c.access,
+                    })
+                })
+                .map(|(k, _)| k)
+                .collect();
+            if dumping.is_empty() {
+                last_recheck = Instant::now();
+            } else if last_recheck.elapsed() >= DUMP_RECHECK {
+                last_recheck = Instant::now();
+                for key in dumping.iter().copied() {
+                    self.service(key, dispatch);
+                }
+            }
+            let timeout = (!dumping.is_empty()).then_some(DUMP_RECHECK);
+            match self.poller.wait(&mut events, timeout) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => break Err(e),
@@ -194,7 +290,7 @@ impl Server {
                                 .modify(sigfd.as_fd(), Event::readable(SIGNAL_KEY))?;
                         }
                     },
-                    key => self.service(key, ev.readable, ev.writable, dispatch),
+                    key => self.service(key, dispatch),
                 }
             }
             if let Some(sig) = stop {
@@ -219,8 +315,14 @@ impl Server {
                     let peer = cred::peer_cred(&fd);
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
+                    // Edge-triggered: a writable edge marks every datagram
+                    // the client reads, which paces dumps (see the module
+                    // documentation).
                     // SAFETY: the fd is deleted from the poller before the Conn drops (close()).
-                    if let Err(e) = unsafe { self.poller.add(&fd, Event::readable(key)) } {
+                    if let Err(e) = unsafe {
+                        self.poller
+                            .add_with_mode(&fd, Event::all(key), PollMode::Edge)
+                    } {
                         tracing::warn!("cannot poll a new connection: {e}");
                         continue;
                     }
@@ -228,8 +330,8 @@ impl Server {
                         fd,
                         pid,
                         access: peer.access,
-                        out: VecDeque::new(),
-                        out_bytes: 0,
+                        out: OutQueue::new(),
+                        groups: BTreeSet::new(),
                     });
                     tracing::debug!(
                         pid,
@@ -249,33 +351,111 @@ impl Server {
         }
     }
 
-    fn service(&mut self, key: usize, readable: bool, writable: bool, d: &mut impl Dispatch) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        let mut alive = true;
-        if writable {
-            alive = flush(conn);
-        }
-        if alive && readable {
-            alive = read_requests(conn, d);
-            if alive {
-                alive = flush(conn);
+    /// Serves one connection after an edge: writes what is queued, moves a
+    /// dump on when the client has read everything, reads requests while
+    /// there is room and no dump in progress. Edge-triggered polling means
+    /// it must go on until one of those is blocked.
+    fn service(&mut self, key: usize, d: &mut impl Dispatch) {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            if !flush(conn) {
+                self.close(key, d);
+                return;
             }
-        }
-        if !alive {
-            self.close(key, d);
-            return;
-        }
-        let conn = &self.conns[key];
-        let interest = Event::new(key, conn.out_bytes < OUT_QUEUE_CAP, !conn.out.is_empty());
-        if self.poller.modify(&conn.fd, interest).is_err() {
-            self.close(key, d);
+            let peer = Peer {
+                pid: conn.pid,
+                access: conn.access,
+            };
+            let mut out = Outbox::default();
+            if d.busy(peer) {
+                if !conn.out.is_empty() || unread_bytes(&conn.fd) >= UNREAD_MIN {
+                    return;
+                }
+                d.resume(peer, &mut out);
+            } else if conn.out.bytes() >= OUT_QUEUE_CAP {
+                return;
+            } else {
+                let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
+                match recv(conn.fd.as_raw_fd(), &mut buf, flags) {
+                    // A zero-length datagram also reads as 0: only a hang-up
+                    // closes the connection; the empty datagram gets its error.
+                    Ok(0) if peer_hung_up(&conn.fd) => {
+                        self.close(key, d);
+                        return;
+                    }
+                    // A datagram longer than the buffer arrives cut; its last
+                    // message then overruns what is there and gets the
+                    // ordinary length error.
+                    Ok(n) => d.datagram(peer, &buf[..n.min(buf.len())], &mut out),
+                    Err(nix::errno::Errno::EAGAIN) => return,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => {
+                        self.close(key, d);
+                        return;
+                    }
+                }
+            }
+            for dead in self.deliver(key, out) {
+                self.close(dead, d);
+            }
         }
     }
 
+    /// Queues what a request produced: replies on the requester, each
+    /// notification on every member of its group (the requester's pending
+    /// replies first, so they keep their order), and writes what it can.
+    /// Returns the connections found gone.
+    fn deliver(&mut self, key: usize, out: Outbox) -> Vec<usize> {
+        let mut replies: Vec<Message> = Vec::new();
+        let mut touched = BTreeSet::from([key]);
+        for item in out.items {
+            match item {
+                Outgoing::Reply(m) => replies.push(m),
+                Outgoing::Datagram(datagram) => {
+                    let conn = &mut self.conns[key];
+                    queue_replies(conn, &mut replies);
+                    conn.out.push_reply(datagram);
+                }
+                Outgoing::Notify { group, datagram } => {
+                    let conn = &mut self.conns[key];
+                    if conn.groups.contains(&group) {
+                        queue_replies(conn, &mut replies);
+                    }
+                    for (k, c) in self.conns.iter_mut() {
+                        if !c.groups.contains(&group) {
+                            continue;
+                        }
+                        touched.insert(k);
+                        if c.out.push_notification(datagram.clone()) == Delivery::Overrun {
+                            tracing::warn!(
+                                pid = c.pid,
+                                "handle does not read its notifications: dropping them until its queue drains"
+                            );
+                        }
+                    }
+                }
+                Outgoing::Join(g) => {
+                    self.conns[key].groups.insert(g);
+                }
+                Outgoing::Leave(g) => {
+                    self.conns[key].groups.remove(&g);
+                }
+            }
+        }
+        queue_replies(&mut self.conns[key], &mut replies);
+        touched
+            .into_iter()
+            .filter(|k| !flush(&mut self.conns[*k]))
+            .collect()
+    }
+
     fn close(&mut self, key: usize, d: &mut impl Dispatch) {
-        let conn = self.conns.remove(key);
+        let Some(conn) = self.conns.try_remove(key) else {
+            return;
+        };
         let _ = self.poller.delete(&conn.fd);
         tracing::debug!(pid = conn.pid, "connection closed");
         d.closed(Peer {
@@ -295,37 +475,23 @@ impl Drop for Server {
     }
 }
 
-/// Reads queued requests until the socket is empty or the reply queue is
-/// full. Returns false when the connection is gone.
-fn read_requests(conn: &mut Conn, d: &mut impl Dispatch) -> bool {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    while conn.out_bytes < OUT_QUEUE_CAP {
-        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
-        match recv(conn.fd.as_raw_fd(), &mut buf, flags) {
-            // A zero-length datagram also reads as 0: only a hang-up
-            // closes the connection; the empty datagram gets its error.
-            Ok(0) if peer_hung_up(&conn.fd) => return false,
-            Ok(n) => {
-                let peer = Peer {
-                    pid: conn.pid,
-                    access: conn.access,
-                };
-                let mut replies = Vec::new();
-                // A datagram longer than the buffer arrives cut; its last
-                // message then overruns what is there and gets the ordinary
-                // length error.
-                d.datagram(peer, &buf[..n.min(buf.len())], &mut replies);
-                for r in replies {
-                    conn.out_bytes += r.len();
-                    conn.out.push_back(r);
-                }
-            }
-            Err(nix::errno::Errno::EAGAIN) => return true,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return false,
-        }
+fn queue_replies(conn: &mut Conn, replies: &mut Vec<Message>) {
+    for datagram in pack_datagrams(&std::mem::take(replies), DEFAULT_DATAGRAM_LIMIT) {
+        conn.out.push_reply(datagram);
     }
-    true
+}
+
+/// Bytes sent on the socket that the client has not read yet (`SIOCOUTQ`;
+/// 0 when the kernel cannot tell, so that a dump never stalls on it).
+fn unread_bytes(fd: &OwnedFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one c_int through the valid pointer.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n as *mut libc::c_int) };
+    if r < 0 {
+        0
+    } else {
+        usize::try_from(n).unwrap_or(0)
+    }
 }
 
 fn peer_hung_up(fd: &OwnedFd) -> bool {
@@ -339,7 +505,8 @@ fn peer_hung_up(fd: &OwnedFd) -> bool {
     r > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
 }
 
-/// Writes queued replies without blocking. Returns false when the peer is gone.
+/// Writes queued datagrams without blocking. Returns false when the peer
+/// is gone.
 fn flush(conn: &mut Conn) -> bool {
     while let Some(front) = conn.out.front() {
         match send(
@@ -347,10 +514,7 @@ fn flush(conn: &mut Conn) -> bool {
             front,
             MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
         ) {
-            Ok(_) => {
-                conn.out_bytes -= front.len();
-                conn.out.pop_front();
-            }
+            Ok(_) => conn.out.pop(),
             Err(nix::errno::Errno::EAGAIN) => return true,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return false,

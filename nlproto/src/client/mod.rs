@@ -13,8 +13,25 @@
 //! ```
 //!
 //! Every request gets a fresh sequence number; replies are matched by it and
-//! anything else (replies to a request that timed out, notifications) is
-//! dropped. Each wait for a datagram is bounded by the client's timeout.
+//! anything else (replies to a request that timed out) is dropped. Once the
+//! client has joined a multicast group ([`Client::join_group`]),
+//! notifications (sequence number 0) that arrive while it waits for a reply
+//! are kept for [`Client::next_notification`] instead. Each wait for a
+//! datagram is bounded by the client's timeout.
+//!
+//! ```no_run
+//! use nlproto::client::{Client, Notification};
+//! use nlproto::spec::overlay;
+//!
+//! let mut c = Client::connect(nlproto::DEFAULT_SOCKET_PATH)?;
+//! let config = c.mcast_group_id(overlay::NAME, overlay::GROUP_CONFIG_NAME)?;
+//! c.join_group(config)?;
+//! match c.next_notification()? {
+//!     Notification::Event(m) => println!("command {}", m.cmd),
+//!     Notification::Overrun => println!("events were lost: dump again"),
+//! }
+//! # Ok::<(), nlproto::client::Error>(())
+//! ```
 
 mod sys;
 
@@ -22,7 +39,9 @@ pub use sys::seqpacket_pair;
 
 use crate::attr::{Attr, AttrsExt, Unknown};
 use crate::errno;
-use crate::msg::{ErrorMsg, GenlMsg, Message, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::msg::{
+    ErrorMsg, GenlMsg, Message, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+};
 use crate::server::split_datagram;
 use crate::spec::{self, ctrl, handle, FamilySpec};
 use crate::Emit;
@@ -176,6 +195,28 @@ pub trait Tap: Send {
     fn received(&mut self, datagram: &[u8]);
 }
 
+/// What [`Client::next_notification`] returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notification {
+    /// A notification message of a group the handle joined.
+    Event(GenlMsg),
+    /// The daemon dropped notifications because this handle did not read
+    /// them in time (`NLMSG_ERROR` `-ENOBUFS` with sequence number 0).
+    /// Later ones arrive again; what was lost must be read back with a dump.
+    Overrun,
+}
+
+/// The answer to a dump, with its consistency.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dump {
+    /// The messages, in order.
+    pub items: Vec<GenlMsg>,
+    /// Whether any part carried `NLM_F_DUMP_INTR`: the table changed while
+    /// the dump ran, so the items may mix old and new state. Dump again for
+    /// a consistent picture.
+    pub interrupted: bool,
+}
+
 /// A connection (a handle) to the daemon.
 pub struct Client {
     fd: OwnedFd,
@@ -186,6 +227,10 @@ pub struct Client {
     /// Messages of an already received datagram not yet consumed.
     pending: VecDeque<Vec<u8>>,
     tap: Option<Box<dyn Tap>>,
+    /// Whether a multicast group was joined: notifications are then kept.
+    subscribed: bool,
+    /// Notifications received while waiting for replies.
+    notifications: VecDeque<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -198,6 +243,8 @@ impl std::fmt::Debug for Client {
             .field("family_ids", &self.family_ids)
             .field("pending", &self.pending.len())
             .field("tapped", &self.tap.is_some())
+            .field("subscribed", &self.subscribed)
+            .field("notifications", &self.notifications.len())
             .finish()
     }
 }
@@ -254,6 +301,8 @@ impl Client {
             family_ids: HashMap::new(),
             pending: VecDeque::new(),
             tap: None,
+            subscribed: false,
+            notifications: VecDeque::new(),
         }
     }
 
@@ -414,12 +463,27 @@ impl Client {
     /// Sends a dump request (`NLM_F_DUMP`) and collects every message until
     /// `NLMSG_DONE`.
     pub fn dump(&mut self, family: &str, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<GenlMsg>, Error> {
+        Ok(self.dump_checked(family, cmd, attrs)?.items)
+    }
+
+    /// [`Client::dump`], also telling whether the dump was interrupted by a
+    /// change (`NLM_F_DUMP_INTR` on any part or on `NLMSG_DONE`).
+    pub fn dump_checked(&mut self, family: &str, cmd: u8, attrs: Vec<Attr>) -> Result<Dump, Error> {
         let (seq, spec) = self.send_request(family, cmd, attrs, NLM_F_REQUEST | NLM_F_DUMP)?;
         let mut items = Vec::new();
+        let mut interrupted = false;
         loop {
             match self.next_message(seq, spec)? {
-                Message::Genl(m) => items.push(m),
-                Message::Done(d) if d.errno == 0 => return Ok(items),
+                Message::Genl(m) => {
+                    interrupted |= m.flags & NLM_F_DUMP_INTR != 0;
+                    items.push(m)
+                }
+                Message::Done(d) if d.errno == 0 => {
+                    return Ok(Dump {
+                        items,
+                        interrupted: interrupted || d.intr,
+                    })
+                }
                 Message::Done(d) => {
                     return Err(Error::Netlink {
                         errno: d.errno,
@@ -452,11 +516,106 @@ impl Client {
             // split_datagram yields only messages of at least 16 bytes.
             let msg_seq = u32::from_ne_bytes([raw[8], raw[9], raw[10], raw[11]]);
             if msg_seq != seq {
+                if msg_seq == 0 && self.subscribed {
+                    self.notifications.push_back(raw);
+                }
                 continue;
             }
             let msg = Message::parse(&raw, spec.attrs, Unknown::Keep)
                 .map_err(|e| Error::Protocol(format!("bad message from the daemon: {e}")))?;
             return Ok(msg);
+        }
+    }
+
+    /// The id of the multicast group `group` of `family`, as nlctrl lists
+    /// it (`CTRL_ATTR_MCAST_GROUPS`).
+    pub fn mcast_group_id(&mut self, family: &str, group: &str) -> Result<u32, Error> {
+        let reply = self.transact(
+            ctrl::NAME,
+            ctrl::CTRL_CMD_GETFAMILY,
+            vec![Attr::str(ctrl::CTRL_ATTR_FAMILY_NAME, family)],
+        )?;
+        let info = FamilyInfo::from_attrs(&reply.attrs)?;
+        info.mcast_groups
+            .iter()
+            .find(|(name, _)| name == group)
+            .map(|(_, id)| *id)
+            .ok_or_else(|| {
+                let names: Vec<&str> = info.mcast_groups.iter().map(|(n, _)| n.as_str()).collect();
+                Error::Protocol(format!(
+                    "family {family} has no multicast group {group}; it has: {}",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            })
+    }
+
+    /// Subscribes the handle to the multicast group `id`
+    /// (`overlay_handle` `JOIN_GROUP`). From then on notifications that
+    /// arrive while waiting for replies are kept for
+    /// [`Client::next_notification`].
+    pub fn join_group(&mut self, id: u32) -> Result<(), Error> {
+        self.write(
+            handle::NAME,
+            handle::CMD_JOIN_GROUP,
+            vec![Attr::u32(handle::HANDLE_ATTR_MCAST_GROUP, id)],
+        )?;
+        self.subscribed = true;
+        Ok(())
+    }
+
+    /// Unsubscribes the handle from the multicast group `id`
+    /// (`overlay_handle` `LEAVE_GROUP`). Notifications already received
+    /// stay readable.
+    pub fn leave_group(&mut self, id: u32) -> Result<(), Error> {
+        self.write(
+            handle::NAME,
+            handle::CMD_LEAVE_GROUP,
+            vec![Attr::u32(handle::HANDLE_ATTR_MCAST_GROUP, id)],
+        )
+    }
+
+    /// The next notification: one kept while waiting for a reply, or the
+    /// next to arrive, waiting at most the timeout ([`Error::Timeout`]).
+    /// Messages that are not notifications (late replies) are skipped.
+    pub fn next_notification(&mut self) -> Result<Notification, Error> {
+        loop {
+            let raw = match self.notifications.pop_front() {
+                Some(raw) => raw,
+                None => {
+                    let Some(raw) = self.pending.pop_front() else {
+                        let datagram = self.recv_raw()?;
+                        for item in split_datagram(&datagram) {
+                            let raw = item.map_err(|e| {
+                                Error::Protocol(format!(
+                                    "bad datagram from the daemon: {}",
+                                    e.message
+                                ))
+                            })?;
+                            self.pending.push_back(raw.bytes.to_vec());
+                        }
+                        continue;
+                    };
+                    let msg_seq = u32::from_ne_bytes([raw[8], raw[9], raw[10], raw[11]]);
+                    if msg_seq != 0 {
+                        continue;
+                    }
+                    raw
+                }
+            };
+            let kind = u16::from_ne_bytes([raw[4], raw[5]]);
+            let policy = spec::family_by_id(kind).map_or(&[][..], |f| f.attrs);
+            let msg = Message::parse(&raw, policy, Unknown::Keep)
+                .map_err(|e| Error::Protocol(format!("bad notification from the daemon: {e}")))?;
+            match msg {
+                Message::Genl(m) => return Ok(Notification::Event(m)),
+                Message::Error(e) if e.errno == libc::ENOBUFS => return Ok(Notification::Overrun),
+                Message::Error(e) => return Err(e.into()),
+                Message::Done(_) | Message::Noop { .. } => {}
+            }
         }
     }
 

@@ -54,6 +54,30 @@ fn handle_request(req: &Request) -> Vec<Message> {
             out
         }
         (overlay::ID, overlay::CMD_ACTIVATE) => vec![], // never answers
+        (handle::ID, handle::CMD_JOIN_GROUP) => {
+            match req.attrs.get_u32(handle::HANDLE_ATTR_MCAST_GROUP) {
+                Some(1..=3) => req.respond(PID, vec![]),
+                _ => vec![req.fail(libc::ENOENT, "no such group").reply(PID).into()],
+            }
+        }
+        (overlay::ID, overlay::CMD_SETPROP) => {
+            // The notification of the change comes before the ack, then an
+            // overrun report.
+            let n = crate::server::notification(
+                &overlay::FAMILY,
+                overlay::CMD_SETPROP,
+                vec![Attr::str(overlay::ATTR_PROP_NAME, "mtu")],
+            );
+            let mut out: Vec<Message> = vec![n.into()];
+            out.extend(req.respond(PID, vec![]));
+            out.push(crate::msg::overrun().into());
+            out
+        }
+        (overlay::ID, overlay::CMD_STATS) if req.is_dump => {
+            let mut part = req.reply(PID, vec![Attr::u32(overlay::ATTR_LINKID, 1)]);
+            part.flags |= NLM_F_DUMP_INTR;
+            vec![part.into(), req.done(PID).into()]
+        }
         _ => req.respond(PID, vec![]),
     }
 }
@@ -297,4 +321,56 @@ fn netlink_error_display() {
     };
     assert_eq!(e.to_string(), "odd (errno 4095)");
     assert_eq!(Error::Timeout.errno(), None);
+}
+
+fn setprop_attrs() -> Vec<Attr> {
+    vec![
+        Attr::str(overlay::ATTR_NAME, "ov0"),
+        Attr::str(overlay::ATTR_PROP_NAME, "mtu"),
+        Attr::bytes(overlay::ATTR_PROP_VALUE, 1400u64.to_ne_bytes().to_vec()),
+    ]
+}
+
+#[test]
+fn notifications_are_kept_once_subscribed() {
+    let (a, b) = seqpacket_pair().unwrap();
+    let server = serve(b);
+    let mut c = Client::from_fd(a, Duration::from_secs(5)).unwrap();
+    // Before joining, notifications are dropped like any stray message.
+    c.write(overlay::NAME, overlay::CMD_SETPROP, setprop_attrs())
+        .unwrap();
+    let config = c
+        .mcast_group_id(overlay::NAME, overlay::GROUP_CONFIG_NAME)
+        .unwrap();
+    assert_eq!(config, overlay::GROUP_CONFIG);
+    let e = c.mcast_group_id(overlay::NAME, "nope").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "protocol error: family overlay has no multicast group nope; it has: config, status, target"
+    );
+    assert_eq!(c.join_group(9).unwrap_err().errno(), Some(libc::ENOENT));
+    c.join_group(config).unwrap();
+    c.write(overlay::NAME, overlay::CMD_SETPROP, setprop_attrs())
+        .unwrap();
+    match c.next_notification().unwrap() {
+        Notification::Event(m) => {
+            assert_eq!((m.cmd, m.seq, m.pid), (overlay::CMD_SETPROP, 0, 0));
+            assert_eq!(m.attrs.get_str(overlay::ATTR_PROP_NAME), Some("mtu"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.next_notification().unwrap(), Notification::Overrun);
+    let d = c
+        .dump_checked(overlay::NAME, overlay::CMD_STATS, vec![])
+        .unwrap();
+    assert!(d.interrupted);
+    assert_eq!(d.items.len(), 1);
+    let d = c
+        .dump_checked(overlay::NAME, overlay::CMD_LIST, vec![])
+        .unwrap();
+    assert!(!d.interrupted);
+    c.set_timeout(Duration::from_millis(50));
+    assert!(matches!(c.next_notification(), Err(Error::Timeout)));
+    drop(c);
+    server.join().unwrap();
 }

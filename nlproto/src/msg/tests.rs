@@ -145,8 +145,15 @@ fn round_trips() {
             errno: libc::EIO,
             message: Some("plugin failed".into()),
             offset: None,
+            intr: false,
         }
         .into(),
+        DoneMsg {
+            intr: true,
+            ..done(5, 6)
+        }
+        .into(),
+        overrun().into(),
         Message::Noop { seq: 1, pid: 2 },
     ];
     for m in &messages {

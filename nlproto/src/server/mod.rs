@@ -478,6 +478,22 @@ impl Request {
     }
 }
 
+/// A notification of `family` carrying `attrs`: `nlmsg_seq` 0 and
+/// `nlmsg_pid` 0 (it answers no request and comes from the daemon, as
+/// Linux's kernel-originated multicasts do), flags 0, the family's version,
+/// genetlink command `cmd`.
+pub fn notification(family: &FamilySpec, cmd: u8, attrs: Vec<Attr>) -> GenlMsg {
+    GenlMsg {
+        family: family.id,
+        flags: 0,
+        seq: 0,
+        pid: 0,
+        cmd,
+        version: family.version,
+        attrs,
+    }
+}
+
 /// Packs messages into as few datagrams as possible, each at most `limit`
 /// bytes (a message larger than `limit` goes alone).
 pub fn pack_datagrams(messages: &[Message], limit: usize) -> Vec<Vec<u8>> {

@@ -3,7 +3,7 @@ use crate::attr::Unknown;
 use crate::msg::{ErrorMsg, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_ROOT};
 use crate::spec::{ctrl, handle};
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLA_F_NESTED};
-use netlink_packet_generic::ctrl::nlas::{GenlCtrlAttrs, OpAttrs};
+use netlink_packet_generic::ctrl::nlas::{GenlCtrlAttrs, McastGrpAttrs, OpAttrs};
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 use netlink_packet_generic::GenlMessage;
 use proptest::prelude::*;
@@ -253,11 +253,30 @@ fn family_header_command_and_operation() {
         None,
         "family overlay has no command 12",
     );
+    // Notification-only commands are not requests.
     check(
-        &raw(handle::ID, RA, 2, 1, &[]),
+        &raw(overlay::ID, RA, overlay::CMD_DEACTIVATED, 1, &[]),
         libc::EOPNOTSUPP,
         None,
-        "family overlay_handle has no command 2",
+        "family overlay has no command 11",
+    );
+    check(
+        &raw(handle::ID, RA, 4, 1, &[]),
+        libc::EOPNOTSUPP,
+        None,
+        "family overlay_handle has no command 4",
+    );
+    check(
+        &raw(handle::ID, RA, handle::CMD_JOIN_GROUP, 1, &[]),
+        libc::EINVAL,
+        None,
+        "command JOIN_GROUP requires attribute HANDLE_ATTR_MCAST_GROUP (2)",
+    );
+    check(
+        &raw(handle::ID, RA | NLM_F_DUMP, handle::CMD_LEAVE_GROUP, 1, &[]),
+        libc::EOPNOTSUPP,
+        None,
+        "command LEAVE_GROUP does not support dump requests (clear NLM_F_DUMP)",
     );
     check(
         &raw(overlay::ID, RA | NLM_F_DUMP, overlay::CMD_GETPROP, 1, &[]),
@@ -665,7 +684,21 @@ fn ctrl_getfamily_by_name_and_id() {
             ]
         )
     );
-    assert!(!reply.attrs.has(ctrl::CTRL_ATTR_MCAST_GROUPS));
+    let groups = reply
+        .attrs
+        .get_nested(ctrl::CTRL_ATTR_MCAST_GROUPS)
+        .unwrap();
+    assert_eq!(groups.len(), 3);
+    assert_eq!(
+        groups[2],
+        Attr::nested(
+            3,
+            vec![
+                Attr::str(ctrl::CTRL_ATTR_MCAST_GRP_NAME, "target"),
+                Attr::u32(ctrl::CTRL_ATTR_MCAST_GRP_ID, 3)
+            ]
+        )
+    );
 
     let out = ctrl_reply(
         &ctrl_request(
@@ -684,6 +717,26 @@ fn ctrl_getfamily_by_name_and_id() {
     );
     // The reply decodes strictly with nlctrl's own policy.
     assert_eq!(&GenlMsg::parse(&reply.emit(), ctrl::ATTRS).unwrap(), reply);
+    assert!(!reply.attrs.has(ctrl::CTRL_ATTR_MCAST_GROUPS));
+}
+
+#[test]
+fn notifications_are_from_nobody() {
+    let m = notification(&overlay::FAMILY, overlay::CMD_DELETE, vec![]);
+    assert_eq!((m.seq, m.pid, m.flags, m.version), (0, 0, 0, 1));
+    assert_eq!(m.family, overlay::ID);
+    assert_eq!(overlay::FAMILY.command_name(11), Some("DEACTIVATED"));
+    assert_eq!(overlay::FAMILY.command_name(6), Some("SETPROP"));
+    assert_eq!(overlay::FAMILY.command_name(13), None);
+    assert_eq!(
+        crate::spec::mcast_group_by_id(2).map(|(f, g)| (f.name, g.name)),
+        Some(("overlay", "status"))
+    );
+    assert!(crate::spec::mcast_group_by_id(4).is_none());
+    assert_eq!(
+        crate::spec::mcast_group_names(),
+        "config (1), status (2), target (3)"
+    );
 }
 
 #[test]
@@ -742,6 +795,7 @@ fn ctrl_dump_lists_every_family() {
     let datagram = crate::msg::pack(&out);
     // netlink-packet-generic reads the same dump.
     let mut names = Vec::new();
+    let mut mcast_seen = false;
     for m in split_datagram(&datagram) {
         let m = m.unwrap();
         let parsed = NetlinkMessage::<GenlMessage<GenlCtrl>>::deserialize(m.bytes).unwrap();
@@ -758,6 +812,36 @@ fn ctrl_dump_lists_every_family() {
                             assert_eq!(ops[1], vec![OpAttrs::Id(2), OpAttrs::Flags(0xb)]);
                             assert_eq!(ops[3], vec![OpAttrs::Id(4), OpAttrs::Flags(0xe)]);
                         }
+                        GenlCtrlAttrs::Ops(ops)
+                            if names.last().map(String::as_str) == Some("overlay_handle") =>
+                        {
+                            assert_eq!(ops.len(), 3);
+                            assert_eq!(ops[1], vec![OpAttrs::Id(2), OpAttrs::Flags(0xa)]);
+                            assert_eq!(ops[2], vec![OpAttrs::Id(3), OpAttrs::Flags(0xa)]);
+                        }
+                        GenlCtrlAttrs::McastGroups(groups) => {
+                            // Decoded by netlink-packet-generic: the layout
+                            // is Linux's.
+                            assert_eq!(names.last().map(String::as_str), Some("overlay"));
+                            assert_eq!(
+                                groups,
+                                vec![
+                                    vec![
+                                        McastGrpAttrs::Name("config".into()),
+                                        McastGrpAttrs::Id(1)
+                                    ],
+                                    vec![
+                                        McastGrpAttrs::Name("status".into()),
+                                        McastGrpAttrs::Id(2)
+                                    ],
+                                    vec![
+                                        McastGrpAttrs::Name("target".into()),
+                                        McastGrpAttrs::Id(3)
+                                    ],
+                                ]
+                            );
+                            mcast_seen = true;
+                        }
                         _ => {}
                     }
                 }
@@ -767,6 +851,7 @@ fn ctrl_dump_lists_every_family() {
         }
     }
     assert_eq!(names, ["nlctrl", "overlay_handle", "overlay", "DONE"]);
+    assert!(mcast_seen, "overlay lists its multicast groups");
     assert_eq!(op_flags(&ctrl::COMMANDS[0]), 0xe);
     assert_eq!(op_flags(&handle::COMMANDS[0]), 0xa);
 }
@@ -784,7 +869,9 @@ fn mcast_groups_are_listed_when_present() {
         mcast_groups: &[crate::spec::McastGroupSpec {
             name: "events",
             id: 3,
+            doc: "d",
         }],
+        notifications: &[],
         doc: "",
     };
     let attrs = family_attrs(&F);

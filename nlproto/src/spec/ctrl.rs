@@ -131,5 +131,6 @@ pub static FAMILY: FamilySpec = FamilySpec {
     attrs: ATTRS,
     commands: COMMANDS,
     mcast_groups: &[],
+    notifications: &[],
     doc: "The generic-netlink controller: resolves a family name to its id, version, commands and multicast groups.",
 };

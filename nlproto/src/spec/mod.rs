@@ -227,6 +227,28 @@ pub struct McastGroupSpec {
     pub name: &'static str,
     /// The group's id, unique across families.
     pub id: u32,
+    /// One line of documentation: what the group carries.
+    pub doc: &'static str,
+}
+
+/// A notification a family sends to a multicast group.
+///
+/// Its genetlink command is the request command that caused it (`CREATE`,
+/// `SETPROP`, ...) or a command number of its own that no request uses
+/// (then it is not in the family's command table, as Linux lists only
+/// requestable commands in `CTRL_ATTR_OPS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotifySpec {
+    /// The genetlink command of the notification message.
+    pub cmd: u8,
+    /// The protocol's name of the notification.
+    pub name: &'static str,
+    /// The name of the multicast group it is sent to.
+    pub group: &'static str,
+    /// The attributes it carries, in order.
+    pub attrs: &'static [u16],
+    /// One line of documentation: what caused it.
+    pub doc: &'static str,
 }
 
 /// A generic-netlink family.
@@ -248,6 +270,8 @@ pub struct FamilySpec {
     pub commands: &'static [CommandSpec],
     /// The family's multicast groups.
     pub mcast_groups: &'static [McastGroupSpec],
+    /// The notifications the family sends to its groups.
+    pub notifications: &'static [NotifySpec],
     /// One paragraph of documentation.
     pub doc: &'static str,
 }
@@ -261,6 +285,22 @@ impl FamilySpec {
     /// The command called `name`.
     pub fn command_by_name(&self, name: &str) -> Option<&'static CommandSpec> {
         self.commands.iter().find(|c| c.name == name)
+    }
+
+    /// The multicast group called `name`.
+    pub fn mcast_group(&self, name: &str) -> Option<&'static McastGroupSpec> {
+        self.mcast_groups.iter().find(|g| g.name == name)
+    }
+
+    /// The name of the command or notification numbered `cmd` (a
+    /// notification's name when it has a number of its own).
+    pub fn command_name(&self, cmd: u8) -> Option<&'static str> {
+        self.command(cmd).map(|c| c.name).or_else(|| {
+            self.notifications
+                .iter()
+                .find(|n| n.cmd == cmd)
+                .map(|n| n.name)
+        })
     }
 
     /// The top-level attribute numbered `id`.
@@ -294,6 +334,24 @@ pub fn family_by_id(id: u16) -> Option<&'static FamilySpec> {
 /// The family with the given name.
 pub fn family_by_name(name: &str) -> Option<&'static FamilySpec> {
     FAMILIES.iter().copied().find(|f| f.name == name)
+}
+
+/// The multicast group with the given id, and the family declaring it.
+pub fn mcast_group_by_id(id: u32) -> Option<(&'static FamilySpec, &'static McastGroupSpec)> {
+    FAMILIES
+        .iter()
+        .copied()
+        .find_map(|f| f.mcast_groups.iter().find(|g| g.id == id).map(|g| (f, g)))
+}
+
+/// Every multicast group as `name (id)`, comma-separated (for error texts).
+pub fn mcast_group_names() -> String {
+    FAMILIES
+        .iter()
+        .flat_map(|f| f.mcast_groups.iter())
+        .map(|g| format!("{} ({})", g.name, g.id))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The names of all families, comma-separated (for error texts).
@@ -351,7 +409,32 @@ mod tests {
                 }
             }
             for g in f.mcast_groups {
-                assert!(groups.insert(g.id));
+                assert!(groups.insert(g.id), "group id {} twice", g.id);
+                assert!(g.id != 0 && g.name.len() <= 15 && !g.doc.is_empty());
+            }
+            for n in f.notifications {
+                assert!(
+                    f.mcast_group(n.group).is_some(),
+                    "{}: {} sent to unknown group {}",
+                    f.name,
+                    n.name,
+                    n.group
+                );
+                if let Some(c) = f.command(n.cmd) {
+                    assert_eq!(
+                        c.name, n.name,
+                        "{}: notification {} reuses a command number",
+                        f.name, n.name
+                    );
+                }
+                for a in n.attrs {
+                    assert!(
+                        f.attr(*a).is_some(),
+                        "{}: {} carries unknown {a}",
+                        f.name,
+                        n.name
+                    );
+                }
             }
         }
         assert_eq!(family_by_id(33).unwrap().name, "overlay");

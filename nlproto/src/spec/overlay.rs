@@ -3,7 +3,9 @@
 //! One attribute numbering serves the whole family; the nested lists
 //! (`PROPS`, `PROP`, `PROP_POSSIBLE`) reuse it.
 
-use super::{AttrKind, AttrSpec, CommandSpec, FamilySpec, OpSet, Privilege};
+use super::{
+    AttrKind, AttrSpec, CommandSpec, FamilySpec, McastGroupSpec, NotifySpec, OpSet, Privilege,
+};
 
 /// The family's name.
 pub const NAME: &str = "overlay";
@@ -32,6 +34,25 @@ pub const CMD_LIST: u8 = 8;
 pub const CMD_PLUGINS: u8 = 9;
 /// Counters of a device and of its mux.
 pub const CMD_STATS: u8 = 10;
+/// `DEACTIVATED` (notification only): a device stopped being active.
+pub const CMD_DEACTIVATED: u8 = 11;
+/// `STATUS_CHANGED` (notification only): a device became degraded or was
+/// restored.
+pub const CMD_STATUS_CHANGED: u8 = 12;
+
+/// Multicast group `config`: device created, activated, deactivated,
+/// deleted, property changed.
+pub const GROUP_CONFIG: u32 = 1;
+/// Multicast group `status`: device degraded or restored.
+pub const GROUP_STATUS: u32 = 2;
+/// Multicast group `target`: target cache entries set, removed or flushed.
+pub const GROUP_TARGET: u32 = 3;
+/// Name of [`GROUP_CONFIG`].
+pub const GROUP_CONFIG_NAME: &str = "config";
+/// Name of [`GROUP_STATUS`].
+pub const GROUP_STATUS_NAME: &str = "status";
+/// Name of [`GROUP_TARGET`].
+pub const GROUP_TARGET_NAME: &str = "target";
 
 /// `LINKID` (u32).
 pub const ATTR_LINKID: u16 = 1;
@@ -424,7 +445,8 @@ const T: OpSet = OpSet::TRANSACTION;
 const TD: OpSet = OpSet::TRANSACTION.union(OpSet::DUMP);
 const W: OpSet = OpSet::WRITE;
 
-/// The family's commands. Numbers 11 and up are reserved for later commands.
+/// The family's commands. Numbers 11 and 12 are notifications (see
+/// [`NOTIFICATIONS`]); 13 and up are reserved for later commands.
 pub const COMMANDS: &[CommandSpec] = &[
     cmd(
         CMD_CREATE,
@@ -508,6 +530,88 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
+/// The family's multicast groups. Ids are unique across families.
+pub const MCAST_GROUPS: &[McastGroupSpec] = &[
+    McastGroupSpec {
+        name: GROUP_CONFIG_NAME,
+        id: GROUP_CONFIG,
+        doc: "device created, activated, deactivated, deleted; property changed",
+    },
+    McastGroupSpec {
+        name: GROUP_STATUS_NAME,
+        id: GROUP_STATUS,
+        doc: "device degraded or restored",
+    },
+    McastGroupSpec {
+        name: GROUP_TARGET_NAME,
+        id: GROUP_TARGET,
+        doc: "target cache entry set, removed or flushed (messages of the target family, once the target cache is served; joining works now)",
+    },
+];
+
+const DEV: &[u16] = &[ATTR_LINKID, ATTR_NAME];
+
+/// The notifications of the family, in the order a device can cause them.
+pub const NOTIFICATIONS: &[NotifySpec] = &[
+    NotifySpec {
+        cmd: CMD_CREATE,
+        name: "CREATE",
+        group: GROUP_CONFIG_NAME,
+        attrs: &[
+            ATTR_LINKID,
+            ATTR_NAME,
+            ATTR_ENCAP,
+            ATTR_SEARCH,
+            ATTR_VNETID,
+            ATTR_STATE,
+            ATTR_STATUS,
+            ATTR_STATUS_MSG,
+        ],
+        doc: "a device was created (the same attributes as the CREATE reply)",
+    },
+    NotifySpec {
+        cmd: CMD_SETPROP,
+        name: "SETPROP",
+        group: GROUP_CONFIG_NAME,
+        attrs: &[
+            ATTR_LINKID,
+            ATTR_NAME,
+            ATTR_PROP_NAME,
+            ATTR_PROP_TYPE,
+            ATTR_PROP_VALUE,
+        ],
+        doc: "a property was set by SETPROP; PROP_VALUE is the value set",
+    },
+    NotifySpec {
+        cmd: CMD_ACTIVATE,
+        name: "ACTIVATE",
+        group: GROUP_CONFIG_NAME,
+        attrs: &[ATTR_LINKID, ATTR_NAME, ATTR_STATE],
+        doc: "a device was activated (STATE 2)",
+    },
+    NotifySpec {
+        cmd: CMD_DEACTIVATED,
+        name: "DEACTIVATED",
+        group: GROUP_CONFIG_NAME,
+        attrs: &[ATTR_LINKID, ATTR_NAME, ATTR_STATE],
+        doc: "an active device was deactivated (STATE 1): by DELETE, before its DELETE notification, or at daemon exit",
+    },
+    NotifySpec {
+        cmd: CMD_DELETE,
+        name: "DELETE",
+        group: GROUP_CONFIG_NAME,
+        attrs: DEV,
+        doc: "a device was deleted",
+    },
+    NotifySpec {
+        cmd: CMD_STATUS_CHANGED,
+        name: "STATUS_CHANGED",
+        group: GROUP_STATUS_NAME,
+        attrs: &[ATTR_LINKID, ATTR_NAME, ATTR_STATUS, ATTR_STATUS_MSG],
+        doc: "a device became degraded (STATUS 1, STATUS_MSG says why) or was restored (STATUS 0)",
+    },
+];
+
 /// The overlay family.
 pub static FAMILY: FamilySpec = FamilySpec {
     name: NAME,
@@ -517,6 +621,7 @@ pub static FAMILY: FamilySpec = FamilySpec {
     maxattr: MAXATTR,
     attrs: ATTRS,
     commands: COMMANDS,
-    mcast_groups: &[],
+    mcast_groups: MCAST_GROUPS,
+    notifications: NOTIFICATIONS,
     doc: "Overlay devices, their properties, and the loaded plugins.",
 };

@@ -118,9 +118,34 @@ pub fn render_family_markdown(family: &FamilySpec) -> String {
     if family.mcast_groups.is_empty() {
         out.push_str("Multicast groups: none.\n");
     } else {
-        out.push_str("Multicast groups:\n\n| Id | Name |\n|---:|---|\n");
+        out.push_str("Multicast groups:\n\n| Id | Name | Carries |\n|---:|---|---|\n");
         for g in family.mcast_groups {
-            let _ = writeln!(out, "| {} | `{}` |", g.id, g.name);
+            let _ = writeln!(out, "| {} | `{}` | {} |", g.id, g.name, cell(g.doc));
+        }
+    }
+    if !family.notifications.is_empty() {
+        out.push_str("\nNotifications (`nlmsg_seq` 0, `nlmsg_pid` 0):\n\n");
+        out.push_str("| Cmd | Name | Group | Attributes | Sent when |\n|---:|---|---|---|---|\n");
+        for n in family.notifications {
+            let attrs: Vec<String> = n
+                .attrs
+                .iter()
+                .map(|a| format!("`{}`", family.attr_label(*a)))
+                .collect();
+            let attrs = if attrs.is_empty() {
+                "none".to_string()
+            } else {
+                attrs.join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | `{}` | {} | {} |",
+                n.cmd,
+                n.name,
+                n.group,
+                attrs,
+                cell(n.doc)
+            );
         }
     }
     out
@@ -129,7 +154,7 @@ pub fn render_family_markdown(family: &FamilySpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{overlay, CommandSpec, McastGroupSpec, OpSet, Privilege};
+    use crate::spec::{overlay, CommandSpec, McastGroupSpec, NotifySpec, OpSet, Privilege};
 
     #[test]
     fn renders_overlay() {
@@ -138,7 +163,9 @@ mod tests {
         assert!(md.contains("| 9 | `PROP_NAME` | string | max 63 + NUL | property name |"));
         assert!(md.contains("`PROPS` (18) holds:"));
         assert!(md.contains("| 19 | `PROP` | nested | see below | yes |"));
-        assert!(md.ends_with("Multicast groups: none.\n"));
+        assert!(md.contains("| 2 | `status` | device degraded or restored |"));
+        assert!(md
+            .contains("| 11 | `DEACTIVATED` | `config` | `LINKID (1)`, `NAME (2)`, `STATE (6)` |"));
     }
 
     #[test]
@@ -162,11 +189,20 @@ mod tests {
             mcast_groups: &[McastGroupSpec {
                 name: "events",
                 id: 7,
+                doc: "things that happened",
+            }],
+            notifications: &[NotifySpec {
+                cmd: 5,
+                name: "HAPPENED",
+                group: "events",
+                attrs: &[],
+                doc: "something happened",
             }],
             doc: "",
         };
         let md = render_family_markdown(&F);
         assert!(md.contains("| 1 | `A` | dump | read-only | 1..=1 | none | a\\|b |"));
-        assert!(md.contains("| 7 | `events` |"));
+        assert!(md.contains("| 7 | `events` | things that happened |"));
+        assert!(md.contains("| 5 | `HAPPENED` | `events` | none | something happened |"));
     }
 }

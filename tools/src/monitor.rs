@@ -1,0 +1,406 @@
+//! `overlayctl monitor`: prints the daemon's notifications as they arrive.
+//!
+//! The monitor joins the overlay family's `config`, `status` and `target`
+//! groups and prints one line per notification (one JSON object per line
+//! with `-j`). When the daemon reports that it dropped notifications
+//! (`ENOBUFS`), the monitor says so and prints every device as a `LIST`
+//! dump shows it now, then goes on: after that line the picture is whole
+//! again.
+
+use crate::error::Error;
+use crate::model::{Device, NONE};
+use crate::table::{Json, Object};
+use crate::value::{format_value, PropType};
+use nlproto::client::{Client, Error as ClientError, Notification};
+use nlproto::spec::{self, overlay as ov};
+use nlproto::{AttrsExt, GenlMsg};
+use std::io::{ErrorKind, Write};
+use std::path::Path;
+use std::time::Duration;
+
+/// The groups the monitor joins.
+pub const GROUPS: [&str; 3] = [
+    ov::GROUP_CONFIG_NAME,
+    ov::GROUP_STATUS_NAME,
+    ov::GROUP_TARGET_NAME,
+];
+
+/// How many times a resynchronising dump is repeated while changes keep
+/// interrupting it.
+const RESYNC_ATTEMPTS: usize = 5;
+
+/// Where the monitor's notifications come from. A trait so that the loop
+/// can be tested against scripted input.
+pub trait EventSource {
+    /// The next notification; [`ClientError::Timeout`] when none came for
+    /// a while (the monitor just waits again).
+    fn next(&mut self) -> Result<Notification, ClientError>;
+    /// Every device now (a `LIST` dump), and whether the dump was
+    /// interrupted by a change.
+    fn devices(&mut self) -> Result<(Vec<GenlMsg>, bool), ClientError>;
+}
+
+impl EventSource for Client {
+    fn next(&mut self) -> Result<Notification, ClientError> {
+        self.next_notification()
+    }
+
+    fn devices(&mut self) -> Result<(Vec<GenlMsg>, bool), ClientError> {
+        let d = self.dump_checked(ov::NAME, ov::CMD_LIST, vec![])?;
+        Ok((d.items, d.interrupted))
+    }
+}
+
+/// Connects to the daemon at `path` and joins [`GROUPS`].
+pub fn subscribe(path: &Path) -> Result<Client, Error> {
+    let mut c = Client::connect(path).map_err(Error::daemon("connect"))?;
+    for g in GROUPS {
+        let id = c
+            .mcast_group_id(ov::NAME, g)
+            .map_err(Error::daemon(format!("look up multicast group {g}")))?;
+        c.join_group(id)
+            .map_err(Error::daemon(format!("join multicast group {g}")))?;
+    }
+    // Waits are long: a quiet daemon is normal; the loop just waits again.
+    c.set_timeout(Duration::from_secs(3600));
+    Ok(c)
+}
+
+/// Prints notifications from `src` to `out` until the source fails (the
+/// daemon went away) or `out` is closed (`| head`, which ends it quietly).
+pub fn run(src: &mut dyn EventSource, json: bool, out: &mut dyn Write) -> Result<(), Error> {
+    loop {
+        let lines = match src.next() {
+            Ok(Notification::Event(m)) => vec![event_line(&m, json)],
+            Ok(Notification::Overrun) => resync(src, json)?,
+            Err(ClientError::Timeout) => continue,
+            Err(e) => return Err(Error::daemon("wait for notifications")(e)),
+        };
+        for line in lines {
+            let written = writeln!(out, "{line}").and_then(|()| out.flush());
+            match written {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => {
+                    return Err(Error::local(format!(
+                        "write output: {}",
+                        crate::error::io_text(&e)
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// The lines printed after an overrun: the report, then every device.
+fn resync(src: &mut dyn EventSource, json: bool) -> Result<Vec<String>, Error> {
+    let mut lines = vec![if json {
+        serde_json::to_string(&Object::default().with("event", "lost")).expect("serializable")
+    } else {
+        "lost: the daemon dropped notifications this monitor did not read in time; current devices follow".to_string()
+    }];
+    let mut attempt = 0;
+    let devices = loop {
+        attempt += 1;
+        let (devices, interrupted) = src
+            .devices()
+            .map_err(Error::daemon("list devices after lost notifications"))?;
+        if !interrupted || attempt == RESYNC_ATTEMPTS {
+            break devices;
+        }
+    };
+    lines.extend(devices.iter().map(|m| {
+        let d = Device::from_attrs(&m.attrs);
+        let linkid = m.attrs.get_u32(ov::ATTR_LINKID);
+        if json {
+            let o = with_link(Object::default().with("event", "device"), &d.name, linkid);
+            serde_json::to_string(&device_object(o, &d)).expect("serializable")
+        } else {
+            format!("device {} {}", d.name, device_text(linkid, &d))
+        }
+    }));
+    Ok(lines)
+}
+
+fn with_link(o: Object, name: &str, linkid: Option<u32>) -> Object {
+    let o = o.with("link", name);
+    match linkid {
+        Some(id) => o.with_json("linkid", Json::Num(id.into())),
+        None => o,
+    }
+}
+
+fn device_object(o: Object, d: &Device) -> Object {
+    let o = o
+        .with("encap", d.encap.clone())
+        .with("search", d.search.clone());
+    let o = match d.vnetid {
+        Some(v) => o.with_json("vnetid", Json::Num(v)),
+        None => o,
+    };
+    o.with("state", d.state_text())
+        .with("status", d.status_text())
+        .with("status_msg", d.status_msg.clone())
+}
+
+fn device_text(linkid: Option<u32>, d: &Device) -> String {
+    let mut text = format!(
+        "linkid={} encap={} search={} vnetid={} state={} status={}",
+        linkid.map_or_else(|| NONE.to_string(), |v| v.to_string()),
+        d.encap,
+        d.search,
+        d.vnetid_text(),
+        d.state_text(),
+        d.status_text()
+    );
+    if !d.status_msg.is_empty() {
+        text.push_str(&format!(" ({})", d.status_msg));
+    }
+    text
+}
+
+/// One notification as one line: `create ov0 linkid=1 ...`, `setprop ov0
+/// mtu=1500`, `activate ov0`, `deactivate ov0`, `delete ov0`, `degraded
+/// ov0: why`, `restored ov0`; with `json`, an object with `event`, `link`,
+/// `linkid` and the details.
+pub fn event_line(m: &GenlMsg, json: bool) -> String {
+    let a = &m.attrs;
+    let name = a.get_str(ov::ATTR_NAME).unwrap_or(NONE).to_string();
+    let linkid = a.get_u32(ov::ATTR_LINKID);
+    let (kind, text, obj): (String, String, Object) = if m.family != ov::ID {
+        // A family this monitor does not know the events of yet: name it.
+        let family = spec::family_by_id(m.family);
+        let fname = family.map_or_else(|| m.family.to_string(), |f| f.name.to_string());
+        let cname = family
+            .and_then(|f| f.command_name(m.cmd))
+            .map_or_else(|| m.cmd.to_string(), str::to_string);
+        let text = format!("family={fname} command={cname}");
+        let obj = Object::default()
+            .with("family", fname)
+            .with("command", cname);
+        ("event".into(), text, obj)
+    } else {
+        match m.cmd {
+            ov::CMD_CREATE => {
+                let d = Device::from_attrs(a);
+                (
+                    "create".into(),
+                    device_text(linkid, &d),
+                    device_object(Object::default(), &d),
+                )
+            }
+            ov::CMD_SETPROP => {
+                let prop = a.get_str(ov::ATTR_PROP_NAME).unwrap_or(NONE).to_string();
+                let ty = PropType::from_wire(a.get_u32(ov::ATTR_PROP_TYPE).unwrap_or(0));
+                let value = a
+                    .get_bytes(ov::ATTR_PROP_VALUE)
+                    .map_or_else(|| NONE.to_string(), |v| format_value(ty, v));
+                (
+                    "setprop".into(),
+                    format!("{prop}={value}"),
+                    Object::default()
+                        .with("property", prop)
+                        .with("value", value),
+                )
+            }
+            ov::CMD_ACTIVATE => ("activate".into(), String::new(), Object::default()),
+            ov::CMD_DEACTIVATED => ("deactivate".into(), String::new(), Object::default()),
+            ov::CMD_DELETE => ("delete".into(), String::new(), Object::default()),
+            ov::CMD_STATUS_CHANGED => {
+                let msg = a.get_str(ov::ATTR_STATUS_MSG).unwrap_or("").to_string();
+                if a.get_u32(ov::ATTR_STATUS) == Some(ov::STATUS_OK) {
+                    ("restored".into(), String::new(), Object::default())
+                } else {
+                    (
+                        "degraded".into(),
+                        msg.clone(),
+                        Object::default().with("status_msg", msg),
+                    )
+                }
+            }
+            other => {
+                let cname = ov::FAMILY
+                    .command_name(other)
+                    .map_or_else(|| other.to_string(), str::to_string);
+                (
+                    "event".into(),
+                    format!("command={cname}"),
+                    Object::default().with("command", cname),
+                )
+            }
+        }
+    };
+    if json {
+        let mut o = with_link(Object::default().with("event", kind), &name, linkid);
+        o.0.extend(obj.0);
+        serde_json::to_string(&o).expect("serializable")
+    } else if kind == "degraded" {
+        format!("degraded {name}: {text}")
+    } else if text.is_empty() {
+        format!("{kind} {name}")
+    } else {
+        format!("{kind} {name} {text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nlproto::server::notification;
+    use nlproto::Attr;
+    use std::collections::VecDeque;
+
+    fn ids(linkid: u32, name: &str) -> Vec<Attr> {
+        vec![
+            Attr::u32(ov::ATTR_LINKID, linkid),
+            Attr::str(ov::ATTR_NAME, name),
+        ]
+    }
+
+    fn create_msg() -> GenlMsg {
+        let mut a = ids(1, "ov0");
+        a.extend([
+            Attr::str(ov::ATTR_ENCAP, "vxlan"),
+            Attr::str(ov::ATTR_SEARCH, "direct"),
+            Attr::u64(ov::ATTR_VNETID, 42),
+            Attr::u32(ov::ATTR_STATE, ov::STATE_CREATED),
+            Attr::u32(ov::ATTR_STATUS, ov::STATUS_OK),
+            Attr::str(ov::ATTR_STATUS_MSG, ""),
+        ]);
+        notification(&ov::FAMILY, ov::CMD_CREATE, a)
+    }
+
+    fn setprop_msg() -> GenlMsg {
+        let mut a = ids(1, "ov0");
+        a.extend([
+            Attr::str(ov::ATTR_PROP_NAME, "vxlan/listen_ip"),
+            Attr::u32(ov::ATTR_PROP_TYPE, ov::PROP_TYPE_IP),
+            Attr::bytes(
+                ov::ATTR_PROP_VALUE,
+                std::net::Ipv4Addr::new(10, 0, 0, 1)
+                    .to_ipv6_mapped()
+                    .octets()
+                    .to_vec(),
+            ),
+        ]);
+        notification(&ov::FAMILY, ov::CMD_SETPROP, a)
+    }
+
+    fn status_msg(status: u32, why: &str) -> GenlMsg {
+        let mut a = ids(1, "ov0");
+        a.extend([
+            Attr::u32(ov::ATTR_STATUS, status),
+            Attr::str(ov::ATTR_STATUS_MSG, why),
+        ]);
+        notification(&ov::FAMILY, ov::CMD_STATUS_CHANGED, a)
+    }
+
+    #[test]
+    fn text_lines() {
+        assert_eq!(
+            event_line(&create_msg(), false),
+            "create ov0 linkid=1 encap=vxlan search=direct vnetid=42 state=created status=ok"
+        );
+        assert_eq!(
+            event_line(&setprop_msg(), false),
+            "setprop ov0 vxlan/listen_ip=10.0.0.1"
+        );
+        let mut a = ids(1, "ov0");
+        a.push(Attr::u32(ov::ATTR_STATE, ov::STATE_ACTIVE));
+        let m = notification(&ov::FAMILY, ov::CMD_ACTIVATE, a);
+        assert_eq!(event_line(&m, false), "activate ov0");
+        let m = notification(&ov::FAMILY, ov::CMD_DEACTIVATED, ids(1, "ov0"));
+        assert_eq!(event_line(&m, false), "deactivate ov0");
+        let m = notification(&ov::FAMILY, ov::CMD_DELETE, ids(1, "ov0"));
+        assert_eq!(event_line(&m, false), "delete ov0");
+        assert_eq!(
+            event_line(&status_msg(ov::STATUS_DEGRADED, "plugin panicked"), false),
+            "degraded ov0: plugin panicked"
+        );
+        assert_eq!(
+            event_line(&status_msg(ov::STATUS_OK, ""), false),
+            "restored ov0"
+        );
+        // A family not known yet is named, not dropped.
+        let m = GenlMsg {
+            family: 34,
+            ..notification(&ov::FAMILY, 2, vec![])
+        };
+        assert_eq!(event_line(&m, false), "event -- family=34 command=2");
+    }
+
+    #[test]
+    fn json_lines() {
+        let v: serde_json::Value = serde_json::from_str(&event_line(&create_msg(), true)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "event": "create", "link": "ov0", "linkid": 1, "encap": "vxlan",
+                "search": "direct", "vnetid": 42, "state": "created", "status": "ok",
+                "status_msg": ""
+            })
+        );
+        let v: serde_json::Value = serde_json::from_str(&event_line(&setprop_msg(), true)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "event": "setprop", "link": "ov0", "linkid": 1,
+                "property": "vxlan/listen_ip", "value": "10.0.0.1"
+            })
+        );
+        let line = event_line(&status_msg(ov::STATUS_DEGRADED, "x"), true);
+        assert_eq!(
+            line,
+            r#"{"event":"degraded","link":"ov0","linkid":1,"status_msg":"x"}"#
+        );
+    }
+
+    struct Script {
+        items: VecDeque<Result<Notification, ClientError>>,
+        dumps: VecDeque<(Vec<GenlMsg>, bool)>,
+    }
+
+    impl EventSource for Script {
+        fn next(&mut self) -> Result<Notification, ClientError> {
+            self.items
+                .pop_front()
+                .unwrap_or(Err(ClientError::Protocol("connection closed".into())))
+        }
+
+        fn devices(&mut self) -> Result<(Vec<GenlMsg>, bool), ClientError> {
+            Ok(self.dumps.pop_front().expect("a scripted dump"))
+        }
+    }
+
+    #[test]
+    fn overrun_resynchronises_and_goes_on() {
+        let listed = GenlMsg {
+            cmd: ov::CMD_LIST,
+            ..create_msg()
+        };
+        let mut src = Script {
+            items: VecDeque::from([
+                Ok(Notification::Event(create_msg())),
+                Err(ClientError::Timeout),
+                Ok(Notification::Overrun),
+                Ok(Notification::Event(setprop_msg())),
+            ]),
+            // The first dump was interrupted: the monitor dumps again.
+            dumps: VecDeque::from([(vec![], true), (vec![listed], false)]),
+        };
+        let mut out = Vec::new();
+        let e = run(&mut src, false, &mut out).unwrap_err();
+        assert!(e.to_string().contains("connection closed"), "{e}");
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[0].starts_with("create ov0"));
+        assert!(lines[1].starts_with("lost: "));
+        assert_eq!(
+            lines[2],
+            "device ov0 linkid=1 encap=vxlan search=direct vnetid=42 state=created status=ok"
+        );
+        assert_eq!(lines[3], "setprop ov0 vxlan/listen_ip=10.0.0.1");
+        assert!(src.dumps.is_empty());
+    }
+}
