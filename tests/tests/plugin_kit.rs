@@ -554,3 +554,35 @@ fn a_panicking_plugin_degrades_its_device_and_nothing_else() {
     drop(c);
     d.stop();
 }
+
+/// A panic that degrades a device is told to the members of the `status`
+/// group: one STATUS_CHANGED notification naming the device, degraded,
+/// with the panic's message.
+#[test]
+fn a_panic_is_notified_to_the_status_group() {
+    use nlproto::{client::Notification, spec::overlay as ov};
+    let plug_dir = TempDir::new("kit-status");
+    install_plugin(&testplug(), &plug_dir, "libpanicky.so", 0o644);
+    let d = Daemon::start_opts(&[target_dir(), plug_dir.0.clone()], None, &[]);
+    ctl_ok(
+        &d,
+        &[
+            "create", "-e", "panicky", "-s", "direct", "-v", "7", "ovbad",
+        ],
+    );
+    let mut sub = d.client();
+    let group = sub.mcast_group_id(ov::NAME, "status").unwrap();
+    sub.join_group(group).unwrap();
+    ctl_ok(&d, &["prop-set", "ovbad", "panicky/panic_on=getprop"]);
+    ctl_err(&d, &["prop-get", "ovbad", "panicky/listen_port"]);
+    let m = match sub.next_notification().expect("a notification") {
+        Notification::Event(m) => m,
+        Notification::Overrun => panic!("unexpected overrun"),
+    };
+    assert_eq!(m.cmd, ov::CMD_STATUS_CHANGED);
+    assert_eq!((m.seq, m.pid), (0, 0));
+    assert_eq!(m.attrs.get_str(ov::ATTR_NAME), Some("ovbad"));
+    assert_eq!(m.attrs.get_u32(ov::ATTR_STATUS), Some(ov::STATUS_DEGRADED));
+    let msg = m.attrs.get_str(ov::ATTR_STATUS_MSG).unwrap_or_default();
+    assert!(msg.contains("panicked in getprop"), "{msg}");
+}
