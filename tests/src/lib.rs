@@ -594,8 +594,45 @@ pub mod proto {
     use nlproto::msg::{ErrorMsg, NLM_F_ACK, NLM_F_REQUEST};
     use nlproto::server::split_datagram;
     use nlproto::spec::{self, overlay as ov};
-    use nlproto::{Attr, AttrsExt, Emit, GenlMsg, Message};
+    use nlproto::{Attr, AttrValue, AttrsExt, Emit, GenlMsg, Message};
     use std::net::IpAddr;
+
+    /// A device's counters and its mux's, by name, from STATS.
+    pub fn stats(
+        c: &mut Client,
+        link: &str,
+    ) -> (
+        std::collections::HashMap<String, u64>,
+        std::collections::HashMap<String, u64>,
+    ) {
+        let reply = c
+            .transact(
+                ov::NAME,
+                ov::CMD_STATS,
+                vec![Attr::str(ov::ATTR_NAME, link)],
+            )
+            .expect("STATS");
+        let read = |attrs: &[Attr]| -> std::collections::HashMap<String, u64> {
+            attrs
+                .all(ov::ATTR_STAT)
+                .filter_map(|a| match &a.value {
+                    AttrValue::Nested(kv) => Some((
+                        kv.get_str(ov::ATTR_STAT_NAME)?.to_string(),
+                        kv.get_u64(ov::ATTR_STAT_VALUE)?,
+                    )),
+                    _ => None,
+                })
+                .collect()
+        };
+        let dev = read(reply.attrs.get_nested(ov::ATTR_STATS).unwrap_or_default());
+        let mux = reply
+            .attrs
+            .get_nested(ov::ATTR_MUX)
+            .and_then(|m| m.get_nested(ov::ATTR_STATS))
+            .map(read)
+            .unwrap_or_default();
+        (dev, mux)
+    }
 
     /// A UINT property value: 8 bytes, native order.
     pub fn uint(v: u64) -> Vec<u8> {

@@ -9,13 +9,12 @@
 //! Every address lives only inside the test's namespaces; every daemon the
 //! test starts is stopped when the test ends, also on failure.
 
-use nlproto::{client::Client, spec::overlay as ov, Attr, AttrValue, AttrsExt};
+use overlay_tests::proto::stats;
 use overlay_tests::{
     net::{self, Netns},
     Daemon, TempDir,
 };
 use std::{
-    collections::HashMap,
     fs::File,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -98,37 +97,6 @@ fn transfer_both_ways(a: &mut Netns, b: &mut Netns) {
     assert_eq!(net::sha256(&src_a), net::sha256(&dst_b), "A to B");
     net::tcp_transfer(b, a, A_OVER, 5002, &src_b, &dst_a);
     assert_eq!(net::sha256(&src_b), net::sha256(&dst_a), "B to A");
-}
-
-/// Device and mux counters from STATS.
-fn stats(c: &mut Client, link: &str) -> (HashMap<String, u64>, HashMap<String, u64>) {
-    let reply = c
-        .transact(
-            ov::NAME,
-            ov::CMD_STATS,
-            vec![Attr::str(ov::ATTR_NAME, link)],
-        )
-        .expect("STATS");
-    let read = |attrs: &[Attr]| -> HashMap<String, u64> {
-        attrs
-            .all(ov::ATTR_STAT)
-            .filter_map(|a| match &a.value {
-                AttrValue::Nested(kv) => Some((
-                    kv.get_str(ov::ATTR_STAT_NAME)?.to_string(),
-                    kv.get_u64(ov::ATTR_STAT_VALUE)?,
-                )),
-                _ => None,
-            })
-            .collect()
-    };
-    let dev = read(reply.attrs.get_nested(ov::ATTR_STATS).unwrap_or_default());
-    let mux = reply
-        .attrs
-        .get_nested(ov::ATTR_MUX)
-        .and_then(|m| m.get_nested(ov::ATTR_STATS))
-        .map(read)
-        .unwrap_or_default();
-    (dev, mux)
 }
 
 /// Two namespaces joined by a veth pair (`ua` in A, `ub` in B); A holds

@@ -3,12 +3,12 @@
 //! Underlay 198.51.100.0/24 (or 2001:db8:100::/64), overlay 192.0.2.0/24;
 //! every address lives only inside the test's namespaces.
 
-use nlproto::{client::Client, spec::overlay as ov, Attr, AttrValue, AttrsExt};
+use nlproto::client::Client;
+use overlay_tests::proto::stats;
 use overlay_tests::{
     net::{self, Netns},
     Daemon, TempDir,
 };
-use std::collections::HashMap;
 
 const VNI: u32 = 42;
 
@@ -132,37 +132,6 @@ fn transfer_both_ways(t: &mut Topology, a_addr: &str, b_addr: &str) {
     assert_eq!(net::sha256(&src_a), net::sha256(&dst_b), "A to B");
     net::tcp_transfer(&mut t.b, &mut t.a, a_addr, 5002, &src_b, &dst_a);
     assert_eq!(net::sha256(&src_b), net::sha256(&dst_a), "B to A");
-}
-
-/// Device and mux counters from STATS.
-fn stats(c: &mut Client, link: &str) -> (HashMap<String, u64>, HashMap<String, u64>) {
-    let reply = c
-        .transact(
-            ov::NAME,
-            ov::CMD_STATS,
-            vec![Attr::str(ov::ATTR_NAME, link)],
-        )
-        .expect("STATS");
-    let read = |attrs: &[Attr]| -> HashMap<String, u64> {
-        attrs
-            .all(ov::ATTR_STAT)
-            .filter_map(|a| match &a.value {
-                AttrValue::Nested(kv) => Some((
-                    kv.get_str(ov::ATTR_STAT_NAME)?.to_string(),
-                    kv.get_u64(ov::ATTR_STAT_VALUE)?,
-                )),
-                _ => None,
-            })
-            .collect()
-    };
-    let dev = read(reply.attrs.get_nested(ov::ATTR_STATS).unwrap_or_default());
-    let mux = reply
-        .attrs
-        .get_nested(ov::ATTR_MUX)
-        .and_then(|m| m.get_nested(ov::ATTR_STATS))
-        .map(read)
-        .unwrap_or_default();
-    (dev, mux)
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! runs are incremental); the first run compiles abi_stable once, in about
 //! half a minute.
 
-use nlproto::{client::Client, spec::overlay as ov, Attr, AttrValue, AttrsExt};
+use nlproto::{spec::overlay as ov, Attr, AttrsExt};
+use overlay_tests::proto::stats;
 use overlay_tests::{
     build_out_of_tree, install_plugin,
     net::{self, Netns},
@@ -371,37 +372,6 @@ fn plugins_built_against_an_incompatible_abi_are_refused() {
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["magicid", "fixed"]);
-}
-
-/// Device and mux counters from STATS.
-fn stats(c: &mut Client, link: &str) -> (HashMap<String, u64>, HashMap<String, u64>) {
-    let reply = c
-        .transact(
-            ov::NAME,
-            ov::CMD_STATS,
-            vec![Attr::str(ov::ATTR_NAME, link)],
-        )
-        .expect("STATS");
-    let read = |attrs: &[Attr]| -> HashMap<String, u64> {
-        attrs
-            .all(ov::ATTR_STAT)
-            .filter_map(|a| match &a.value {
-                AttrValue::Nested(kv) => Some((
-                    kv.get_str(ov::ATTR_STAT_NAME)?.to_string(),
-                    kv.get_u64(ov::ATTR_STAT_VALUE)?,
-                )),
-                _ => None,
-            })
-            .collect()
-    };
-    let dev = read(reply.attrs.get_nested(ov::ATTR_STATS).unwrap_or_default());
-    let mux = reply
-        .attrs
-        .get_nested(ov::ATTR_MUX)
-        .and_then(|m| m.get_nested(ov::ATTR_STATS))
-        .map(read)
-        .unwrap_or_default();
-    (dev, mux)
 }
 
 /// (status, message) of one device from `show -f -j`.
