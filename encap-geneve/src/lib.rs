@@ -37,10 +37,10 @@
 use overlay_plugin_abi::{
     dest,
     kit::{Encap, EncapInstance},
-    prop::{check_unicast_endpoint, ip_to_in6, perm, PropStore, PropValue},
+    prop::{check_unicast_endpoint, perm, PropStore, PropValue},
     DecapInfo, EncapInfo, PluginError, PropInfo, SocketSpec, DECAP_F_OAM, ENCAP_F_VLAN_TAG,
 };
-use std::{net::IpAddr, sync::RwLock};
+use std::sync::RwLock;
 
 /// Length of the base header, without options.
 pub const BASE_LEN: usize = 8;
@@ -488,17 +488,7 @@ impl EncapInstance for GeneveDevice {
             .value(LISTEN_PORT)
             .and_then(|v| v.as_uint())
             .unwrap_or(DEFAULT_PORT as u64) as u16;
-        Ok(SocketSpec {
-            domain: match ip {
-                IpAddr::V4(_) => libc::AF_INET,
-                IpAddr::V6(_) => libc::AF_INET6,
-            },
-            sotype: libc::SOCK_DGRAM,
-            protocol: libc::IPPROTO_UDP,
-            addr: ip_to_in6(ip),
-            port,
-            options: Default::default(),
-        })
+        Ok(SocketSpec::udp(ip, port))
     }
 
     fn header_len(&self) -> usize {
@@ -794,7 +784,7 @@ mod tests {
         assert_eq!(dev.missing_required(), vec![LISTEN_IP.to_string()]);
         assert_eq!(dev.socket().unwrap_err().errno, libc::EINVAL);
         assert_eq!(dev.getprop(LISTEN_PORT).unwrap(), 6081u64.to_ne_bytes());
-        let ip = |s: &str| ip_to_in6(s.parse().unwrap());
+        let ip = |s: &str| overlay_plugin_abi::prop::ip_to_in6(s.parse().unwrap());
         assert!(dev.setprop(LISTEN_IP, &ip("224.0.0.1")).is_err());
         assert!(dev.setprop(LISTEN_PORT, &0u64.to_ne_bytes()).is_err());
         assert!(dev.setprop(LISTEN_PORT, &65536u64.to_ne_bytes()).is_err());

@@ -9,10 +9,9 @@
 use overlay_plugin_abi::{
     dest,
     kit::{Encap, EncapInstance},
-    prop::{check_unicast_endpoint, ip_to_in6, perm, PropStore, PropValue},
+    prop::{check_unicast_endpoint, perm, PropStore, PropValue},
     DecapInfo, EncapInfo, PluginError, PropInfo, SocketSpec, ENCAP_F_VLAN_TAG,
 };
-use std::net::IpAddr;
 
 /// Length of the VXLAN header.
 pub const HEADER_LEN: usize = 8;
@@ -148,17 +147,7 @@ impl EncapInstance for VxlanDevice {
             .value(LISTEN_PORT)
             .and_then(|v| v.as_uint())
             .unwrap_or(DEFAULT_PORT as u64) as u16;
-        Ok(SocketSpec {
-            domain: match ip {
-                IpAddr::V4(_) => libc::AF_INET,
-                IpAddr::V6(_) => libc::AF_INET6,
-            },
-            sotype: libc::SOCK_DGRAM,
-            protocol: libc::IPPROTO_UDP,
-            addr: ip_to_in6(ip),
-            port,
-            options: Default::default(),
-        })
+        Ok(SocketSpec::udp(ip, port))
     }
 
     fn header_len(&self) -> usize {
@@ -239,7 +228,7 @@ mod tests {
         assert_eq!(dev.socket().unwrap_err().errno, libc::EINVAL);
         let port = dev.getprop(LISTEN_PORT).unwrap();
         assert_eq!(port, 4789u64.to_ne_bytes());
-        let ip = |s: &str| ip_to_in6(s.parse().unwrap());
+        let ip = |s: &str| overlay_plugin_abi::prop::ip_to_in6(s.parse().unwrap());
         assert!(dev.setprop(LISTEN_IP, &ip("224.0.0.1")).is_err());
         assert!(dev.setprop(LISTEN_IP, &ip("2002::1")).is_err());
         assert!(dev.setprop(LISTEN_IP, &[0; 4]).is_err());

@@ -62,6 +62,24 @@ pub struct SocketSpec {
     pub options: RVec<SockOpt>,
 }
 
+impl SocketSpec {
+    /// A UDP socket bound to `ip`:`port` with no options, the socket every
+    /// UDP-carried encapsulation (VXLAN, Geneve) asks for.
+    pub fn udp(ip: std::net::IpAddr, port: u16) -> SocketSpec {
+        SocketSpec {
+            domain: match ip {
+                std::net::IpAddr::V4(_) => libc::AF_INET,
+                std::net::IpAddr::V6(_) => libc::AF_INET6,
+            },
+            sotype: libc::SOCK_DGRAM,
+            protocol: libc::IPPROTO_UDP,
+            addr: crate::prop::ip_to_in6(ip),
+            port,
+            options: RVec::new(),
+        }
+    }
+}
+
 /// The result of parsing an encapsulation header.
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
