@@ -18,8 +18,9 @@
 
 use crate::{
     DecapInfo, EncapDevice, EncapDeviceBox, EncapDevice_TO, EncapInfo, EncapPlugin, EncapPluginBox,
-    EncapPlugin_TO, LookupDevice, LookupDeviceBox, LookupDevice_TO, LookupInfo, LookupPlugin,
-    LookupPluginBox, LookupPlugin_TO, PluginError, Point, PropInfo, SocketSpec,
+    EncapPlugin_TO, LookupAnswer, LookupDevice, LookupDeviceBox, LookupDevice_TO, LookupInfo,
+    LookupPlugin, LookupPluginBox, LookupPlugin_TO, LookupRequest, PluginError, Point, PropInfo,
+    SocketSpec,
 };
 use abi_stable::{
     sabi_trait::TD_Opaque,
@@ -113,6 +114,20 @@ pub trait LookupInstance: Send + Sync + 'static {
             "this lookup plugin keeps no saved state and cannot restore {} bytes",
             state.len()
         )))
+    }
+    /// Dynamic mode: where the frame of `req` goes; see
+    /// [`LookupDevice::lookup`]. The default refuses, for point-mode
+    /// plugins.
+    fn lookup(&self, req: &LookupRequest, frame: &[u8]) -> Result<LookupAnswer, PluginError> {
+        let _ = (req, frame);
+        Err(PluginError::not_supported(
+            "this lookup plugin does not implement dynamic lookups",
+        ))
+    }
+    /// Dynamic mode: MACs whose answers changed since the last call; see
+    /// [`LookupDevice::take_stale`].
+    fn take_stale(&self) -> Vec<[u8; 6]> {
+        Vec::new()
     }
 }
 
@@ -264,6 +279,18 @@ impl<T: LookupInstance> LookupDevice for LookupInstanceAdapter<T> {
 
     fn restore(&self, state: RSlice<'_, u8>) -> RResult<(), PluginError> {
         guard("restore", || self.0.restore(state.as_slice()))
+    }
+
+    fn lookup(
+        &self,
+        req: &LookupRequest,
+        frame: RSlice<'_, u8>,
+    ) -> RResult<LookupAnswer, PluginError> {
+        guard("lookup", || self.0.lookup(req, frame.as_slice()))
+    }
+
+    fn take_stale(&self) -> RVec<[u8; 6]> {
+        guard_or(|| self.0.take_stale().into(), RVec::new())
     }
 }
 

@@ -189,8 +189,8 @@ pub use encap::{
 };
 pub use error::PluginError;
 pub use lookup::{
-    LookupDevice, LookupDeviceBox, LookupDevice_TO, LookupInfo, LookupPlugin, LookupPluginBox,
-    LookupPlugin_TO, Point, MODE_DYNAMIC, MODE_POINT,
+    Action, LookupAnswer, LookupDevice, LookupDeviceBox, LookupDevice_TO, LookupInfo, LookupPlugin,
+    LookupPluginBox, LookupPlugin_TO, LookupRequest, Point, MODE_DYNAMIC, MODE_POINT, REQ_F_FLOOD,
 };
 pub use prop::{PropInfo, PropRange, PropType, PROP_NAMELEN, PROP_SIZEMAX};
 

@@ -173,7 +173,7 @@ fn joining_and_leaving() {
     s.join_group(ov::GROUP_CONFIG).unwrap();
     s.join_group(ov::GROUP_CONFIG).unwrap();
     // The target group can be joined already.
-    s.join_group(ov::GROUP_TARGET).unwrap();
+    s.join_group(nlproto::spec::target::GROUP_TARGET).unwrap();
     proto::create(&mut c, "ov0", 1, &[]).unwrap();
     check_ids(&event(&mut s), ov::CMD_CREATE, 1, "ov0");
     // Joined twice, notified once; after leaving, nothing.

@@ -19,10 +19,10 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The groups the monitor joins.
-pub const GROUPS: [&str; 3] = [
-    ov::GROUP_CONFIG_NAME,
-    ov::GROUP_STATUS_NAME,
-    ov::GROUP_TARGET_NAME,
+pub const GROUPS: [(&str, &str); 3] = [
+    (ov::NAME, ov::GROUP_CONFIG_NAME),
+    (ov::NAME, ov::GROUP_STATUS_NAME),
+    (spec::target::NAME, spec::target::GROUP_TARGET_NAME),
 ];
 
 /// How many times a resynchronising dump is repeated while changes keep
@@ -54,9 +54,9 @@ impl EventSource for Client {
 /// Connects to the daemon at `path` and joins [`GROUPS`].
 pub fn subscribe(path: &Path) -> Result<Client, Error> {
     let mut c = Client::connect(path).map_err(Error::daemon("connect"))?;
-    for g in GROUPS {
+    for (family, g) in GROUPS {
         let id = c
-            .mcast_group_id(ov::NAME, g)
+            .mcast_group_id(family, g)
             .map_err(Error::daemon(format!("look up multicast group {g}")))?;
         c.join_group(id)
             .map_err(Error::daemon(format!("join multicast group {g}")))?;

@@ -204,7 +204,7 @@ fn handshake_resolution_and_operations() {
     let families = c.families().unwrap();
     assert_eq!(
         families.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
-        ["nlctrl", "overlay_handle", "overlay"]
+        ["nlctrl", "overlay_handle", "overlay", "overlay_target"]
     );
     assert_eq!(families[2].ops.len(), 10);
     assert_eq!(families[2].ops[0], (1, 0xb));
@@ -346,7 +346,7 @@ fn notifications_are_kept_once_subscribed() {
     let e = c.mcast_group_id(overlay::NAME, "nope").unwrap_err();
     assert_eq!(
         e.to_string(),
-        "protocol error: family overlay has no multicast group nope; it has: config, status, target"
+        "protocol error: family overlay has no multicast group nope; it has: config, status"
     );
     assert_eq!(c.join_group(9).unwrap_err().errno(), Some(libc::ENOENT));
     c.join_group(config).unwrap();

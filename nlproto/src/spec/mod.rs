@@ -14,6 +14,7 @@ pub mod ctrl;
 pub mod handle;
 pub mod overlay;
 mod render;
+pub mod target;
 
 pub use render::render_family_markdown;
 
@@ -324,7 +325,12 @@ impl FamilySpec {
 }
 
 /// Every family the daemon serves, in id order.
-pub static FAMILIES: &[&FamilySpec] = &[&ctrl::FAMILY, &handle::FAMILY, &overlay::FAMILY];
+pub static FAMILIES: &[&FamilySpec] = &[
+    &ctrl::FAMILY,
+    &handle::FAMILY,
+    &overlay::FAMILY,
+    &target::FAMILY,
+];
 
 /// The family with the given id.
 pub fn family_by_id(id: u16) -> Option<&'static FamilySpec> {
@@ -441,7 +447,10 @@ mod tests {
         assert_eq!(family_by_name("overlay_handle").unwrap().id, 32);
         assert_eq!(family_by_name("nlctrl").unwrap().id, 16);
         assert!(family_by_id(17).is_none());
-        assert_eq!(family_names(), "nlctrl, overlay_handle, overlay");
+        assert_eq!(
+            family_names(),
+            "nlctrl, overlay_handle, overlay, overlay_target"
+        );
     }
 
     #[test]

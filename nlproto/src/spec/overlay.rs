@@ -45,14 +45,10 @@ pub const CMD_STATUS_CHANGED: u8 = 12;
 pub const GROUP_CONFIG: u32 = 1;
 /// Multicast group `status`: device degraded or restored.
 pub const GROUP_STATUS: u32 = 2;
-/// Multicast group `target`: target cache entries set, removed or flushed.
-pub const GROUP_TARGET: u32 = 3;
 /// Name of [`GROUP_CONFIG`].
 pub const GROUP_CONFIG_NAME: &str = "config";
 /// Name of [`GROUP_STATUS`].
 pub const GROUP_STATUS_NAME: &str = "status";
-/// Name of [`GROUP_TARGET`].
-pub const GROUP_TARGET_NAME: &str = "target";
 
 /// `LINKID` (u32).
 pub const ATTR_LINKID: u16 = 1;
@@ -541,11 +537,6 @@ pub const MCAST_GROUPS: &[McastGroupSpec] = &[
         name: GROUP_STATUS_NAME,
         id: GROUP_STATUS,
         doc: "device degraded or restored",
-    },
-    McastGroupSpec {
-        name: GROUP_TARGET_NAME,
-        id: GROUP_TARGET,
-        doc: "target cache entry set, removed or flushed (messages of the target family, once the target cache is served; joining works now)",
     },
 ];
 
