@@ -326,22 +326,34 @@ impl TargetCache {
     /// frames remain, which then need a lookup of their own; the entry
     /// stays pending meanwhile, or becomes invalid when nothing is left.
     pub fn drop_head(&mut self, mac: &Mac) -> bool {
+        let (frame, more) = self.take_head(mac);
+        if frame.is_some() {
+            self.stats.queued_freed += 1;
+        }
+        more
+    }
+
+    /// Takes the frame at the head of `mac`'s queue (to be sent elsewhere
+    /// than the entry says, as replication does), with whether frames
+    /// remain; the entry's state changes as for
+    /// [`TargetCache::drop_head`].
+    pub fn take_head(&mut self, mac: &Mac) -> (Option<Vec<u8>>, bool) {
         let Some(&slot) = self.index.get(&key(mac)) else {
-            return false;
+            return (None, false);
         };
         let e = &mut self.entries[slot as usize];
-        if let Some(f) = e.queue.pop_front() {
+        let frame = e.queue.pop_front();
+        if let Some(f) = &frame {
             e.queued -= f.len();
             self.queued -= f.len();
-            self.stats.queued_freed += 1;
         }
         if e.queue.is_empty() {
             if e.state == State::Pending {
                 e.state = State::Invalid;
             }
-            false
+            (frame, false)
         } else {
-            true
+            (frame, true)
         }
     }
 

@@ -21,7 +21,9 @@
 
 use crate::{
     backend::{Backend, RxBatch, BATCH, ETH_HLEN, MAX_FRAME, VLAN_TAGSZ},
+    cache::{Mac, Verdict},
     error::{CtlError, CtlResult},
+    lookup::DynTarget,
     mux::{self, Mux, Port},
     stats::{add, DeviceStats},
 };
@@ -37,6 +39,7 @@ use std::{
         Arc, Mutex, RwLock,
     },
     thread::JoinHandle,
+    time::Instant,
 };
 
 /// Room for the UDP header plus the largest encapsulation header.
@@ -85,8 +88,11 @@ impl TxTunables {
 pub struct TxTarget {
     /// Virtual network id written into every header.
     pub vnetid: u64,
-    /// The point destination.
+    /// The point destination (point mode).
     pub point: Point,
+    /// Dynamic mode: the target cache, consulted for every frame (`point`
+    /// is then unused).
+    pub dynamic: Option<Arc<DynTarget>>,
 }
 
 /// A running packet path.
@@ -198,6 +204,11 @@ impl Injector {
         Ok(n)
     }
 
+    /// Wakes the transmit thread (frames were answered for it).
+    pub fn wake(&self) {
+        mux::wake(&self.wake);
+    }
+
     /// Takes every waiting frame, in order.
     fn take(&self, into: &mut Vec<Vec<u8>>) {
         let mut q = self.queue.lock().unwrap();
@@ -245,6 +256,9 @@ impl Dataplane {
             injector,
             tx: None,
         };
+        if let Some(d) = &dp.target.dynamic {
+            d.attach(dp.injector.clone());
+        }
         dp.start_tx()?;
         Ok(dp)
     }
@@ -265,7 +279,12 @@ impl Dataplane {
     }
 
     fn start_tx(&mut self) -> CtlResult<()> {
-        let dest = mux::raw_dest(self.mux.key.domain, self.target.point.ip).ok_or_else(|| {
+        let dest = match &self.target.dynamic {
+            // Per frame, from the cache.
+            Some(_) => mux::raw_dest(self.mux.key.domain, unspecified(self.mux.key.domain)),
+            None => mux::raw_dest(self.mux.key.domain, self.target.point.ip),
+        };
+        let dest = dest.ok_or_else(|| {
             CtlError::invalid(format!(
                 "the destination {} and the listen address of {} are not of the same IP version",
                 overlay_plugin_abi::prop::ip_from_in6(self.target.point.ip),
@@ -285,6 +304,7 @@ impl Dataplane {
             dest,
             stop: stop.clone(),
             injector: self.injector.clone(),
+            dynamic: self.target.dynamic.clone(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("tx-{}", self.backend.ifname()))
@@ -318,6 +338,9 @@ impl Dataplane {
     /// of the device is sent or delivered; the backend closes when the
     /// returned value is dropped.
     pub fn stop(mut self, muxes: &mut mux::MuxSet) -> Arc<dyn Backend> {
+        if let Some(d) = &self.target.dynamic {
+            d.detach();
+        }
         self.injector.close();
         self.stop_tx();
         muxes.leave(&self.mux, self.target.vnetid);
@@ -348,6 +371,51 @@ struct TxContext {
     dest: (libc::sockaddr_storage, libc::socklen_t),
     stop: Arc<AtomicBool>,
     injector: Arc<Injector>,
+    dynamic: Option<Arc<DynTarget>>,
+}
+
+fn unspecified(domain: i32) -> [u8; 16] {
+    let ip: std::net::IpAddr = if domain == libc::AF_INET {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    };
+    overlay_plugin_abi::prop::ip_to_in6(ip)
+}
+
+/// Where one frame of a batch goes.
+#[derive(Clone, Copy)]
+enum FrameDest {
+    /// The device's single destination, or (dynamic mode) a frame the
+    /// cache was not asked about because its size is refused anyway.
+    Default,
+    /// This destination.
+    To(Point),
+    /// Kept by the cache (queued for a lookup) or dropped by it.
+    Held,
+}
+
+/// What the cache said about a batch, applied once its lock is released.
+struct ClassifiedBatch {
+    /// Where each frame of the batch goes.
+    batch: [FrameDest; BATCH],
+    /// Frames answered meanwhile, with their destinations, to send first.
+    ready: Vec<(Vec<u8>, Point)>,
+    /// MACs that need a lookup.
+    ask: Vec<Mac>,
+    /// MACs whose lookups must be cancelled (their entries were evicted).
+    cancel: Vec<Mac>,
+}
+
+impl Default for ClassifiedBatch {
+    fn default() -> Self {
+        ClassifiedBatch {
+            batch: [FrameDest::Default; BATCH],
+            ready: Vec::new(),
+            ask: Vec::new(),
+            cancel: Vec::new(),
+        }
+    }
 }
 
 /// The transmit thread's reusable buffers: a header slot per frame of a
@@ -359,6 +427,9 @@ struct TxBufs {
     msgs: Vec<libc::mmsghdr>,
     ok: [bool; BATCH],
     sent_ok: [bool; BATCH],
+    dests: [FrameDest; BATCH],
+    addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)>,
+    dports: [u16; BATCH],
 }
 
 impl TxBufs {
@@ -377,6 +448,12 @@ impl TxBufs {
             msgs: (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect(),
             ok: [false; BATCH],
             sent_ok: [false; BATCH],
+            dests: [FrameDest::Default; BATCH],
+            // SAFETY: sockaddr_storage is plain data; all-zero is valid.
+            addrs: (0..BATCH)
+                .map(|_| (unsafe { std::mem::zeroed() }, 0))
+                .collect(),
+            dports: [0; BATCH],
         }
     }
 }
@@ -401,12 +478,16 @@ impl TxContext {
             self.injector.take(&mut injected);
             if !injected.is_empty() {
                 for chunk in injected.chunks(BATCH) {
-                    let sent = self.transmit(&mut bufs, chunk.len(), |i| &chunk[i][..]);
+                    let sent = self.classify_and_send(&mut bufs, chunk.len(), |i| &chunk[i][..]);
                     add(&self.stats.tx_injected, sent as u64);
                 }
                 injected.clear();
             }
             if !readable {
+                // Answers wake the thread too: send what they released.
+                if self.dynamic.is_some() {
+                    self.classify_and_send(&mut bufs, 0, |_| &[][..]);
+                }
                 continue;
             }
             batch.clear();
@@ -418,10 +499,86 @@ impl TxContext {
                     continue;
                 }
             };
-            if n > 0 {
-                self.transmit(&mut bufs, n, |i| batch.frame(i));
+            if n > 0 || self.dynamic.is_some() {
+                self.classify_and_send(&mut bufs, n, |i| batch.frame(i));
             }
         }
+    }
+
+    /// Sends `n` frames: to the single destination in point mode; in
+    /// dynamic mode through the target cache, after the frames that
+    /// answers released (taken under the same lock, so that a frame never
+    /// overtakes one queued before it). Returns how many of the `n` were
+    /// sent.
+    fn classify_and_send<'f>(
+        &self,
+        b: &mut TxBufs,
+        n: usize,
+        frame_at: impl Fn(usize) -> &'f [u8],
+    ) -> usize {
+        let Some(d) = &self.dynamic else {
+            b.dests[..n].fill(FrameDest::Default);
+            return self.transmit(b, n, frame_at);
+        };
+        let c = self.classify(d, n, &frame_at);
+        for chunk in c.ready.chunks(BATCH) {
+            for (i, (_, p)) in chunk.iter().enumerate() {
+                b.dests[i] = FrameDest::To(*p);
+            }
+            self.transmit(b, chunk.len(), |i| &chunk[i].0[..]);
+        }
+        let sent = if n > 0 {
+            b.dests[..n].copy_from_slice(&c.batch[..n]);
+            self.transmit(b, n, frame_at)
+        } else {
+            0
+        };
+        for m in &c.cancel {
+            d.cancel(m);
+        }
+        for m in &c.ask {
+            d.request(*m);
+        }
+        sent
+    }
+
+    /// Asks the cache about each frame, under one lock.
+    fn classify<'f>(
+        &self,
+        d: &DynTarget,
+        n: usize,
+        frame_at: &impl Fn(usize) -> &'f [u8],
+    ) -> ClassifiedBatch {
+        let max_frame = self.tunables.max_frame.load(Ordering::Relaxed);
+        let mut out = ClassifiedBatch {
+            batch: [FrameDest::Default; BATCH],
+            ..Default::default()
+        };
+        let now = Instant::now();
+        let mut st = d.lock();
+        out.ready = std::mem::take(&mut st.ready);
+        for i in 0..n {
+            let frame = frame_at(i);
+            if frame.len() < ETH_HLEN || frame.len() > max_frame {
+                continue; // refused by transmit, and counted there
+            }
+            let mut mac = [0u8; 6];
+            mac.copy_from_slice(&frame[..6]);
+            let (verdict, fallout) = st.cache.lookup(&mac, frame, now);
+            out.batch[i] = match verdict {
+                Verdict::Send(p) => FrameDest::To(p),
+                Verdict::Queued { lookup } | Verdict::Dropped { lookup, .. } => {
+                    if lookup {
+                        out.ask.push(mac);
+                    }
+                    FrameDest::Held
+                }
+            };
+            if let Some(m) = fallout.cancel {
+                out.cancel.push(m);
+            }
+        }
+        out
     }
 
     /// Encapsulates and sends `n` (at most [`BATCH`]) frames with one
@@ -438,6 +595,7 @@ impl TxContext {
         let range = self.tunables.sport_range.load(Ordering::Relaxed);
         let (lo, hi) = ((range >> 16) as u16, range as u16);
         let (mut mtu_drops, mut runts, mut encap_drops, mut panics) = (0u64, 0u64, 0u64, 0u64);
+        let mut no_dest = 0u64;
         for i in 0..n {
             b.ok[i] = false;
             let frame = frame_at(i);
@@ -449,6 +607,20 @@ impl TxContext {
                 runts += 1;
                 continue;
             }
+            b.dports[i] = match b.dests[i] {
+                FrameDest::Held => continue,
+                FrameDest::Default => self.dport,
+                FrameDest::To(p) => match mux::raw_dest(self.mux.key.domain, p.ip) {
+                    Some(a) => {
+                        b.addrs[i] = a;
+                        p.port
+                    }
+                    None => {
+                        no_dest += 1;
+                        continue;
+                    }
+                },
+            };
             let (udp, rest) = b.hdrs[i].split_at_mut(8);
             let hl = match self
                 .encap
@@ -470,7 +642,7 @@ impl TxContext {
                 }
             };
             let sport = mux::source_port(frame, lo, hi);
-            mux::udp_header(udp, sport, self.dport, hl + frame.len());
+            mux::udp_header(udp, sport, b.dports[i], hl + frame.len());
             b.hdr_lens[i] = 8 + hl;
             b.ok[i] = true;
         }
@@ -489,9 +661,13 @@ impl TxContext {
                 iov_base: frame.as_ptr() as *mut libc::c_void,
                 iov_len: frame.len(),
             };
+            let (name, namelen) = match b.dests[i] {
+                FrameDest::To(_) => (&b.addrs[i].0, b.addrs[i].1),
+                _ => (&self.dest.0, self.dest.1),
+            };
             let h = &mut b.msgs[k].msg_hdr;
-            h.msg_name = (&self.dest.0 as *const libc::sockaddr_storage) as *mut libc::c_void;
-            h.msg_namelen = self.dest.1;
+            h.msg_name = (name as *const libc::sockaddr_storage) as *mut libc::c_void;
+            h.msg_namelen = namelen;
             h.msg_iov = &mut b.iovs[2 * k];
             h.msg_iovlen = 2;
             k += 1;
@@ -510,6 +686,7 @@ impl TxContext {
         add(&s.drop_mtu, mtu_drops);
         add(&s.drop_runt, runts);
         add(&s.drop_encap, encap_drops);
+        add(&s.drop_no_destination, no_dest);
         add(&s.plugin_panics, panics);
         let m = &self.mux.stats;
         add(&m.tx_packets, sent as u64);
@@ -629,6 +806,7 @@ mod tests {
                 ip: loopback(),
                 port: PEER_PORT,
             },
+            dynamic: None,
         };
         let tunables = Arc::new(TxTunables::new(1500, true, 49152, 65535));
         let dp =

@@ -1,8 +1,10 @@
 //! Overlay devices: identity, plugin instances, generic properties, state.
 
 use crate::{
+    cache::CacheLimits,
     dataplane::{Dataplane, TxTunables},
     error::{CtlError, CtlResult},
+    lookup::DynTarget,
     plugins::{EncapEntry, LookupEntry, Plugins},
     stats::{add, DeviceStats, Health},
 };
@@ -11,7 +13,7 @@ use overlay_plugin_abi::{
     prop::{perm, PropValue},
     EncapDeviceBox, LookupDeviceBox, PluginError, PropInfo, PropType,
 };
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 /// Default MTU of a new device.
 pub const MTU_DEFAULT: u64 = 1400;
@@ -25,6 +27,8 @@ pub const LINK_NAMEMAX: usize = 31;
 pub const IFNAME_MAX: usize = 15;
 /// Backend kinds.
 pub const BACKENDS: [&str; 2] = ["tap", "afpacket"];
+/// Default `lookup_timeout`, in milliseconds.
+pub const LOOKUP_TIMEOUT_DEFAULT: u64 = 2000;
 
 /// The host's ephemeral port range, the default outer source port range;
 /// RFC 7348's suggestion (49152-65535) when it cannot be read.
@@ -60,11 +64,25 @@ pub enum Generic {
     SrcportMin,
     /// `srcport_max`: UINT, high end of that range.
     SrcportMax,
+    /// `flood`: UINT 0 or 1, dynamic mode: replicate broadcast and
+    /// multicast to every destination the lookup knows.
+    Flood,
+    /// `lookup_timeout`: UINT, milliseconds a lookup may take before it is
+    /// asked again.
+    LookupTimeout,
+    /// `cache_entry_bytes`: UINT, most bytes queued on one cache entry.
+    CacheEntryBytes,
+    /// `cache_device_bytes`: UINT, most bytes queued on the whole cache.
+    CacheDeviceBytes,
+    /// `cache_ttl`: UINT, seconds an answer is trusted (0: for ever).
+    CacheTtl,
+    /// `cache_max_entries`: UINT, most cache entries.
+    CacheMaxEntries,
 }
 
 impl Generic {
     /// All generic properties, in order.
-    pub const ALL: [Generic; 8] = [
+    pub const ALL: [Generic; 14] = [
         Generic::Mtu,
         Generic::Vnetid,
         Generic::Encap,
@@ -73,6 +91,12 @@ impl Generic {
         Generic::Ifname,
         Generic::SrcportMin,
         Generic::SrcportMax,
+        Generic::Flood,
+        Generic::LookupTimeout,
+        Generic::CacheEntryBytes,
+        Generic::CacheDeviceBytes,
+        Generic::CacheTtl,
+        Generic::CacheMaxEntries,
     ];
 
     /// The property name.
@@ -86,6 +110,12 @@ impl Generic {
             Generic::Ifname => "ifname",
             Generic::SrcportMin => "srcport_min",
             Generic::SrcportMax => "srcport_max",
+            Generic::Flood => "flood",
+            Generic::LookupTimeout => "lookup_timeout",
+            Generic::CacheEntryBytes => "cache_entry_bytes",
+            Generic::CacheDeviceBytes => "cache_device_bytes",
+            Generic::CacheTtl => "cache_ttl",
+            Generic::CacheMaxEntries => "cache_max_entries",
         }
     }
 }
@@ -137,8 +167,8 @@ pub struct Device {
     pub search: Arc<LookupEntry>,
     /// The device's encapsulation instance, shared with the transmit thread.
     pub encap_dev: Arc<EncapDeviceBox>,
-    /// The device's lookup instance.
-    pub lookup_dev: LookupDeviceBox,
+    /// The device's lookup instance, shared with the lookup threads.
+    pub lookup_dev: Arc<LookupDeviceBox>,
     /// Virtual network id.
     pub vnetid: u64,
     /// MTU of the overlay (the inner frames' IP MTU).
@@ -159,6 +189,16 @@ pub struct Device {
     pub tunables: Arc<TxTunables>,
     /// The packet path, while active.
     pub dp: Option<Dataplane>,
+    /// Dynamic mode, while active: the target cache.
+    pub dyn_target: Option<Arc<DynTarget>>,
+    /// `flood` property.
+    pub flood: bool,
+    /// `lookup_timeout` property, milliseconds.
+    pub lookup_timeout: u64,
+    /// The `cache_*` properties.
+    pub cache_limits: CacheLimits,
+    /// Whether its lookups are handed to external servers (`ASSOCIATE`).
+    pub associated: bool,
     /// Created with `TEMPORARY`: never written to the state file.
     pub temporary: bool,
     /// Recorded as active in the state file although not active: it was
@@ -214,7 +254,7 @@ impl Device {
             encap,
             search,
             encap_dev: Arc::new(encap_dev),
-            lookup_dev,
+            lookup_dev: Arc::new(lookup_dev),
             vnetid,
             mtu: MTU_DEFAULT,
             active: false,
@@ -225,6 +265,11 @@ impl Device {
             stats: Arc::new(DeviceStats::default()),
             tunables: Arc::new(TxTunables::new(MTU_DEFAULT, vlan, srcports.0, srcports.1)),
             dp: None,
+            dyn_target: None,
+            flood: false,
+            lookup_timeout: LOOKUP_TIMEOUT_DEFAULT,
+            cache_limits: CacheLimits::default(),
+            associated: false,
             temporary: false,
             activate_on_restore: false,
         })
@@ -253,6 +298,30 @@ impl Device {
                 .perm(perm::RW | perm::RUNTIME)
                 .default_uint(ephemeral_ports().1 as u64)
                 .range(1, 65535),
+            Generic::Flood => PropInfo::uint("flood")
+                .perm(perm::RW | perm::RUNTIME)
+                .default_uint(0)
+                .range(0, 1),
+            Generic::LookupTimeout => PropInfo::uint("lookup_timeout")
+                .perm(perm::RW | perm::RUNTIME)
+                .default_uint(LOOKUP_TIMEOUT_DEFAULT)
+                .range(10, 600_000),
+            Generic::CacheEntryBytes => PropInfo::uint("cache_entry_bytes")
+                .perm(perm::RW | perm::RUNTIME)
+                .default_uint(CacheLimits::default().entry_bytes as u64)
+                .range(0, 1 << 30),
+            Generic::CacheDeviceBytes => PropInfo::uint("cache_device_bytes")
+                .perm(perm::RW | perm::RUNTIME)
+                .default_uint(CacheLimits::default().device_bytes as u64)
+                .range(0, 1 << 34),
+            Generic::CacheTtl => PropInfo::uint("cache_ttl")
+                .perm(perm::RW | perm::RUNTIME)
+                .default_uint(0)
+                .range(0, 365 * 86_400),
+            Generic::CacheMaxEntries => PropInfo::uint("cache_max_entries")
+                .perm(perm::RW | perm::RUNTIME)
+                .default_uint(CacheLimits::default().max_entries as u64)
+                .range(1, 1 << 26),
             Generic::Encap => PropInfo::string("encap")
                 .perm(perm::READ)
                 .possible(&plugins.encap_names()),
@@ -329,6 +398,20 @@ impl Device {
             },
             Generic::SrcportMin => PropValue::Uint(self.srcports.0 as u64).encode(),
             Generic::SrcportMax => PropValue::Uint(self.srcports.1 as u64).encode(),
+            Generic::Flood => PropValue::Uint(self.flood as u64).encode(),
+            Generic::LookupTimeout => PropValue::Uint(self.lookup_timeout).encode(),
+            Generic::CacheEntryBytes => {
+                PropValue::Uint(self.cache_limits.entry_bytes as u64).encode()
+            }
+            Generic::CacheDeviceBytes => {
+                PropValue::Uint(self.cache_limits.device_bytes as u64).encode()
+            }
+            Generic::CacheTtl => {
+                PropValue::Uint(self.cache_limits.ttl.map_or(0, |t| t.as_secs())).encode()
+            }
+            Generic::CacheMaxEntries => {
+                PropValue::Uint(self.cache_limits.max_entries as u64).encode()
+            }
         }
     }
 
@@ -367,11 +450,39 @@ impl Device {
             (Generic::Ifname, PropValue::Str(v)) => self.ifname = Some(v.clone()),
             (Generic::SrcportMin, PropValue::Uint(v)) => self.srcports.0 = *v as u16,
             (Generic::SrcportMax, PropValue::Uint(v)) => self.srcports.1 = *v as u16,
+            (Generic::Flood, PropValue::Uint(v)) => self.flood = *v != 0,
+            (Generic::LookupTimeout, PropValue::Uint(v)) => self.lookup_timeout = *v,
+            (Generic::CacheEntryBytes, PropValue::Uint(v)) => {
+                self.cache_limits.entry_bytes = *v as usize
+            }
+            (Generic::CacheDeviceBytes, PropValue::Uint(v)) => {
+                self.cache_limits.device_bytes = *v as usize
+            }
+            (Generic::CacheTtl, PropValue::Uint(v)) => {
+                self.cache_limits.ttl = (*v > 0).then(|| Duration::from_secs(*v))
+            }
+            (Generic::CacheMaxEntries, PropValue::Uint(v)) => {
+                self.cache_limits.max_entries = *v as usize
+            }
             _ => {}
         }
+        self.apply_dynamic();
         if matches!(g, Generic::SrcportMin | Generic::SrcportMax) {
             self.tunables
                 .set_sport_range(self.srcports.0, self.srcports.1);
+        }
+    }
+
+    /// Passes the dynamic-mode settings on to the running target cache.
+    pub fn apply_dynamic(&self) {
+        let Some(t) = &self.dyn_target else { return };
+        use std::sync::atomic::Ordering::Relaxed;
+        t.flood.store(self.flood, Relaxed);
+        t.timeout_ms.store(self.lookup_timeout, Relaxed);
+        t.vnetid.store(self.vnetid, Relaxed);
+        let evicted = t.lock().cache.set_limits(self.cache_limits);
+        for m in &evicted {
+            t.cancel(m);
         }
     }
 

@@ -113,6 +113,7 @@ pub mod control;
 pub mod dataplane;
 pub mod device;
 pub mod error;
+pub mod lookup;
 pub mod mux;
 pub mod notify;
 pub mod persist;

@@ -59,6 +59,17 @@ struct Args {
     )]
     state_dir: PathBuf,
 
+    /// Lookup threads running the lookup plugins of dynamic devices (more
+    /// are added, up to twice this, while plugins are stuck).
+    #[arg(
+        long = "lookup-threads",
+        env = "OVERLAYD_LOOKUP_THREADS",
+        value_name = "N",
+        default_value_t = datapath::lookup::DEFAULT_THREADS as u16,
+        value_parser = clap::value_parser!(u16).range(1..=256)
+    )]
+    lookup_threads: u16,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, env = "OVERLAYD_LOG", default_value = "info")]
     log: String,
@@ -136,7 +147,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut registry = Registry::new(Arc::new(plugins));
+    let mut registry = Registry::with_lookup_threads(Arc::new(plugins), args.lookup_threads.into());
+    registry.lookups().set_waker(server.waker());
     if let Some(state) = persist.load() {
         tracing::info!(
             "restoring {} device(s) from {}",

@@ -7,6 +7,7 @@ use crate::{
     dataplane::{Dataplane, TxTarget},
     device::{validate_generic, Device, Generic, Owner, UnderlayKey},
     error::{CtlError, CtlResult},
+    lookup::{DynIdentity, DynTarget, LookupService, DEFAULT_THREADS},
     mux::{MuxKey, MuxSet, Port},
     notify::{Event, StatusTracker},
     plugins::Plugins,
@@ -14,7 +15,7 @@ use crate::{
 use overlay_plugin_abi::{
     abi_stable::std_types::{RSlice, RStr},
     prop::perm,
-    PropInfo, MODE_POINT,
+    PropInfo, MODE_DYNAMIC, MODE_POINT,
 };
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -63,12 +64,19 @@ pub struct Registry {
     /// Bumped on every change of the device table (for dump consistency).
     generation: u64,
     status: StatusTracker,
+    lookups: Arc<LookupService>,
 }
 
 impl Registry {
     /// An empty registry over the loaded plugins.
     pub fn new(plugins: Arc<Plugins>) -> Self {
+        Self::with_lookup_threads(plugins, DEFAULT_THREADS)
+    }
+
+    /// An empty registry whose lookup service runs `threads` lookup threads.
+    pub fn with_lookup_threads(plugins: Arc<Plugins>, threads: usize) -> Self {
         Registry {
+            lookups: LookupService::new(threads),
             plugins,
             devices: BTreeMap::new(),
             next_linkid: 1,
@@ -77,6 +85,11 @@ impl Registry {
             generation: 0,
             status: StatusTracker::default(),
         }
+    }
+
+    /// The lookup service of dynamic devices.
+    pub fn lookups(&self) -> &Arc<LookupService> {
+        &self.lookups
     }
 
     /// The device table's generation: it changes with every change to any
@@ -204,7 +217,7 @@ impl Registry {
         let id = self.get(r)?.linkid;
         let mut dev = self.devices.remove(&id).expect("device just found");
         if dev.active {
-            deactivate(&mut dev, &mut self.muxes);
+            deactivate(&mut dev, &mut self.muxes, &self.lookups);
             self.record(Event::Deactivated {
                 linkid: id,
                 name: dev.name.clone(),
@@ -240,7 +253,7 @@ impl Registry {
         let dev = self.devices.get_mut(&id).expect("device just found");
         let started = dev.lookup_dev.start().into_result();
         dev.plugin_call(started)?;
-        match start_dataplane(dev, &mut self.muxes) {
+        match start_dataplane(dev, &mut self.muxes, &self.lookups) {
             Ok(dp) => dev.dp = Some(dp),
             Err(e) => {
                 dev.lookup_dev.stop();
@@ -367,7 +380,16 @@ impl Registry {
                     .lookup_dev
                     .setprop(RStr::from_str(name), RSlice::from_slice(value))
                     .into_result();
-                dev.plugin_call(r)
+                dev.plugin_call(r)?;
+                // A reload may have changed answers: forget those.
+                if let Some(t) = &dev.dyn_target {
+                    let stale = dev.lookup_dev.take_stale();
+                    let mut st = t.lock();
+                    for mac in stale.iter() {
+                        st.cache.remove(mac);
+                    }
+                }
+                Ok(())
             }
         }
     }
@@ -395,26 +417,49 @@ impl Registry {
 
 /// Brings up the packet path: backend, mux, transmit thread. A failure
 /// undoes what was done (the backend closes when dropped, the mux is left).
-fn start_dataplane(dev: &mut Device, muxes: &mut MuxSet) -> CtlResult<Dataplane> {
-    let point = if dev.lookup_dev.mode() == MODE_POINT {
+fn start_dataplane(
+    dev: &mut Device,
+    muxes: &mut MuxSet,
+    lookups: &Arc<LookupService>,
+) -> CtlResult<Dataplane> {
+    let spec = dev.encap_dev.socket().into_result();
+    let spec = dev.plugin_call(spec)?;
+    let mode = dev.lookup_dev.mode();
+    let (point, dynamic) = if mode == MODE_POINT {
         let point = dev.lookup_dev.default_point().into_result();
-        dev.plugin_call(point).map_err(|e| {
+        let point = dev.plugin_call(point).map_err(|e| {
             CtlError::invalid(format!(
                 "cannot activate {}: {} gave no destination: {}",
                 dev.name, dev.search.meta.name, e.msg
             ))
-        })?
-    } else {
-        return Err(CtlError::new(
-            libc::ENOTSUP,
-            format!(
-                "cannot activate {}: lookup plugin {} works in dynamic mode, which this daemon does not serve yet",
-                dev.name, dev.search.meta.name
-            ),
+        })?;
+        (point, None)
+    } else if mode == MODE_DYNAMIC {
+        let id = DynIdentity {
+            linkid: dev.linkid,
+            name: dev.name.clone(),
+            needs: dev.encap.info.dest,
+            domain: MuxKey::from_spec(&spec).domain,
+        };
+        let target = Arc::new(DynTarget::new(
+            id,
+            dev.cache_limits,
+            dev.stats.clone(),
+            dev.health.clone(),
+            lookups,
         ));
+        let unset = overlay_plugin_abi::Point {
+            mac: [0; 6],
+            ip: [0; 16],
+            port: 0,
+        };
+        (unset, Some(target))
+    } else {
+        return Err(CtlError::invalid(format!(
+            "cannot activate {}: lookup plugin {} reports mode {mode:#x}, neither point (1) nor dynamic (2)",
+            dev.name, dev.search.meta.name
+        )));
     };
-    let spec = dev.encap_dev.socket().into_result();
-    let spec = dev.plugin_call(spec)?;
     let ifname = dev.ifname.clone().unwrap_or_default();
     let backend: Arc<dyn Backend> = match dev.backend.as_str() {
         "afpacket" => Arc::new(AfPacket::open(&ifname).map_err(|e| backend_error(&ifname, e))?),
@@ -434,8 +479,19 @@ fn start_dataplane(dev: &mut Device, muxes: &mut MuxSet) -> CtlResult<Dataplane>
     let target = TxTarget {
         vnetid: dev.vnetid,
         point,
+        dynamic: dynamic.clone(),
     };
-    Dataplane::start(
+    if let Some(t) = &dynamic {
+        dev.dyn_target = Some(t.clone());
+        dev.apply_dynamic();
+        lookups.add_device(
+            t.clone(),
+            dev.lookup_dev.clone(),
+            &dev.search.meta.name,
+            dev.associated,
+        );
+    }
+    let dp = Dataplane::start(
         backend,
         mux.clone(),
         port,
@@ -444,7 +500,13 @@ fn start_dataplane(dev: &mut Device, muxes: &mut MuxSet) -> CtlResult<Dataplane>
         dev.stats.clone(),
         target,
     )
-    .inspect_err(|_| muxes.leave(&mux, dev.vnetid))
+    .inspect_err(|_| muxes.leave(&mux, dev.vnetid));
+    if dp.is_err() {
+        if let Some(t) = dev.dyn_target.take() {
+            lookups.remove_device(t.linkid);
+        }
+    }
+    dp
 }
 
 fn backend_error(ifname: &str, e: std::io::Error) -> CtlError {
@@ -482,9 +544,16 @@ fn apply_runtime(
 /// Undoes activation. Infallible: deactivation must always complete.
 /// Once it returns no frame of the device is sent or delivered, and its
 /// backend interface is gone.
-fn deactivate(dev: &mut Device, muxes: &mut MuxSet) {
+fn deactivate(dev: &mut Device, muxes: &mut MuxSet, lookups: &LookupService) {
     if let Some(dp) = dev.dp.take() {
         drop(dp.stop(muxes));
+    }
+    if let Some(t) = dev.dyn_target.take() {
+        // Outstanding lookups are cancelled; queued frames freed, counted.
+        lookups.remove_device(t.linkid);
+        let mut st = t.lock();
+        st.cache.clear();
+        st.ready.clear();
     }
     dev.lookup_dev.stop();
     dev.active = false;

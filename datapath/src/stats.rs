@@ -57,6 +57,22 @@ counters! {
         rx_injected,
         /// Injected frames refused (bad size, queue full, device stopping).
         drop_inject,
+        /// Dynamic mode: lookups requested (cache misses that needed one,
+        /// and frames left queued after a drop or proxy answer).
+        lookup_requests,
+        /// Lookups answered with a destination.
+        lookup_answers,
+        /// Lookups answered by dropping the frame (including proxy and
+        /// redirect answers, which replace it).
+        lookup_drops,
+        /// Frames replicated to every destination (flooding).
+        lookup_replicated,
+        /// Proxy answers (ARP, NDP) delivered to the hosts.
+        lookup_proxied,
+        /// Lookups not answered within `lookup_timeout` and asked again.
+        lookup_timeouts,
+        /// Lookups that failed in the plugin or gave an unusable answer.
+        lookup_errors,
     }
 }
 

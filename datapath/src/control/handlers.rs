@@ -23,11 +23,14 @@ use nlproto::{
     attr::align4,
     msg::{self, DoneMsg, NLM_F_DUMP_INTR},
     server::{ctrl_reply, parse_request_as, split_datagram, DeviceRef, Request, RequestError},
-    spec::{self, ctrl, handle, overlay as ov},
+    spec::{self, ctrl, handle, overlay as ov, target as tg},
     Attr, AttrValue, AttrsExt, Emit, Message,
 };
 use overlay_plugin_abi::{abi_stable::std_types::ROption, PluginKind, PropInfo};
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 /// The size a part of a device-table dump aims for: about a page, like
 /// Linux's first dump buffer (`NLMSG_GOODSIZE`). A larger message goes in
@@ -51,11 +54,21 @@ struct DeviceDump {
     access: spec::Privilege,
 }
 
+/// A `LOOKUP` waiting for a request.
+struct ParkedLookup {
+    req: Request,
+    deadline: Instant,
+    rest: Vec<u8>,
+    rest_offset: usize,
+    access: spec::Privilege,
+}
+
 /// The daemon's request side.
 pub struct Handlers {
     registry: Registry,
     persist: Option<Persist>,
     dumps: HashMap<u32, DeviceDump>,
+    parked: HashMap<u32, ParkedLookup>,
 }
 
 type Reply = Result<Vec<Message>, RequestError>;
@@ -67,6 +80,7 @@ impl Handlers {
             registry,
             persist: None,
             dumps: HashMap::new(),
+            parked: HashMap::new(),
         }
     }
 
@@ -77,6 +91,7 @@ impl Handlers {
             registry,
             persist: Some(persist),
             dumps: HashMap::new(),
+            parked: HashMap::new(),
         }
     }
 
@@ -103,6 +118,7 @@ impl Handlers {
         for id in ids {
             let _ = self.registry.delete(&DevRef::LinkId(id));
         }
+        self.registry.lookups().shutdown();
     }
 
     /// Answers the messages of `datagram` (whose first byte is at
@@ -147,6 +163,38 @@ impl Handlers {
                 }
                 continue;
             }
+            if req.family.id == tg::ID && req.command.id == tg::CMD_LOOKUP {
+                let wait = req
+                    .attrs
+                    .get_u32(tg::ATTR_TIMEOUT_MS)
+                    .unwrap_or(tg::LOOKUP_TIMEOUT_DEFAULT_MS);
+                if wait > tg::LOOKUP_TIMEOUT_MAX_MS {
+                    let e = req.fail(
+                        libc::EINVAL,
+                        format!(
+                            "TIMEOUT_MS {wait} is above the longest wait, {} ms",
+                            tg::LOOKUP_TIMEOUT_MAX_MS
+                        ),
+                    );
+                    out.replies([e.reply(pid).into()]);
+                    continue;
+                }
+                let end = align4(raw.offset + raw.bytes.len()).min(datagram.len());
+                self.parked.insert(
+                    pid,
+                    ParkedLookup {
+                        req,
+                        deadline: Instant::now() + Duration::from_millis(wait.into()),
+                        rest: datagram[end..].to_vec(),
+                        rest_offset: base + end,
+                        access: peer.access,
+                    },
+                );
+                if !self.try_lookup(pid, out) {
+                    return;
+                }
+                continue;
+            }
             let result = self.handle(&req, pid, out);
             self.notify(out);
             match result {
@@ -164,6 +212,37 @@ impl Handlers {
                 datagram: e.message().emit(),
             });
         }
+    }
+
+    /// Answers the connection's parked `LOOKUP` if a request came or its
+    /// wait is over. Returns true when it was answered (and the rest of
+    /// its datagram with it).
+    fn try_lookup(&mut self, pid: u32, out: &mut Outbox) -> bool {
+        let Some(p) = self.parked.get(&pid) else {
+            return true;
+        };
+        let reply = match self.registry.lookups().take_external(pid) {
+            Some(t) => super::target::lookup_reply(&p.req, pid, &t),
+            None if Instant::now() >= p.deadline => vec![p
+                .req
+                .fail(
+                    libc::ETIME,
+                    "no lookup request came within the wait; ask again",
+                )
+                .reply(pid)
+                .into()],
+            None => return false,
+        };
+        out.replies(reply);
+        let p = self.parked.remove(&pid).expect("parked lookup just used");
+        if !p.rest.is_empty() {
+            let peer = Peer {
+                pid,
+                access: p.access,
+            };
+            self.answer(peer, &p.rest, p.rest_offset, out);
+        }
+        !self.parked.contains_key(&pid) && !self.dumps.contains_key(&pid)
     }
 
     /// Produces the next part of the connection's device dump. Returns
@@ -249,6 +328,7 @@ impl Handlers {
                 _ => Err(unhandled(req)),
             },
             ov::ID => self.overlay(req, pid),
+            tg::ID => super::target::handle(&mut self.registry, req, pid, out),
             _ => Err(unhandled(req)),
         }
     }
@@ -428,16 +508,23 @@ impl Dispatch for Handlers {
     }
 
     fn busy(&self, peer: Peer) -> bool {
-        self.dumps.contains_key(&peer.pid)
+        self.dumps.contains_key(&peer.pid) || self.parked.contains_key(&peer.pid)
     }
 
     fn resume(&mut self, peer: Peer, out: &mut Outbox) {
-        self.dump_part(peer.pid, out);
+        if self.parked.contains_key(&peer.pid) {
+            self.try_lookup(peer.pid, out);
+        } else {
+            self.dump_part(peer.pid, out);
+        }
     }
 
     fn closed(&mut self, peer: Peer) {
-        // A dump in progress ends with its handle; nothing else is held.
+        // A dump or a wait in progress ends with its handle; lookup
+        // requests it took go back to the queue for another handle.
         self.dumps.remove(&peer.pid);
+        self.parked.remove(&peer.pid);
+        self.registry.lookups().release_handle(peer.pid);
     }
 }
 

@@ -27,6 +27,7 @@
 
 pub mod cred;
 pub mod handlers;
+pub mod target;
 
 use crate::notify::{Delivery, OutQueue};
 use nix::sys::{
@@ -144,7 +145,7 @@ struct Conn {
 pub struct Server {
     path: PathBuf,
     listener: OwnedFd,
-    poller: Poller,
+    poller: std::sync::Arc<Poller>,
     conns: Slab<Conn>,
     next_pid: u32,
 }
@@ -211,7 +212,8 @@ impl Server {
             .map_err(io_err("cannot set the mode of"))?;
         listen(&fd, Backlog::new(128).expect("valid backlog"))
             .map_err(|e| io_err("cannot listen on")(e.into()))?;
-        let poller = Poller::new().map_err(io_err("cannot create poller for"))?;
+        let poller =
+            std::sync::Arc::new(Poller::new().map_err(io_err("cannot create poller for"))?);
         // SAFETY: the listener is deleted from the poller before it is dropped (in Drop).
         unsafe { poller.add(&fd, Event::readable(LISTENER_KEY)) }.map_err(io_err("cannot poll"))?;
         Ok(Server {
@@ -220,6 +222,16 @@ impl Server {
             poller,
             conns: Slab::new(),
             next_pid: 1,
+        })
+    }
+
+    /// A function that wakes the serving loop from another thread, so
+    /// that it looks at every connection waiting for something (a parked
+    /// `LOOKUP` whose request arrived).
+    pub fn waker(&self) -> Box<dyn Fn() + Send + Sync> {
+        let poller = self.poller.clone();
+        Box::new(move || {
+            let _ = poller.notify();
         })
     }
 
@@ -243,6 +255,7 @@ impl Server {
         };
         let mut events = Events::new();
         let mut last_recheck = Instant::now();
+        let mut woken = false;
         let result = loop {
             events.clear();
             // While a dump is paced, look at it now and then even without an
@@ -261,14 +274,18 @@ impl Server {
                 .collect();
             if dumping.is_empty() {
                 last_recheck = Instant::now();
-            } else if last_recheck.elapsed() >= DUMP_RECHECK {
+            } else if last_recheck.elapsed() >= DUMP_RECHECK || woken {
                 last_recheck = Instant::now();
                 for key in dumping.iter().copied() {
                     self.service(key, dispatch);
                 }
             }
             let timeout = (!dumping.is_empty()).then_some(DUMP_RECHECK);
+            woken = false;
             match self.poller.wait(&mut events, timeout) {
+                // Woken by `waker` (or the recheck timeout): look at the
+                // waiting connections on the next turn.
+                Ok(0) => woken = true,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => break Err(e),
@@ -375,6 +392,10 @@ impl Server {
                     return;
                 }
                 d.resume(peer, &mut out);
+                if out.items.is_empty() {
+                    // Still waiting (a parked LOOKUP): nothing to send.
+                    return;
+                }
             } else if conn.out.bytes() >= OUT_QUEUE_CAP {
                 return;
             } else {

@@ -1,0 +1,490 @@
+//! Handlers of the `overlay_target` family: target cache administration
+//! and the interface of external lookup servers. `LOOKUP`, which may wait,
+//! is parked by [`super::handlers`]; everything else answers at once.
+
+use super::{Outbox, Outgoing};
+use crate::{
+    device::Device,
+    lookup::{DynTarget, Taken, Taker},
+    registry::{DevRef, Registry},
+};
+use nlproto::{
+    server::{notification, DeviceRef, Request, RequestError},
+    spec::{overlay as ov, target as tg},
+    Attr, AttrsExt, Emit, Message,
+};
+use overlay_plugin_abi::{dest, LookupAnswer, Point, MODE_DYNAMIC, MODE_POINT};
+use std::sync::Arc;
+
+type Reply = Result<Vec<Message>, RequestError>;
+
+fn dev_ref(req: &Request) -> Result<DevRef, RequestError> {
+    Ok(match req.device()? {
+        DeviceRef::Name(n) => DevRef::Name(n.to_string()),
+        DeviceRef::LinkId(id) => DevRef::LinkId(id),
+    })
+}
+
+fn device<'r>(reg: &'r Registry, req: &Request) -> Result<&'r Device, RequestError> {
+    let r = dev_ref(req)?;
+    reg.get(&r).map_err(|e| req.fail(e.errno, e.msg))
+}
+
+fn mac_attr(req: &Request) -> Result<[u8; 6], RequestError> {
+    let b = req.attrs.get_bytes(tg::ATTR_MAC).unwrap_or_default();
+    b.try_into()
+        .map_err(|_| req.fail(libc::EINVAL, "MAC (16) must be 6 bytes"))
+}
+
+/// Formats a MAC the usual way.
+pub fn mac_str(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The destination a request carries, checked against what the device
+/// needs.
+fn dest_attrs(req: &Request, needs: u32) -> Result<Point, RequestError> {
+    let a = &req.attrs;
+    let mut p = Point {
+        mac: [0; 6],
+        ip: [0; 16],
+        port: 0,
+    };
+    let mut missing = Vec::new();
+    if needs & dest::IP != 0 {
+        match a.get_bytes(tg::ATTR_DEST_IP) {
+            Some(b) => {
+                p.ip = b.try_into().map_err(|_| {
+                    req.fail(
+                        libc::EINVAL,
+                        "DEST_IP (17) must be a 16-byte in6_addr (IPv4 as ::ffff:a.b.c.d)",
+                    )
+                })?
+            }
+            None => missing.push("DEST_IP (17)"),
+        }
+    }
+    if needs & dest::PORT != 0 {
+        match a.get_u16(tg::ATTR_DEST_PORT) {
+            Some(0) => return Err(req.fail(libc::EINVAL, "DEST_PORT (18) must be 1-65535")),
+            Some(v) => p.port = v,
+            None => missing.push("DEST_PORT (18)"),
+        }
+    }
+    if needs & dest::ETHERNET != 0 {
+        match a.get_bytes(tg::ATTR_DEST_MAC) {
+            Some(b) => {
+                p.mac = b
+                    .try_into()
+                    .map_err(|_| req.fail(libc::EINVAL, "DEST_MAC (19) must be 6 bytes"))?
+            }
+            None => missing.push("DEST_MAC (19)"),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(req.fail(
+            libc::EINVAL,
+            format!(
+                "the device's encapsulation needs a destination with {}",
+                missing.join(" and ")
+            ),
+        ));
+    }
+    Ok(p)
+}
+
+fn point_attrs(p: &Point, needs: u32, attrs: &mut Vec<Attr>) {
+    if needs & dest::IP != 0 {
+        attrs.push(Attr::bytes(tg::ATTR_DEST_IP, p.ip.to_vec()));
+    }
+    if needs & dest::PORT != 0 {
+        attrs.push(Attr::u16(tg::ATTR_DEST_PORT, p.port));
+    }
+    if needs & dest::ETHERNET != 0 {
+        attrs.push(Attr::bytes(tg::ATTR_DEST_MAC, p.mac.to_vec()));
+    }
+}
+
+/// The attributes of one cache entry: `None` as the point means drop.
+fn entry_attrs(dev: &Device, mac: &[u8; 6], point: Option<&Point>) -> Vec<Attr> {
+    let mut attrs = vec![
+        Attr::u32(tg::ATTR_LINKID, dev.linkid),
+        Attr::str(tg::ATTR_NAME, &dev.name),
+        Attr::bytes(tg::ATTR_MAC, mac.to_vec()),
+        Attr::u32(
+            tg::ATTR_FLAGS,
+            if point.is_none() { tg::ENTRY_DROP } else { 0 },
+        ),
+    ];
+    if let Some(p) = point {
+        point_attrs(p, dev.encap.info.dest, &mut attrs);
+    }
+    attrs
+}
+
+fn point_of(dev: &Device) -> Option<Point> {
+    dev.dp
+        .as_ref()
+        .filter(|dp| dp.target().dynamic.is_none())
+        .map(|dp| dp.target().point)
+}
+
+/// The running cache of a dynamic device: ENOTSUP for a point device,
+/// ENXIO when not active.
+fn dyn_target(dev: &Device, req: &Request) -> Result<Arc<DynTarget>, RequestError> {
+    if dev.lookup_dev.mode() != MODE_DYNAMIC {
+        return Err(req.fail(
+            libc::ENOTSUP,
+            format!(
+                "{} uses the point-mode lookup plugin {}: its single destination is set with the plugin's properties, not in a cache",
+                dev.name, dev.search.meta.name
+            ),
+        ));
+    }
+    dev.dyn_target.clone().ok_or_else(|| {
+        req.fail(
+            libc::ENXIO,
+            format!(
+                "{} is not active: its target cache exists only while it is active",
+                dev.name
+            ),
+        )
+    })
+}
+
+fn notify(out: &mut Outbox, cmd: u8, attrs: Vec<Attr>) {
+    out.push(Outgoing::Notify {
+        group: tg::GROUP_TARGET,
+        datagram: notification(&tg::FAMILY, cmd, attrs).emit(),
+    });
+}
+
+/// The reply to a `LOOKUP` that got a request.
+pub fn lookup_reply(req: &Request, pid: u32, t: &Taken) -> Vec<Message> {
+    let r = &t.req;
+    let dst_type = if r.is_broadcast() {
+        tg::DST_BROADCAST
+    } else if r.is_group() {
+        tg::DST_MULTICAST
+    } else {
+        tg::DST_UNICAST
+    };
+    let attrs = vec![
+        Attr::u64(tg::ATTR_REQID, t.reqid),
+        Attr::u32(tg::ATTR_LINKID, t.target.linkid),
+        Attr::str(tg::ATTR_NAME, &t.target.name),
+        Attr::u64(tg::ATTR_VNETID, r.vnetid),
+        Attr::u32(tg::ATTR_NEEDS, t.target.needs),
+        Attr::bytes(tg::ATTR_SRC_MAC, r.src.to_vec()),
+        Attr::bytes(tg::ATTR_DST_MAC, r.dst.to_vec()),
+        Attr::u16(tg::ATTR_ETHERTYPE, r.ethertype),
+        Attr::u16(tg::ATTR_VLAN, r.vlan),
+        Attr::u32(tg::ATTR_HDR_LEN, r.hdr_len as u32),
+        Attr::u32(tg::ATTR_PKT_LEN, r.frame_len - r.hdr_len as u32),
+        Attr::u32(tg::ATTR_DST_TYPE, dst_type),
+    ];
+    vec![req.reply(pid, attrs).into()]
+}
+
+fn reqid(req: &Request) -> u64 {
+    req.attrs.get_u64(tg::ATTR_REQID).unwrap_or_default()
+}
+
+/// The frame of INJECT and RESEND, and the injector of the device they
+/// name (by REQID held by this handle, or by LINKID / NAME).
+fn inject_args(
+    reg: &Registry,
+    req: &Request,
+    pid: u32,
+) -> Result<(Vec<u8>, Arc<crate::dataplane::Injector>), RequestError> {
+    let frame = req
+        .attrs
+        .get_bytes(tg::ATTR_FRAME)
+        .unwrap_or_default()
+        .to_vec();
+    let injector = if req.attrs.get_u64(tg::ATTR_REQID).is_some() {
+        let t = reg
+            .lookups()
+            .target_of(Taker::Handle(pid), reqid(req))
+            .map_err(|e| req.fail(libc::ENOENT, e))?;
+        t.injector()
+    } else {
+        let dev = device(reg, req)?;
+        dev.dp.as_ref().map(|dp| dp.injector())
+    };
+    let injector = injector.ok_or_else(|| {
+        req.fail(
+            libc::EAGAIN,
+            "the device is not active: activate it before injecting frames",
+        )
+    })?;
+    Ok((frame, injector))
+}
+
+/// Answers every command of the family but `LOOKUP`.
+pub fn handle(reg: &mut Registry, req: &Request, pid: u32, out: &mut Outbox) -> Reply {
+    let fail = |e: String| req.fail(libc::EINVAL, e);
+    let taker = Taker::Handle(pid);
+    let items: Vec<Vec<Attr>> = match req.command.id {
+        tg::CMD_INFO => {
+            let dev = device(reg, req)?;
+            let mut flags = 0;
+            if dev.active {
+                flags |= tg::INFO_ACTIVE;
+            }
+            let fault = dev.health.fault();
+            if fault.is_some() {
+                flags |= tg::INFO_DEGRADED;
+            }
+            if dev.associated {
+                flags |= tg::INFO_ASSOCIATED;
+            }
+            let mut attrs = vec![
+                Attr::u32(tg::ATTR_LINKID, dev.linkid),
+                Attr::str(tg::ATTR_NAME, &dev.name),
+                Attr::u32(tg::ATTR_NEEDS, dev.encap.info.dest),
+                Attr::u32(tg::ATTR_MODE, dev.lookup_dev.mode()),
+                Attr::u64(tg::ATTR_VNETID, dev.vnetid),
+                Attr::u32(tg::ATTR_FLAGS, flags),
+                Attr::u32(tg::ATTR_PENDING, reg.lookups().queued(dev.linkid) as u32),
+            ];
+            if let Some(msg) = fault {
+                attrs.push(Attr::str(tg::ATTR_STATUS_MSG, msg));
+            }
+            vec![attrs]
+        }
+        tg::CMD_ASSOCIATE | tg::CMD_DISASSOCIATE => {
+            let r = dev_ref(req)?;
+            let on = req.command.id == tg::CMD_ASSOCIATE;
+            let dev = reg.get(&r).map_err(|e| req.fail(e.errno, e.msg))?;
+            if dev.lookup_dev.mode() != MODE_DYNAMIC {
+                return Err(req.fail(
+                    libc::ENOTSUP,
+                    format!(
+                        "{} uses the point-mode lookup plugin {}; only a device in dynamic mode raises lookups to serve",
+                        dev.name, dev.search.meta.name
+                    ),
+                ));
+            }
+            if dev.associated == on {
+                return Err(if on {
+                    req.fail(
+                        libc::EEXIST,
+                        format!("{} is already served by external lookup servers", dev.name),
+                    )
+                } else {
+                    req.fail(
+                        libc::EINVAL,
+                        format!(
+                            "{} is not associated: its lookups are served by its plugin",
+                            dev.name
+                        ),
+                    )
+                });
+            }
+            let linkid = dev.linkid;
+            reg.get_mut(&r)
+                .map_err(|e| req.fail(e.errno, e.msg))?
+                .associated = on;
+            reg.lookups().set_external(linkid, on);
+            vec![]
+        }
+        tg::CMD_DEGRADE => {
+            let dev = device(reg, req)?;
+            let msg = req.attrs.get_str(tg::ATTR_STATUS_MSG).unwrap_or_default();
+            if msg.is_empty() {
+                return Err(req.fail(libc::EINVAL, "STATUS_MSG (21) must say why"));
+            }
+            dev.health.degrade(msg);
+            vec![]
+        }
+        tg::CMD_RESTORE => {
+            device(reg, req)?.health.restore();
+            vec![]
+        }
+        tg::CMD_RESPOND => {
+            let t = reg.lookups().target_of(taker, reqid(req)).map_err(fail)?;
+            let p = dest_attrs(req, t.needs)?;
+            reg.lookups()
+                .answer(taker, reqid(req), LookupAnswer::respond(p))
+                .map_err(fail)?;
+            vec![]
+        }
+        tg::CMD_DROP => {
+            reg.lookups()
+                .answer(taker, reqid(req), LookupAnswer::drop_frame())
+                .map_err(fail)?;
+            vec![]
+        }
+        tg::CMD_PKT => {
+            let frame = reg.lookups().frame_of(taker, reqid(req)).map_err(fail)?;
+            vec![vec![
+                Attr::u64(tg::ATTR_REQID, reqid(req)),
+                Attr::bytes(tg::ATTR_FRAME, frame),
+            ]]
+        }
+        tg::CMD_INJECT => {
+            let (frame, inj) = inject_args(reg, req, pid)?;
+            if frame.len() < 14 || frame.len() > tg::FRAME_MAX {
+                return Err(req.fail(
+                    libc::EINVAL,
+                    format!(
+                        "FRAME must be an Ethernet frame of 14 to {} bytes, not {}",
+                        tg::FRAME_MAX,
+                        frame.len()
+                    ),
+                ));
+            }
+            let n = inj
+                .inbound(&[&frame[..]])
+                .map_err(|e| req.fail(e.errno, e.msg))?;
+            if n == 0 {
+                return Err(req.fail(libc::ENOBUFS, "the backend did not take the frame"));
+            }
+            vec![]
+        }
+        tg::CMD_RESEND => {
+            let (frame, inj) = inject_args(reg, req, pid)?;
+            inj.outbound(&frame).map_err(|e| req.fail(e.errno, e.msg))?;
+            vec![]
+        }
+        tg::CMD_CACHE_GET => {
+            let dev = device(reg, req)?;
+            let mac = mac_attr(req)?;
+            if dev.lookup_dev.mode() == MODE_POINT {
+                let p = point_of(dev).ok_or_else(|| {
+                    req.fail(
+                        libc::ENXIO,
+                        format!(
+                            "{} is not active: its destination is known once it is",
+                            dev.name
+                        ),
+                    )
+                })?;
+                vec![entry_attrs(dev, &mac, Some(&p))]
+            } else {
+                let t = dyn_target(dev, req)?;
+                let state = t.lock().cache.get(&mac).map(|(s, _)| s);
+                match state {
+                    Some(crate::cache::State::Valid(p)) => vec![entry_attrs(dev, &mac, Some(&p))],
+                    Some(crate::cache::State::Drop) => vec![entry_attrs(dev, &mac, None)],
+                    _ => {
+                        return Err(req.fail(
+                            libc::ENOENT,
+                            format!("{} has no answer cached for {}", dev.name, mac_str(&mac)),
+                        ))
+                    }
+                }
+            }
+        }
+        tg::CMD_CACHE_SET => {
+            let dev = device(reg, req)?;
+            let mac = mac_attr(req)?;
+            let t = dyn_target(dev, req)?;
+            let flags = req.attrs.get_u32(tg::ATTR_FLAGS).unwrap_or(0);
+            if flags & !tg::ENTRY_DROP != 0 {
+                return Err(req.fail(
+                    libc::EINVAL,
+                    format!("FLAGS {flags:#x}: the only entry flag is DROP (0x1)"),
+                ));
+            }
+            let point = if flags & tg::ENTRY_DROP != 0 {
+                None
+            } else {
+                let p = dest_attrs(req, dev.encap.info.dest)?;
+                t.check_point(&p).map_err(fail)?;
+                Some(p)
+            };
+            let fallout = t.set(&mac, point);
+            if let Some(m) = fallout.cancel {
+                t.cancel(&m);
+            }
+            notify(
+                out,
+                tg::CMD_CACHE_SET,
+                entry_attrs(dev, &mac, point.as_ref()),
+            );
+            vec![]
+        }
+        tg::CMD_CACHE_REMOVE => {
+            let dev = device(reg, req)?;
+            let mac = mac_attr(req)?;
+            let t = dyn_target(dev, req)?;
+            if !t.lock().cache.remove(&mac) {
+                return Err(req.fail(
+                    libc::ENOENT,
+                    format!("{} has no cache entry for {}", dev.name, mac_str(&mac)),
+                ));
+            }
+            notify(
+                out,
+                tg::CMD_CACHE_REMOVE,
+                vec![
+                    Attr::u32(tg::ATTR_LINKID, dev.linkid),
+                    Attr::str(tg::ATTR_NAME, &dev.name),
+                    Attr::bytes(tg::ATTR_MAC, mac.to_vec()),
+                ],
+            );
+            vec![]
+        }
+        tg::CMD_CACHE_FLUSH => {
+            let dev = device(reg, req)?;
+            let t = dyn_target(dev, req)?;
+            t.lock().cache.flush();
+            notify(
+                out,
+                tg::CMD_CACHE_FLUSH,
+                vec![
+                    Attr::u32(tg::ATTR_LINKID, dev.linkid),
+                    Attr::str(tg::ATTR_NAME, &dev.name),
+                ],
+            );
+            vec![]
+        }
+        tg::CMD_CACHE_LIST => {
+            let only = if req.attrs.get_str(ov::ATTR_NAME).is_some()
+                || req.attrs.get_u32(ov::ATTR_LINKID).is_some()
+            {
+                Some(device(reg, req)?.linkid)
+            } else {
+                None
+            };
+            let mut items = Vec::new();
+            for dev in reg.devices() {
+                if only.is_some_and(|id| id != dev.linkid) {
+                    continue;
+                }
+                if let Some(p) = point_of(dev) {
+                    items.push(entry_attrs(dev, &[0; 6], Some(&p)));
+                } else if let Some(t) = &dev.dyn_target {
+                    let mut entries: Vec<_> = t
+                        .lock()
+                        .cache
+                        .iter()
+                        .filter_map(|(mac, s)| match s {
+                            crate::cache::State::Valid(p) => Some((mac, Some(p))),
+                            crate::cache::State::Drop => Some((mac, None)),
+                            _ => None,
+                        })
+                        .collect();
+                    entries.sort_by_key(|(m, _)| *m);
+                    items.extend(entries.iter().map(|(m, p)| entry_attrs(dev, m, p.as_ref())));
+                }
+            }
+            items
+        }
+        _ => {
+            return Err(req.fail(
+                libc::EOPNOTSUPP,
+                format!(
+                    "command {} of family {} is not implemented by this daemon",
+                    req.command.name, req.family.name
+                ),
+            ))
+        }
+    };
+    Ok(req.respond(pid, items))
+}

@@ -1,0 +1,802 @@
+//! Dynamic mode: each device's target cache as the packet path sees it
+//! ([`DynTarget`]), and the lookup service that answers its misses
+//! ([`LookupService`]), the daemon's varpd.
+//!
+//! # Requests
+//!
+//! A frame that misses a device's cache is queued on its entry, and the
+//! transmit thread asks the service for a lookup of the destination MAC
+//! ([`LookupService::request`]). Each device has its own FIFO of requests;
+//! takers go round the devices that have requests, one request per device
+//! per turn, so a busy device cannot starve the others.
+//!
+//! Two kinds of taker exist. The service's own lookup threads take the
+//! requests of devices served by their lookup plugin: they call
+//! `LookupDevice::lookup` with the frame at the head of the entry's queue,
+//! off the packet path. Handles of the `overlay_target` family take the
+//! requests of devices handed to external servers with `ASSOCIATE`
+//! ([`LookupService::take_external`]). Either way the request is
+//! *outstanding* until answered, bound to its taker, with a deadline (the
+//! device's `lookup_timeout`). A request whose deadline passes goes back
+//! to the front of its device's queue under a new id (a late answer to the
+//! old id is refused), and [`TIMEOUTS_TO_DEGRADE`] timeouts in a row
+//! degrade the device. When a handle closes, its requests go back too.
+//!
+//! # Answers
+//!
+//! Respond caches the destination and hands every queued frame to the
+//! transmit thread, in order; drop frees the head frame; inject delivers a
+//! proxy's answer to the hosts; resend sends a frame down the transmit
+//! path; replicate sends the head frame to each destination given. After
+//! all but respond, frames left on the entry get a lookup of their own.
+//! Every request is retired exactly once; deactivation cancels the
+//! device's requests.
+
+use crate::{
+    cache::{CacheLimits, Fallout, Mac, TargetCache},
+    dataplane::Injector,
+    stats::{add, DeviceStats, Health},
+};
+use overlay_plugin_abi::{
+    abi_stable::std_types::RSlice, dest, Action, LookupAnswer, LookupDeviceBox, LookupRequest,
+    Point, REQ_F_FLOOD,
+};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, Weak,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+/// Consecutive lookup timeouts that degrade a device.
+pub const TIMEOUTS_TO_DEGRADE: u32 = 3;
+/// Default number of lookup threads.
+pub const DEFAULT_THREADS: usize = 4;
+/// How often idle lookup threads look for expired requests.
+const TICK: Duration = Duration::from_millis(50);
+
+/// What the transmit thread and the lookup service share of a device in
+/// dynamic mode.
+pub struct DynTarget {
+    /// The device's link id.
+    pub linkid: u32,
+    /// The device's name (for messages).
+    pub name: String,
+    /// Destination kinds the device's encapsulation needs.
+    pub needs: u32,
+    /// `AF_INET` or `AF_INET6`: the underlay's family.
+    pub domain: i32,
+    /// The cache and the frames answered, behind one lock.
+    pub state: Mutex<DynState>,
+    /// The device's `flood` property.
+    pub flood: AtomicBool,
+    /// The device's `lookup_timeout`, in milliseconds.
+    pub timeout_ms: AtomicU64,
+    /// The virtual network id lookups are told about.
+    pub vnetid: AtomicU64,
+    /// Counters of the device.
+    pub stats: Arc<DeviceStats>,
+    /// Health of the device.
+    pub health: Arc<Health>,
+    injector: RwLock<Option<Arc<Injector>>>,
+    service: Weak<LookupService>,
+}
+
+/// Who a [`DynTarget`] belongs to.
+pub struct DynIdentity {
+    /// The device's link id.
+    pub linkid: u32,
+    /// The device's name.
+    pub name: String,
+    /// Destination kinds its encapsulation needs.
+    pub needs: u32,
+    /// `AF_INET` or `AF_INET6`: the underlay's family.
+    pub domain: i32,
+}
+
+/// The lock-protected part of a [`DynTarget`].
+pub struct DynState {
+    /// The target cache.
+    pub cache: TargetCache,
+    /// Frames answered and waiting for the transmit thread, each with its
+    /// destination, in order.
+    pub ready: Vec<(Vec<u8>, Point)>,
+}
+
+impl DynTarget {
+    /// A fresh, empty target for the device `id`, whose counters and
+    /// health are `stats` and `health`.
+    pub fn new(
+        id: DynIdentity,
+        limits: CacheLimits,
+        stats: Arc<DeviceStats>,
+        health: Arc<Health>,
+        service: &Arc<LookupService>,
+    ) -> DynTarget {
+        DynTarget {
+            linkid: id.linkid,
+            name: id.name,
+            needs: id.needs,
+            domain: id.domain,
+            state: Mutex::new(DynState {
+                cache: TargetCache::new(limits),
+                ready: Vec::new(),
+            }),
+            flood: AtomicBool::new(false),
+            timeout_ms: AtomicU64::new(2000),
+            vnetid: AtomicU64::new(0),
+            stats,
+            health,
+            injector: RwLock::new(None),
+            service: Arc::downgrade(service),
+        }
+    }
+
+    /// Asks the lookup service for a lookup of `mac`.
+    pub fn request(&self, mac: Mac) {
+        if let Some(s) = self.service.upgrade() {
+            s.request(self.linkid, mac);
+        }
+    }
+
+    /// Cancels the queued lookups of `mac` (its entry was evicted).
+    pub fn cancel(&self, mac: &Mac) {
+        if let Some(s) = self.service.upgrade() {
+            s.cancel(self.linkid, mac);
+        }
+    }
+
+    /// Locks the cache.
+    pub fn lock(&self) -> MutexGuard<'_, DynState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Connects the target to the running packet path (answers wake its
+    /// transmit thread; proxies inject through it).
+    pub fn attach(&self, injector: Arc<Injector>) {
+        *self.injector.write().unwrap() = Some(injector);
+    }
+
+    /// Disconnects it: the packet path is stopping.
+    pub fn detach(&self) {
+        *self.injector.write().unwrap() = None;
+    }
+
+    /// The packet path's injector, while running.
+    pub fn injector(&self) -> Option<Arc<Injector>> {
+        self.injector.read().unwrap().clone()
+    }
+
+    fn wake_tx(&self) {
+        if let Some(i) = self.injector() {
+            i.wake();
+        }
+    }
+
+    /// Checks that `p` is a destination this device can send to; the
+    /// error says what is missing.
+    pub fn check_point(&self, p: &Point) -> Result<(), String> {
+        if self.needs & dest::IP != 0 {
+            let ip = overlay_plugin_abi::prop::ip_from_in6(p.ip);
+            if ip.is_unspecified() || ip.is_multicast() {
+                return Err(format!("destination address {ip} is not a unicast address"));
+            }
+            let v4 = ip.is_ipv4();
+            if (self.domain == libc::AF_INET) != v4 {
+                return Err(format!(
+                    "destination address {ip} is not of the underlay's IP version ({})",
+                    if self.domain == libc::AF_INET {
+                        "IPv4"
+                    } else {
+                        "IPv6"
+                    }
+                ));
+            }
+        }
+        if self.needs & dest::PORT != 0 && p.port == 0 {
+            return Err("the device needs a destination port (1-65535)".into());
+        }
+        Ok(())
+    }
+
+    /// Sets `mac` to `dest` (or to drop) as an administrator does: queued
+    /// frames go out (or are freed). Returns the MAC whose lookup must be
+    /// cancelled after an eviction.
+    pub fn set(&self, mac: &Mac, point: Option<Point>) -> Fallout {
+        let mut st = self.lock();
+        let (frames, fallout) = st.cache.set(mac, point, Instant::now());
+        if let Some(p) = point {
+            let sent = !frames.is_empty();
+            st.ready.extend(frames.into_iter().map(|f| (f, p)));
+            drop(st);
+            if sent {
+                self.wake_tx();
+            }
+        }
+        fallout
+    }
+}
+
+/// Who holds an outstanding request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taker {
+    /// A lookup thread of the service.
+    Thread,
+    /// The `overlay_target` handle with this PID.
+    Handle(u32),
+}
+
+/// A request as a taker receives it.
+pub struct Taken {
+    /// Its id.
+    pub reqid: u64,
+    /// The device.
+    pub target: Arc<DynTarget>,
+    /// What the head frame says.
+    pub req: LookupRequest,
+    /// The head frame.
+    pub frame: Vec<u8>,
+}
+
+struct Outstanding {
+    linkid: u32,
+    mac: Mac,
+    taker: Taker,
+    deadline: Instant,
+}
+
+struct DevEntry {
+    target: Arc<DynTarget>,
+    plugin: Arc<LookupDeviceBox>,
+    plugin_name: String,
+    external: bool,
+    queue: VecDeque<(u64, Mac)>,
+    timeouts: u32,
+}
+
+#[derive(Default)]
+struct Inner {
+    devices: HashMap<u32, DevEntry>,
+    /// Devices with queued requests, in turn order.
+    turns: VecDeque<u32>,
+    outstanding: HashMap<u64, Outstanding>,
+    next_reqid: u64,
+    stopping: bool,
+    threads: usize,
+    idle: usize,
+}
+
+/// Counters of the service as a whole.
+#[derive(Debug, Default)]
+pub struct ServiceStats {
+    /// Requests raised.
+    pub requests: AtomicU64,
+    /// Answers applied.
+    pub answers: AtomicU64,
+    /// Requests that timed out.
+    pub timeouts: AtomicU64,
+    /// Answers that came too late (their request was re-queued or cancelled).
+    pub late: AtomicU64,
+}
+
+/// The lookup service: request queues, lookup threads, external takers.
+pub struct LookupService {
+    inner: Mutex<Inner>,
+    work: Condvar,
+    waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    base_threads: usize,
+    /// Counters.
+    pub stats: ServiceStats,
+}
+
+impl LookupService {
+    /// A service that will run `threads` lookup threads (started with the
+    /// first dynamic device).
+    pub fn new(threads: usize) -> Arc<LookupService> {
+        Arc::new(LookupService {
+            inner: Mutex::new(Inner {
+                next_reqid: 1,
+                ..Inner::default()
+            }),
+            work: Condvar::new(),
+            waker: OnceLock::new(),
+            threads: Mutex::new(Vec::new()),
+            base_threads: threads.max(1),
+            stats: ServiceStats::default(),
+        })
+    }
+
+    /// Sets what wakes the control loop when requests for external
+    /// servers arrive (set once).
+    pub fn set_waker(&self, f: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.waker.set(f);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake_external(&self) {
+        if let Some(w) = self.waker.get() {
+            w();
+        }
+    }
+
+    /// Serves `target` from now on, with `plugin` unless it is associated
+    /// with external servers.
+    pub fn add_device(
+        self: &Arc<Self>,
+        target: Arc<DynTarget>,
+        plugin: Arc<LookupDeviceBox>,
+        plugin_name: &str,
+        external: bool,
+    ) {
+        let mut inner = self.lock();
+        inner.devices.insert(
+            target.linkid,
+            DevEntry {
+                target,
+                plugin,
+                plugin_name: plugin_name.to_string(),
+                external,
+                queue: VecDeque::new(),
+                timeouts: 0,
+            },
+        );
+        let start = inner.threads == 0;
+        if start {
+            inner.threads = self.base_threads;
+        }
+        drop(inner);
+        if start {
+            for _ in 0..self.base_threads {
+                self.spawn_thread();
+            }
+        }
+    }
+
+    /// Stops serving a device: its queued and outstanding requests are
+    /// cancelled (a late answer gets "unknown request").
+    pub fn remove_device(&self, linkid: u32) {
+        let mut inner = self.lock();
+        inner.devices.remove(&linkid);
+        inner.turns.retain(|l| *l != linkid);
+        inner.outstanding.retain(|_, o| o.linkid != linkid);
+    }
+
+    /// Hands a device to external servers (`true`) or back to its plugin.
+    /// Queued requests follow; outstanding ones stay with their takers.
+    /// Returns false when the device is not served.
+    pub fn set_external(&self, linkid: u32, external: bool) -> bool {
+        let mut inner = self.lock();
+        let Some(d) = inner.devices.get_mut(&linkid) else {
+            return false;
+        };
+        d.external = external;
+        d.timeouts = 0;
+        drop(inner);
+        self.work.notify_all();
+        self.wake_external();
+        true
+    }
+
+    /// Requests waiting (not taken) for a device.
+    pub fn queued(&self, linkid: u32) -> usize {
+        self.lock()
+            .devices
+            .get(&linkid)
+            .map_or(0, |d| d.queue.len())
+    }
+
+    /// Asks for a lookup of `mac` on `linkid` (from the transmit thread, on
+    /// a miss that needs one).
+    pub fn request(&self, linkid: u32, mac: Mac) {
+        let mut inner = self.lock();
+        let id = inner.next_reqid;
+        let Some(d) = inner.devices.get_mut(&linkid) else {
+            return;
+        };
+        d.queue.push_back((id, mac));
+        let external = d.external;
+        add(&d.target.stats.lookup_requests, 1);
+        inner.next_reqid += 1;
+        if !inner.turns.contains(&linkid) {
+            inner.turns.push_back(linkid);
+        }
+        drop(inner);
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if external {
+            self.wake_external();
+        } else {
+            self.work.notify_one();
+        }
+    }
+
+    /// Forgets the queued requests for `mac` on `linkid` (its entry was
+    /// evicted).
+    pub fn cancel(&self, linkid: u32, mac: &Mac) {
+        let mut inner = self.lock();
+        if let Some(d) = inner.devices.get_mut(&linkid) {
+            d.queue.retain(|(_, m)| m != mac);
+        }
+    }
+
+    /// Takes the next request for a taker of this kind, fairly across
+    /// devices. Requests whose entry no longer waits are retired here.
+    fn take(&self, taker: Taker) -> Option<(Taken, Arc<LookupDeviceBox>)> {
+        loop {
+            let (reqid, mac, target, plugin) = {
+                let mut inner = self.lock();
+                let want_external = taker != Taker::Thread;
+                let n = inner.turns.len();
+                let mut found = None;
+                for _ in 0..n {
+                    let Some(linkid) = inner.turns.pop_front() else {
+                        break;
+                    };
+                    let Some(d) = inner.devices.get_mut(&linkid) else {
+                        continue;
+                    };
+                    if d.external != want_external {
+                        inner.turns.push_back(linkid);
+                        continue;
+                    }
+                    let Some((reqid, mac)) = d.queue.pop_front() else {
+                        continue;
+                    };
+                    let timeout =
+                        Duration::from_millis(d.target.timeout_ms.load(Ordering::Relaxed));
+                    let (target, plugin) = (d.target.clone(), d.plugin.clone());
+                    if !d.queue.is_empty() {
+                        inner.turns.push_back(linkid);
+                    }
+                    inner.outstanding.insert(
+                        reqid,
+                        Outstanding {
+                            linkid,
+                            mac,
+                            taker,
+                            deadline: Instant::now() + timeout,
+                        },
+                    );
+                    found = Some((reqid, mac, target, plugin));
+                    break;
+                }
+                found?
+            };
+            let head = target.lock().cache.head(&mac).map(<[u8]>::to_vec);
+            let flags = if target.flood.load(Ordering::Relaxed) {
+                REQ_F_FLOOD
+            } else {
+                0
+            };
+            let vnetid = target.vnetid.load(Ordering::Relaxed);
+            match head.and_then(|f| LookupRequest::parse(vnetid, &f, flags).map(|r| (r, f))) {
+                Some((req, frame)) => {
+                    return Some((
+                        Taken {
+                            reqid,
+                            target,
+                            req,
+                            frame,
+                        },
+                        plugin,
+                    ))
+                }
+                None => {
+                    // Answered or removed meanwhile: nothing to look up.
+                    self.lock().outstanding.remove(&reqid);
+                }
+            }
+        }
+    }
+
+    /// For the control loop: the next request of an associated device for
+    /// the handle `pid`, if one waits.
+    pub fn take_external(&self, pid: u32) -> Option<Taken> {
+        self.take(Taker::Handle(pid)).map(|(t, _)| t)
+    }
+
+    /// The frame of an outstanding request held by `taker`.
+    pub fn frame_of(&self, taker: Taker, reqid: u64) -> Result<Vec<u8>, String> {
+        let (linkid, mac) = self.held(taker, reqid)?;
+        let target = self.target(linkid).ok_or_else(unknown_request(reqid))?;
+        let frame = target.lock().cache.head(&mac).map(<[u8]>::to_vec);
+        frame.ok_or_else(|| format!("request {reqid} has no frame left"))
+    }
+
+    /// The device of an outstanding request held by `taker`.
+    pub fn target_of(&self, taker: Taker, reqid: u64) -> Result<Arc<DynTarget>, String> {
+        let (linkid, _) = self.held(taker, reqid)?;
+        self.target(linkid).ok_or_else(unknown_request(reqid))
+    }
+
+    fn held(&self, taker: Taker, reqid: u64) -> Result<(u32, Mac), String> {
+        let inner = self.lock();
+        match inner.outstanding.get(&reqid) {
+            Some(o) if o.taker == taker => Ok((o.linkid, o.mac)),
+            _ => Err(unknown_request(reqid)()),
+        }
+    }
+
+    fn target(&self, linkid: u32) -> Option<Arc<DynTarget>> {
+        self.lock().devices.get(&linkid).map(|d| d.target.clone())
+    }
+
+    /// Applies `answer` to the request `reqid` held by `taker`, retiring
+    /// it. An error when the request is not held by `taker` (unknown,
+    /// answered, timed out and re-queued, or cancelled) or the answer is
+    /// not usable; the request stays outstanding in the latter case.
+    pub fn answer(&self, taker: Taker, reqid: u64, answer: LookupAnswer) -> Result<(), String> {
+        let (linkid, mac) = self.held(taker, reqid)?;
+        let target = self.target(linkid).ok_or_else(unknown_request(reqid))?;
+        if answer.action == Action::RESPOND {
+            let p = answer
+                .points
+                .first()
+                .ok_or("a respond answer carries no destination")?;
+            target.check_point(p)?;
+        }
+        {
+            let mut inner = self.lock();
+            if inner.outstanding.remove(&reqid).is_none() {
+                return Err(unknown_request(reqid)());
+            }
+            if let Some(d) = inner.devices.get_mut(&linkid) {
+                d.timeouts = 0;
+            }
+        }
+        self.stats.answers.fetch_add(1, Ordering::Relaxed);
+        self.apply(&target, &mac, answer);
+        Ok(())
+    }
+
+    fn apply(&self, t: &DynTarget, mac: &Mac, answer: LookupAnswer) {
+        let now = Instant::now();
+        let mut st = t.lock();
+        let more = match answer.action {
+            Action::RESPOND => {
+                let p = answer.points[0];
+                add(&t.stats.lookup_answers, 1);
+                if let Some(frames) = st.cache.respond(mac, p, now) {
+                    st.ready.extend(frames.into_iter().map(|f| (f, p)));
+                }
+                drop(st);
+                t.wake_tx();
+                return;
+            }
+            Action::REPLICATE => {
+                add(&t.stats.lookup_replicated, 1);
+                let (frame, more) = st.cache.take_head(mac);
+                if let Some(f) = frame {
+                    for p in answer.points.iter().filter(|p| t.check_point(p).is_ok()) {
+                        st.ready.push((f.clone(), *p));
+                    }
+                }
+                more
+            }
+            _ => {
+                add(&t.stats.lookup_drops, 1);
+                st.cache.drop_head(mac)
+            }
+        };
+        drop(st);
+        match answer.action {
+            Action::INJECT => {
+                if let Some(i) = t.injector() {
+                    if i.inbound(&[&answer.frame[..]]).is_ok() {
+                        add(&t.stats.lookup_proxied, 1);
+                    }
+                }
+            }
+            Action::RESEND => {
+                if let Some(i) = t.injector() {
+                    let _ = i.outbound(&answer.frame);
+                }
+            }
+            _ => {}
+        }
+        t.wake_tx();
+        if more {
+            self.request(t.linkid, *mac);
+        }
+    }
+
+    /// Puts back every request held by the handle `pid` (it closed).
+    pub fn release_handle(&self, pid: u32) {
+        let n = self.requeue(|o| o.taker == Taker::Handle(pid), false);
+        if n > 0 {
+            tracing::info!(
+                pid,
+                requests = n,
+                "lookup requests of a closed handle re-queued"
+            );
+            self.wake_external();
+        }
+    }
+
+    /// Re-queues outstanding requests matching `which` at the front of
+    /// their device's queue under new ids; `timed_out` counts them as
+    /// timeouts (and degrades devices that keep timing out).
+    fn requeue(&self, which: impl Fn(&Outstanding) -> bool, timed_out: bool) -> usize {
+        let mut inner = self.lock();
+        let ids: Vec<u64> = inner
+            .outstanding
+            .iter()
+            .filter(|(_, o)| which(o))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut degrade = Vec::new();
+        let mut external = false;
+        for id in &ids {
+            let o = inner.outstanding.remove(id).expect("listed");
+            let new = inner.next_reqid;
+            inner.next_reqid += 1;
+            let Some(d) = inner.devices.get_mut(&o.linkid) else {
+                continue;
+            };
+            d.queue.push_front((new, o.mac));
+            external |= d.external;
+            if timed_out {
+                add(&d.target.stats.lookup_timeouts, 1);
+                d.timeouts += 1;
+                if d.timeouts == TIMEOUTS_TO_DEGRADE {
+                    let who = if d.external {
+                        "its external lookup server".to_string()
+                    } else {
+                        format!("lookup plugin {}", d.plugin_name)
+                    };
+                    degrade.push((
+                        d.target.clone(),
+                        format!(
+                            "{who} did not answer {TIMEOUTS_TO_DEGRADE} lookups in a row within lookup_timeout ({} ms)",
+                            d.target.timeout_ms.load(Ordering::Relaxed)
+                        ),
+                    ));
+                }
+            }
+            if !inner.turns.contains(&o.linkid) {
+                inner.turns.push_front(o.linkid);
+            }
+        }
+        drop(inner);
+        if timed_out {
+            self.stats
+                .timeouts
+                .fetch_add(ids.len() as u64, Ordering::Relaxed);
+        }
+        for (t, msg) in degrade {
+            if t.health.degrade(&msg) {
+                tracing::warn!(link = %t.name, "degraded: {msg}");
+            }
+        }
+        if !ids.is_empty() {
+            self.work.notify_all();
+            if external {
+                self.wake_external();
+            }
+        }
+        ids.len()
+    }
+
+    /// Re-queues every request past its deadline.
+    pub fn expire(&self) -> usize {
+        let now = Instant::now();
+        self.requeue(|o| o.deadline <= now, true)
+    }
+
+    fn spawn_thread(self: &Arc<Self>) {
+        let me = self.clone();
+        let h = std::thread::Builder::new()
+            .name("lookup".into())
+            .spawn(move || me.thread_main());
+        match h {
+            Ok(h) => self.threads.lock().unwrap().push(h),
+            Err(e) => {
+                self.lock().threads -= 1;
+                tracing::error!("cannot start a lookup thread: {e}");
+            }
+        }
+    }
+
+    fn thread_main(self: Arc<Self>) {
+        loop {
+            self.expire();
+            if self.lock().stopping {
+                return;
+            }
+            match self.take(Taker::Thread) {
+                Some((taken, plugin)) => self.serve(taken, &plugin),
+                None => {
+                    let mut inner = self.lock();
+                    if inner.stopping {
+                        return;
+                    }
+                    inner.idle += 1;
+                    let (mut inner, _) = self
+                        .work
+                        .wait_timeout(inner, TICK)
+                        .unwrap_or_else(|e| e.into_inner());
+                    inner.idle -= 1;
+                    // Every thread stuck in a plugin while requests time
+                    // out: one more thread, up to twice the base number.
+                    let spare = inner.idle == 0
+                        && inner.threads < 2 * self.base_threads
+                        && inner
+                            .outstanding
+                            .values()
+                            .any(|o| o.taker == Taker::Thread && o.deadline <= Instant::now());
+                    if spare {
+                        inner.threads += 1;
+                        drop(inner);
+                        self.spawn_thread();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the plugin on one request and applies its answer.
+    fn serve(&self, taken: Taken, plugin: &LookupDeviceBox) {
+        let t = taken.target.clone();
+        let r = plugin
+            .lookup(&taken.req, RSlice::from_slice(&taken.frame))
+            .into_result();
+        let answer = match r {
+            Ok(a) => a,
+            Err(e) => {
+                if e.panicked {
+                    add(&t.stats.plugin_panics, 1);
+                    let msg = format!("lookup plugin panicked: {}", e.msg);
+                    if t.health.degrade(&msg) {
+                        tracing::error!(link = %t.name, "degraded: {msg}");
+                    }
+                } else {
+                    tracing::debug!(link = %t.name, "lookup failed: {}", e.msg);
+                }
+                add(&t.stats.lookup_errors, 1);
+                LookupAnswer::drop_frame()
+            }
+        };
+        let answer = match self.answer(Taker::Thread, taken.reqid, answer) {
+            Err(e) if !e.starts_with("no request") => {
+                tracing::warn!(link = %t.name, "unusable lookup answer: {e}");
+                add(&t.stats.lookup_errors, 1);
+                self.answer(Taker::Thread, taken.reqid, LookupAnswer::drop_frame())
+            }
+            r => r,
+        };
+        if answer.is_err() {
+            self.stats.late.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Stops the lookup threads (at daemon exit). A thread stuck in a
+    /// plugin is not waited for.
+    pub fn shutdown(&self) {
+        self.lock().stopping = true;
+        self.work.notify_all();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(1);
+        for h in threads {
+            while !h.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+fn unknown_request(reqid: u64) -> impl Fn() -> String {
+    move || {
+        format!(
+            "no request {reqid} is held by this handle (unknown, already answered, timed out and re-queued, or its device stopped)"
+        )
+    }
+}
