@@ -765,6 +765,15 @@ mod tests {
     /// A packet path for a TAP `ifname` with the linked-in VXLAN plugin,
     /// sending to a UDP socket on the loopback that stands for the peer.
     fn start(ifname: &str) -> (Dataplane, MuxSet, Arc<DeviceStats>, UdpSocket) {
+        start_with(ifname, |_| None)
+    }
+
+    /// As [`start`], in dynamic mode when `dynamic` makes a target (given
+    /// the device's counters).
+    fn start_with(
+        ifname: &str,
+        dynamic: impl FnOnce(&Arc<DeviceStats>) -> Option<Arc<DynTarget>>,
+    ) -> (Dataplane, MuxSet, Arc<DeviceStats>, UdpSocket) {
         let plugin = kit::encap_box(|| overlay_vxlan::Vxlan)
             .into_result()
             .unwrap();
@@ -806,7 +815,7 @@ mod tests {
                 ip: loopback(),
                 port: PEER_PORT,
             },
-            dynamic: None,
+            dynamic: dynamic(&stats),
         };
         let tunables = Arc::new(TxTunables::new(1500, true, 49152, 65535));
         let dp =
@@ -931,6 +940,149 @@ mod tests {
                 stats.drop_inject.load(Ordering::Relaxed),
                 1 + INJECT_QUEUE_MAX as u64
             );
+        });
+    }
+
+    /// A lookup plugin for the tests: MAC ..:09 lives at the peer, group
+    /// traffic is replicated to the peer, anything else is dropped.
+    struct Table;
+    struct TableDev;
+
+    impl kit::Lookup for Table {
+        type Instance = TableDev;
+        fn info(&self) -> overlay_plugin_abi::LookupInfo {
+            overlay_plugin_abi::LookupInfo {
+                modes: overlay_plugin_abi::MODE_DYNAMIC,
+                dest: overlay_plugin_abi::dest::IP | overlay_plugin_abi::dest::PORT,
+                properties: Default::default(),
+            }
+        }
+        fn new_instance(
+            &self,
+            _dest: u32,
+            _vnetid: u64,
+        ) -> Result<TableDev, overlay_plugin_abi::PluginError> {
+            Ok(TableDev)
+        }
+    }
+
+    impl kit::LookupInstance for TableDev {
+        fn mode(&self) -> u32 {
+            overlay_plugin_abi::MODE_DYNAMIC
+        }
+        fn properties(&self) -> Vec<overlay_plugin_abi::PropInfo> {
+            Vec::new()
+        }
+        fn getprop(&self, _: &str) -> Result<Vec<u8>, overlay_plugin_abi::PluginError> {
+            Ok(Vec::new())
+        }
+        fn setprop(&self, _: &str, _: &[u8]) -> Result<(), overlay_plugin_abi::PluginError> {
+            Ok(())
+        }
+        fn missing_required(&self) -> Vec<String> {
+            Vec::new()
+        }
+        fn start(&self) -> Result<(), overlay_plugin_abi::PluginError> {
+            Ok(())
+        }
+        fn stop(&self) {}
+        fn default_point(&self) -> Result<Point, overlay_plugin_abi::PluginError> {
+            Err(overlay_plugin_abi::PluginError::not_supported("dynamic"))
+        }
+        fn lookup(
+            &self,
+            req: &overlay_plugin_abi::LookupRequest,
+            _frame: &[u8],
+        ) -> Result<overlay_plugin_abi::LookupAnswer, overlay_plugin_abi::PluginError> {
+            let peer = Point {
+                mac: [0; 6],
+                ip: loopback(),
+                port: PEER_PORT,
+            };
+            Ok(if req.is_group() {
+                overlay_plugin_abi::LookupAnswer::replicate(vec![peer])
+            } else if req.dst == [0x02, 0, 0, 0, 0, 0x09] {
+                overlay_plugin_abi::LookupAnswer::respond(peer)
+            } else {
+                overlay_plugin_abi::LookupAnswer::drop_frame()
+            })
+        }
+    }
+
+    #[test]
+    fn dynamic_mode_looks_up_misses_and_sends_in_order() {
+        testnet::run("dynamic_mode_looks_up_misses_and_sends_in_order", |ns| {
+            use crate::lookup::{DynIdentity, LookupService};
+            ns.ip(&["link", "set", "lo", "up"]);
+            let service = LookupService::new(2);
+            let plugin = kit::lookup_box(|| Table).into_result().unwrap();
+            let inst = Arc::new(plugin.new_device(6, VNI).into_result().unwrap());
+            let mut made = None;
+            let (dp, mut muxes, stats, peer) = start_with("dyn0", |stats| {
+                let t = Arc::new(DynTarget::new(
+                    DynIdentity {
+                        linkid: 1,
+                        name: "dyn0".into(),
+                        needs: 6,
+                        domain: libc::AF_INET,
+                    },
+                    crate::cache::CacheLimits::default(),
+                    stats.clone(),
+                    Arc::new(crate::stats::Health::default()),
+                    &service,
+                ));
+                made = Some(t.clone());
+                Some(t)
+            });
+            let target = made.unwrap();
+            service.add_device(target.clone(), inst, "table", false);
+            let inj = dp.injector();
+            // Five frames to a MAC not yet known: one lookup, then all
+            // five go out in order.
+            for i in 0..5 {
+                inj.outbound(&test_frame(i)).unwrap();
+            }
+            let got = receive(&peer, 5, Duration::from_secs(5), |f| {
+                f[12..14] == [0x88, 0xb5]
+            });
+            assert_eq!(got, (0..5).map(test_frame).collect::<Vec<_>>());
+            assert_eq!(stats.lookup_requests.load(Ordering::Relaxed), 1);
+            assert_eq!(stats.lookup_answers.load(Ordering::Relaxed), 1);
+            let mac = [0x02, 0, 0, 0, 0, 0x09];
+            assert!(matches!(
+                target.lock().cache.get(&mac),
+                Some((crate::cache::State::Valid(_), 0))
+            ));
+            // A hit now needs no lookup.
+            // (The host stack's own multicast, replicated by the table,
+            // is told apart by its ethertype.)
+            let ours = |f: &[u8]| f[12..14] == [0x88, 0xb5];
+            inj.outbound(&test_frame(5)).unwrap();
+            assert_eq!(receive(&peer, 1, Duration::from_secs(5), ours).len(), 1);
+            assert_eq!(stats.lookup_requests.load(Ordering::Relaxed), 1);
+
+            // An unknown MAC is dropped by the lookup; nothing is sent.
+            let mut unknown = test_frame(7);
+            unknown[5] = 0x0a;
+            inj.outbound(&unknown).unwrap();
+            assert!(receive(&peer, 1, Duration::from_millis(400), ours).is_empty());
+            assert_eq!(stats.lookup_drops.load(Ordering::Relaxed), 1);
+
+            // Broadcast is replicated, frame by frame, and never cached.
+            let mut bcast = test_frame(8);
+            bcast[..6].copy_from_slice(&[0xff; 6]);
+            inj.outbound(&bcast).unwrap();
+            inj.outbound(&bcast).unwrap();
+            let got = receive(&peer, 2, Duration::from_secs(5), ours);
+            assert_eq!(got, vec![bcast.clone(), bcast.clone()]);
+            assert!(stats.lookup_replicated.load(Ordering::Relaxed) >= 2);
+            assert!(!matches!(
+                target.lock().cache.get(&[0xff; 6]),
+                Some((crate::cache::State::Valid(_), _))
+            ));
+            service.remove_device(1);
+            let _backend = dp.stop(&mut muxes);
+            service.shutdown();
         });
     }
 }
