@@ -1,0 +1,300 @@
+//! Dynamic mode end to end: overlayd in namespace A with a `files`
+//! overlay, kernel vxlan peers in B and C, all on one underlay bridge in A.
+//! Underlay 198.51.100.0/24, overlay 192.0.2.0/24; every address lives
+//! only inside the test's namespaces.
+
+use nlproto::{
+    client::{Client, Error as ClientError},
+    spec::target as tg,
+    Attr, AttrsExt,
+};
+use overlay_tests::proto::stats;
+use overlay_tests::{
+    net::{self, Netns},
+    Daemon, TempDir,
+};
+use std::time::{Duration, Instant};
+
+const VNI: u32 = 77;
+const A_UNDER: &str = "198.51.100.1";
+const A_MAC: &str = "02:00:00:00:00:0a";
+/// (namespace tag, underlay address, overlay MAC, overlay address).
+const PEERS: [(&str, &str, &str, &str); 2] = [
+    ("b", "198.51.100.2", "02:00:00:00:00:0b", "192.0.2.2"),
+    ("c", "198.51.100.3", "02:00:00:00:00:0c", "192.0.2.3"),
+];
+
+struct Topology {
+    // Field order is drop order: the daemon stops before its namespace goes.
+    daemon: Daemon,
+    a: Netns,
+    peers: Vec<Netns>,
+    dir: TempDir,
+}
+
+impl Topology {
+    /// A with a bridge holding the underlay address, one veth to each
+    /// peer namespace, and a kernel vxlan in each peer that knows A
+    /// statically (fdb and neighbour entries), so that the peers never
+    /// ARP across the underlay themselves.
+    fn new(tag: &str, npeers: usize) -> Topology {
+        let a = Netns::new(&format!("{tag}a"));
+        a.ip("link add br0 type bridge");
+        a.ip(&format!("addr add {A_UNDER}/24 dev br0 nodad"));
+        a.ip("link set br0 up");
+        let mut peers = Vec::new();
+        for (i, (ptag, under, mac, addr)) in PEERS.iter().take(npeers).enumerate() {
+            let p = Netns::new(&format!("{tag}{ptag}"));
+            let a_if = format!("ua{i}");
+            net::veth(&a, &a_if, &p, "up0");
+            a.ip(&format!("link set {a_if} master br0"));
+            // Complete the inner checksums the veth leaves partial.
+            p.ok(&["ethtool", "-K", "up0", "tx", "off"]);
+            p.ip(&format!("addr add {under}/24 dev up0 nodad"));
+            p.ip(&format!(
+                "link add vx0 type vxlan id {VNI} dstport 4789 local {under} dev up0 nolearning"
+            ));
+            p.ip(&format!("link set vx0 address {mac} mtu 1400"));
+            p.ok(&["sysctl", "-q", "-w", "net.ipv6.conf.vx0.disable_ipv6=1"]);
+            p.ip(&format!("addr add {addr}/24 dev vx0"));
+            p.ip("link set vx0 up");
+            p.ok(&[
+                "bridge", "fdb", "append", A_MAC, "dev", "vx0", "dst", A_UNDER, "permanent",
+            ]);
+            p.ip(&format!(
+                "neigh replace 192.0.2.1 lladdr {A_MAC} dev vx0 nud permanent"
+            ));
+            peers.push(p);
+        }
+        let daemon = Daemon::start_in_netns(&a.name);
+        Topology {
+            daemon,
+            a,
+            peers,
+            dir: TempDir::new(tag),
+        }
+    }
+
+    /// A files device `link` over `config` (JSON), activated, its TAP
+    /// holding 192.0.2.1 with the MAC the peers know.
+    fn files_overlay(&self, link: &str, config: &str, extra: &[&str]) {
+        let path = self.dir.join("hosts.json");
+        std::fs::write(&path, config).unwrap();
+        let mut props = format!(
+            "vxlan/listen_ip={A_UNDER},files/config={},ifname={link}",
+            path.display()
+        );
+        for e in extra {
+            props.push(',');
+            props.push_str(e);
+        }
+        let vni = VNI.to_string();
+        ctl_ok(
+            &self.daemon,
+            &[
+                "create", "-e", "vxlan", "-s", "files", "-v", &vni, "-p", &props, link,
+            ],
+        );
+        ctl_ok(&self.daemon, &["activate", link]);
+        self.a.ip(&format!("link set {link} address {A_MAC}"));
+        self.a.ok(&[
+            "sysctl",
+            "-q",
+            "-w",
+            &format!("net.ipv6.conf.{link}.disable_ipv6=1"),
+        ]);
+        self.a.ip(&format!("addr add 192.0.2.1/24 dev {link}"));
+        self.a.ip(&format!("link set {link} up"));
+    }
+
+    fn client(&self) -> Client {
+        self.daemon.client()
+    }
+}
+
+fn ctl_ok(d: &Daemon, args: &[&str]) -> String {
+    let out = d.ctl(args);
+    assert!(
+        out.status.success(),
+        "overlayctl {}: {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ping(ns: &Netns, addr: &str) {
+    let out = ns.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "3", addr]);
+    assert!(
+        out.status.success(),
+        "ping {addr} from {}: {}",
+        ns.name,
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+fn hosts_json() -> String {
+    let mut entries = vec![format!(
+        r#""{A_MAC}": {{ "ip": "{A_UNDER}", "port": 4789, "arp": "192.0.2.1" }}"#
+    )];
+    for (_, under, mac, addr) in PEERS {
+        entries.push(format!(
+            r#""{mac}": {{ "ip": "{under}", "port": 4789, "arp": "{addr}" }}"#
+        ));
+    }
+    format!("{{\n  {}\n}}\n", entries.join(",\n  "))
+}
+
+fn prop_uint(c: &mut Client, link: &str, name: &str) -> u64 {
+    use nlproto::spec::overlay as ov;
+    let m = c
+        .transact(
+            ov::NAME,
+            ov::CMD_GETPROP,
+            vec![Attr::str(ov::ATTR_NAME, link), Attr::str(ov::ATTR_PROP_NAME, name)],
+        )
+        .unwrap();
+    let v = m.attrs.get_bytes(ov::ATTR_PROP_VALUE).unwrap();
+    u64::from_ne_bytes(v.try_into().unwrap())
+}
+
+#[test]
+fn files_overlay_reaches_two_kernel_peers_with_proxied_arp() {
+    if !net::can_run() {
+        return;
+    }
+    let mut t = Topology::new("dyn", 2);
+    t.files_overlay("dy0", &hosts_json(), &[]);
+    for (_, _, _, addr) in PEERS {
+        ping(&t.a, addr);
+    }
+    // A's ARP requests were answered by the proxy: injected answers, no
+    // frame replicated (flood is off), and the files plugin counted both.
+    let mut c = t.client();
+    let (s, _) = stats(&mut c, "dy0");
+    assert!(s["lookup_proxied"] >= 2, "{s:?}");
+    assert_eq!(s["lookup_replicated"], 0, "{s:?}");
+    assert_eq!(prop_uint(&mut c, "dy0", "files/arp"), s["lookup_proxied"]);
+    // The peers never saw an ARP frame: their neighbour entries for A are
+    // the permanent ones, and they learnt nothing else over the overlay.
+    for p in &t.peers {
+        let neigh = p.ok(&["ip", "neigh", "show", "dev", "vx0"]);
+        assert_eq!(neigh.lines().count(), 1, "{neigh}");
+    }
+    // Both MACs are cached now, each towards its own peer.
+    let show = ctl_ok(&t.daemon, &["show", "-t", "dy0"]);
+    for (_, under, mac, _) in PEERS {
+        assert!(
+            show.lines()
+                .any(|l| l.contains(mac) && l.contains(&format!("{under}:4789"))),
+            "{show}"
+        );
+    }
+    // TCP to each, checked end to end.
+    let dir = TempDir::new("dynx");
+    for (i, (_, _, _, addr)) in PEERS.iter().enumerate() {
+        let (src, dst) = (dir.join(&format!("{i}.bin")), dir.join(&format!("{i}.out")));
+        net::random_file(&src, 4 << 20, i as u64 + 1);
+        let mut peer = t.peers.remove(0);
+        net::tcp_transfer(&mut t.a, &mut peer, addr, 5100 + i as u16, &src, &dst);
+        assert_eq!(net::sha256(&src), net::sha256(&dst), "A to {addr}");
+        t.peers.push(peer);
+    }
+}
+
+/// LOOKUP until a request comes (bounded).
+fn take_request(c: &mut Client) -> nlproto::GenlMsg {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "no lookup request came");
+        match c.transact(
+            tg::NAME,
+            tg::CMD_LOOKUP,
+            vec![Attr::u32(tg::ATTR_TIMEOUT_MS, 500)],
+        ) {
+            Ok(m) => return m,
+            Err(ClientError::Netlink { errno, .. }) if errno == libc::ETIME => continue,
+            Err(e) => panic!("LOOKUP: {e}"),
+        }
+    }
+}
+
+#[test]
+fn external_server_killed_mid_request_is_taken_over() {
+    if !net::can_run() {
+        return;
+    }
+    let mut t = Topology::new("ext", 1);
+    t.files_overlay("dx0", "{}\n", &[]);
+    let (_, b_under, b_mac, b_addr) = PEERS[0];
+    // A knows B's MAC, so its first frame to B is unicast ICMP.
+    t.a.ip(&format!(
+        "neigh replace {b_addr} lladdr {b_mac} dev dx0 nud permanent"
+    ));
+    let mut admin = t.client();
+    admin
+        .write(tg::NAME, tg::CMD_ASSOCIATE, vec![Attr::str(tg::ATTR_NAME, "dx0")])
+        .unwrap();
+    let ping = t.a.spawn(&["ping", "-c", "3", "-i", "0.3", "-W", "10", b_addr]);
+
+    // The first server takes the request, reads its frame, and dies
+    // without answering.
+    let mut first = t.client();
+    first.set_timeout(Duration::from_secs(5));
+    let req = take_request(&mut first);
+    let mac = req.attrs.get_bytes(tg::ATTR_DST_MAC).unwrap().to_vec();
+    assert_eq!(mac, [2, 0, 0, 0, 0, 0x0b]);
+    let first_id = req.attrs.get_u64(tg::ATTR_REQID).unwrap();
+    let pkt = first
+        .transact(
+            tg::NAME,
+            tg::CMD_PKT,
+            vec![Attr::u64(tg::ATTR_REQID, first_id)],
+        )
+        .unwrap();
+    let frame = pkt.attrs.get_bytes(tg::ATTR_FRAME).unwrap();
+    assert_eq!(&frame[..6], &mac[..]);
+    assert_eq!(&frame[12..14], &[0x08, 0x00]);
+    drop(first);
+
+    // A second server gets the same request back, under a new id, and
+    // answers it: the queued pings go out and are answered.
+    let mut second = t.client();
+    second.set_timeout(Duration::from_secs(5));
+    let req = take_request(&mut second);
+    assert_eq!(req.attrs.get_bytes(tg::ATTR_DST_MAC).unwrap(), &mac[..]);
+    let id = req.attrs.get_u64(tg::ATTR_REQID).unwrap();
+    assert_ne!(id, first_id);
+    // The old id is gone.
+    let e = second
+        .write(tg::NAME, tg::CMD_DROP, vec![Attr::u64(tg::ATTR_REQID, first_id)])
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Netlink { errno, .. } if errno == libc::EINVAL), "{e}");
+    let ip: std::net::Ipv4Addr = b_under.parse().unwrap();
+    second
+        .write(
+            tg::NAME,
+            tg::CMD_RESPOND,
+            vec![
+                Attr::u64(tg::ATTR_REQID, id),
+                Attr::bytes(tg::ATTR_DEST_IP, ip.to_ipv6_mapped().octets().to_vec()),
+                Attr::u16(tg::ATTR_DEST_PORT, 4789),
+            ],
+        )
+        .unwrap();
+    t.a.wait(ping, Duration::from_secs(20));
+    let (s, _) = stats(&mut admin, "dx0");
+    assert_eq!(s["lookup_answers"], 1, "{s:?}");
+    let got = admin
+        .transact(
+            tg::NAME,
+            tg::CMD_CACHE_GET,
+            vec![
+                Attr::str(tg::ATTR_NAME, "dx0"),
+                Attr::bytes(tg::ATTR_MAC, mac.clone()),
+            ],
+        )
+        .unwrap();
+    assert_eq!(got.attrs.get_u16(tg::ATTR_DEST_PORT), Some(4789));
+}
