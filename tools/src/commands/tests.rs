@@ -346,7 +346,35 @@ impl Fake {
 }
 
 impl Daemon for Fake {
-    fn transact(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<Attr>, ClientError> {
+    fn transact(
+        &mut self,
+        family: &str,
+        cmd: u8,
+        attrs: Vec<Attr>,
+    ) -> Result<Vec<Attr>, ClientError> {
+        assert_eq!(family, ov::NAME);
+        self.overlay_transact(cmd, attrs)
+    }
+
+    fn write(&mut self, family: &str, cmd: u8, attrs: Vec<Attr>) -> Result<(), ClientError> {
+        assert_eq!(family, ov::NAME);
+        self.overlay_write(cmd, attrs)
+    }
+
+    fn dump(
+        &mut self,
+        family: &str,
+        cmd: u8,
+        attrs: Vec<Attr>,
+    ) -> Result<Vec<Vec<Attr>>, ClientError> {
+        assert_eq!(family, ov::NAME);
+        self.overlay_dump(cmd, attrs)
+    }
+}
+
+/// The overlay family's requests.
+impl Fake {
+    fn overlay_transact(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<Attr>, ClientError> {
         self.log.push((Op::Transact, cmd, attrs.clone()));
         match cmd {
             ov::CMD_CREATE => {
@@ -400,7 +428,7 @@ impl Daemon for Fake {
         }
     }
 
-    fn write(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<(), ClientError> {
+    fn overlay_write(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<(), ClientError> {
         self.log.push((Op::Write, cmd, attrs.clone()));
         match cmd {
             ov::CMD_ACTIVATE => {
@@ -430,7 +458,7 @@ impl Daemon for Fake {
         }
     }
 
-    fn dump(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<Vec<Attr>>, ClientError> {
+    fn overlay_dump(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<Vec<Attr>>, ClientError> {
         self.log.push((Op::Dump, cmd, attrs.clone()));
         match cmd {
             ov::CMD_LIST => Ok(self.devices.iter().map(Fake::dev_attrs).collect()),
@@ -1083,7 +1111,7 @@ fn show_stats_empty_and_errors() {
 fn show_stats_other_counters() {
     struct Sparse;
     impl Daemon for Sparse {
-        fn transact(&mut self, cmd: u8, _: Vec<Attr>) -> Result<Vec<Attr>, ClientError> {
+        fn transact(&mut self, _: &str, cmd: u8, _: Vec<Attr>) -> Result<Vec<Attr>, ClientError> {
             assert_eq!(cmd, ov::CMD_STATS);
             Ok(vec![
                 Attr::str(ov::ATTR_NAME, "ov0"),
@@ -1099,10 +1127,10 @@ fn show_stats_other_counters() {
                 ),
             ])
         }
-        fn write(&mut self, _: u8, _: Vec<Attr>) -> Result<(), ClientError> {
+        fn write(&mut self, _: &str, _: u8, _: Vec<Attr>) -> Result<(), ClientError> {
             unreachable!()
         }
-        fn dump(&mut self, _: u8, _: Vec<Attr>) -> Result<Vec<Vec<Attr>>, ClientError> {
+        fn dump(&mut self, _: &str, _: u8, _: Vec<Attr>) -> Result<Vec<Vec<Attr>>, ClientError> {
             unreachable!()
         }
     }
@@ -1209,14 +1237,15 @@ mod wire {
                 }
                 let attrs = req.attrs.clone();
                 let cmd = req.command.id;
-                let result = if req.family.name == handle::NAME {
+                let family = req.family.name;
+                let result = if family == handle::NAME {
                     Ok(vec![vec![Attr::u32(handle::HANDLE_ATTR_PID, PID)]])
                 } else if req.is_dump {
-                    fake.dump(cmd, attrs)
+                    fake.dump(family, cmd, attrs)
                 } else if req.command.ops.contains(OpSet::WRITE) {
-                    fake.write(cmd, attrs).map(|()| vec![])
+                    fake.write(family, cmd, attrs).map(|()| vec![])
                 } else {
-                    fake.transact(cmd, attrs).map(|a| vec![a])
+                    fake.transact(family, cmd, attrs).map(|a| vec![a])
                 };
                 match result {
                     Ok(items) => out.extend(req.respond(PID, items)),
