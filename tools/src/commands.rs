@@ -147,6 +147,9 @@ pub fn execute(cli: &Cli, daemon: &mut dyn Daemon) -> Result<Vec<u8>, Error> {
         }
         Command::PropGet { link, keys } => output(&prop_get(daemon, link, keys)?, json),
         Command::Show {
+            target: true, link, ..
+        } => output(&cache::show_targets(daemon, link.as_deref())?, json),
+        Command::Show {
             faults,
             stats: false,
             link,
@@ -161,6 +164,19 @@ pub fn execute(cli: &Cli, daemon: &mut dyn Daemon) -> Result<Vec<u8>, Error> {
             &show_stats(daemon, link.as_deref(), *verbose && !json)?,
             json,
         ),
+        Command::CacheSet { link, entry } => {
+            cache::set(daemon, link, entry)?;
+            String::new()
+        }
+        Command::CacheGet { link, mac } => output(&cache::get(daemon, link, mac)?, json),
+        Command::CacheRemove { link, mac } => {
+            cache::remove(daemon, link, mac)?;
+            String::new()
+        }
+        Command::CacheFlush { link } => {
+            cache::flush(daemon, link)?;
+            String::new()
+        }
         Command::Plugins { verbose } => output(&plugins(daemon, *verbose && !json)?, json),
         Command::Raw(_) => {
             return Err(Error::local(
@@ -656,6 +672,8 @@ fn plugins(daemon: &mut dyn Daemon, verbose: bool) -> Result<Table, Error> {
     }
     Ok(t)
 }
+
+mod cache;
 
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,10 @@
 
 use super::*;
 use clap::Parser;
+use nlproto::spec::target as tg;
 use nlproto::AttrValue;
+
+mod cache;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
@@ -197,6 +200,11 @@ struct Dev {
 #[derive(Default)]
 struct Fake {
     devices: Vec<Dev>,
+    /// The target side of devices, by name; a device not here is in
+    /// dynamic mode with an empty cache (see `cache::Target`).
+    targets: HashMap<String, cache::Target>,
+    /// The overlay_target requests, apart from `log`.
+    target_log: Vec<(Op, u8, Vec<Attr>)>,
     /// The mux's counter values other than 0.
     mux_counters: Vec<(&'static str, u64)>,
     log: Vec<(Op, u8, Vec<Attr>)>,
@@ -352,13 +360,19 @@ impl Daemon for Fake {
         cmd: u8,
         attrs: Vec<Attr>,
     ) -> Result<Vec<Attr>, ClientError> {
-        assert_eq!(family, ov::NAME);
-        self.overlay_transact(cmd, attrs)
+        match family {
+            ov::NAME => self.overlay_transact(cmd, attrs),
+            tg::NAME => self.target_transact(cmd, attrs),
+            _ => panic!("unexpected family {family}"),
+        }
     }
 
     fn write(&mut self, family: &str, cmd: u8, attrs: Vec<Attr>) -> Result<(), ClientError> {
-        assert_eq!(family, ov::NAME);
-        self.overlay_write(cmd, attrs)
+        match family {
+            ov::NAME => self.overlay_write(cmd, attrs),
+            tg::NAME => self.target_write(cmd, attrs),
+            _ => panic!("unexpected family {family}"),
+        }
     }
 
     fn dump(
@@ -367,8 +381,11 @@ impl Daemon for Fake {
         cmd: u8,
         attrs: Vec<Attr>,
     ) -> Result<Vec<Vec<Attr>>, ClientError> {
-        assert_eq!(family, ov::NAME);
-        self.overlay_dump(cmd, attrs)
+        match family {
+            ov::NAME => self.overlay_dump(cmd, attrs),
+            tg::NAME => self.target_dump(cmd, attrs),
+            _ => panic!("unexpected family {family}"),
+        }
     }
 }
 
@@ -1263,14 +1280,14 @@ mod wire {
         }
     }
 
-    fn start(fake: Fake) -> (Connection, JoinHandle<Fake>) {
+    pub(super) fn start(fake: Fake) -> (Connection, JoinHandle<Fake>) {
         let (a, b) = nlproto::client::seqpacket_pair().unwrap();
         let server = std::thread::spawn(move || serve(UnixDatagram::from(b), fake));
         let client = Client::from_fd(a, Duration::from_secs(5)).unwrap();
         (Connection::from_client(client), server)
     }
 
-    fn run_on(conn: &mut Connection, args: &[&str]) -> Result<String, String> {
+    pub(super) fn run_on(conn: &mut Connection, args: &[&str]) -> Result<String, String> {
         let cli = Cli::try_parse_from(std::iter::once("overlayctl").chain(args.iter().copied()))
             .expect("valid command line");
         execute(&cli, conn)
