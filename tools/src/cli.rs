@@ -138,7 +138,8 @@ pub enum Command {
     Raw(RawArgs),
     /// Print the daemon's notifications as they arrive, one line each
     /// (one JSON object per line with -j): devices created, activated,
-    /// deactivated and deleted, properties set, status changes. When the
+    /// deactivated and deleted, properties set, status changes, target
+    /// cache entries set, removed and flushed. When the
     /// daemon reports that notifications were lost, print a `lost` line and
     /// every current device, then go on. Runs until interrupted.
     Monitor,
