@@ -80,8 +80,51 @@ pub enum Command {
         /// mux's endpoint and counters.
         #[arg(short = 'v', long, requires = "stats")]
         verbose: bool,
+        /// Show each active device's target cache: every answered entry,
+        /// its MAC and where its frames go (`drop`, `IP:PORT`,
+        /// `[IPv6]:PORT`, an IP alone when the device needs no port); a
+        /// point-mode device shows its one target as `*:*:*:*:*:*`.
+        #[arg(short = 't', long, conflicts_with_all = ["faults", "stats", "verbose"])]
+        target: bool,
         /// The device.
         link: Option<String>,
+    },
+    /// Set where a dynamic-mode device sends frames for a MAC, or drop them.
+    ///
+    /// The destination must have exactly the parts the device needs
+    /// (asked of the daemon before anything is set): IP and port for VXLAN
+    /// and Geneve. A point-mode device has no cache entries to set.
+    CacheSet {
+        /// The device.
+        link: String,
+        /// The entry: MAC=IP:PORT, MAC=[IPv6]:PORT, MAC=IP when the device
+        /// needs no port, or MAC=drop. MACs are six hexadecimal bytes
+        /// separated by ':' or '-'.
+        #[arg(value_name = "MAC=DESTINATION")]
+        entry: String,
+    },
+    /// Show what a device's target cache answers for a MAC.
+    ///
+    /// A point-mode device answers its one destination for every MAC.
+    CacheGet {
+        /// The device.
+        link: String,
+        /// The MAC (six hexadecimal bytes separated by ':' or '-').
+        mac: String,
+    },
+    /// Clear what a device's target cache answers for a MAC.
+    ///
+    /// The next frame to that MAC asks the lookup again.
+    CacheRemove {
+        /// The device.
+        link: String,
+        /// The MAC (six hexadecimal bytes separated by ':' or '-').
+        mac: String,
+    },
+    /// Clear every answer of a device's target cache.
+    CacheFlush {
+        /// The device.
+        link: String,
     },
     /// Show the loaded plugins.
     Plugins {
@@ -95,7 +138,8 @@ pub enum Command {
     Raw(RawArgs),
     /// Print the daemon's notifications as they arrive, one line each
     /// (one JSON object per line with -j): devices created, activated,
-    /// deactivated and deleted, properties set, status changes. When the
+    /// deactivated and deleted, properties set, status changes, target
+    /// cache entries set, removed and flushed. When the
     /// daemon reports that notifications were lost, print a `lost` line and
     /// every current device, then go on. Runs until interrupted.
     Monitor,
@@ -223,6 +267,7 @@ mod tests {
                 faults: true,
                 stats: false,
                 verbose: false,
+                target: false,
                 link: None
             }
         ));
@@ -237,6 +282,7 @@ mod tests {
                 faults: false,
                 stats: true,
                 verbose: false,
+                target: false,
                 link: Some(ref l)
             } if l == "ov0"
         ));
@@ -255,6 +301,69 @@ mod tests {
         // -s and -f are different views; -v only details -s.
         assert_eq!(parse(&["show", "-s", "-f"]).unwrap_err().exit_code(), 2);
         assert_eq!(parse(&["show", "-v"]).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn show_target() {
+        let cli = parse(&["show", "-t", "ov0"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Show {
+                target: true,
+                faults: false,
+                stats: false,
+                link: Some(ref l),
+                ..
+            } if l == "ov0"
+        ));
+        let cli = parse(&["show", "--target", "-j"]).unwrap();
+        assert!(cli.json);
+        assert!(matches!(
+            cli.command,
+            Command::Show {
+                target: true,
+                link: None,
+                ..
+            }
+        ));
+        for bad in [
+            ["show", "-t", "-f"],
+            ["show", "-t", "-s"],
+            ["show", "-t", "-v"],
+        ] {
+            assert_eq!(parse(&bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cache_commands() {
+        let cli = parse(&["cache-set", "ov0", "2:0:0:0:0:2=drop"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::CacheSet { ref link, ref entry } if link == "ov0" && entry == "2:0:0:0:0:2=drop"
+        ));
+        // One entry per command, so a refusal never leaves some set.
+        assert_eq!(
+            parse(&["cache-set", "ov0", "a=drop", "b=drop"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+        assert_eq!(parse(&["cache-set", "ov0"]).unwrap_err().exit_code(), 2);
+        let cli = parse(&["cache-get", "-j", "ov0", "02-00-00-00-00-02"]).unwrap();
+        assert!(cli.json);
+        assert!(
+            matches!(cli.command, Command::CacheGet { ref mac, .. } if mac == "02-00-00-00-00-02")
+        );
+        assert!(matches!(
+            parse(&["cache-remove", "ov0", "x"]).unwrap().command,
+            Command::CacheRemove { .. }
+        ));
+        assert!(matches!(
+            parse(&["cache-flush", "ov0"]).unwrap().command,
+            Command::CacheFlush { ref link } if link == "ov0"
+        ));
+        assert_eq!(parse(&["cache-flush"]).unwrap_err().exit_code(), 2);
     }
 
     #[test]

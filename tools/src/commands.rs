@@ -18,15 +18,26 @@ use nlproto::{Attr, AttrsExt};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// The requests the commands make, all in the overlay family. A trait so
-/// that the commands can be tested against a scripted daemon.
+/// The requests the commands make, each to a family named as nlctrl knows
+/// it (`overlay`, `overlay_target`). A trait so that the commands can be
+/// tested against a scripted daemon.
 pub trait Daemon {
     /// A TRANSACTION: one reply's attributes.
-    fn transact(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<Attr>, ClientError>;
+    fn transact(
+        &mut self,
+        family: &str,
+        cmd: u8,
+        attrs: Vec<Attr>,
+    ) -> Result<Vec<Attr>, ClientError>;
     /// A WRITE: waits for the ack.
-    fn write(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<(), ClientError>;
+    fn write(&mut self, family: &str, cmd: u8, attrs: Vec<Attr>) -> Result<(), ClientError>;
     /// A DUMP: every reply's attributes.
-    fn dump(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<Vec<Attr>>, ClientError>;
+    fn dump(
+        &mut self,
+        family: &str,
+        cmd: u8,
+        attrs: Vec<Attr>,
+    ) -> Result<Vec<Vec<Attr>>, ClientError>;
 }
 
 /// The daemon at a socket path, connected on the first request so that
@@ -85,18 +96,28 @@ impl Connection {
 }
 
 impl Daemon for Connection {
-    fn transact(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<Attr>, ClientError> {
-        Ok(self.client()?.transact(ov::NAME, cmd, attrs)?.attrs)
+    fn transact(
+        &mut self,
+        family: &str,
+        cmd: u8,
+        attrs: Vec<Attr>,
+    ) -> Result<Vec<Attr>, ClientError> {
+        Ok(self.client()?.transact(family, cmd, attrs)?.attrs)
     }
 
-    fn write(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<(), ClientError> {
-        self.client()?.write(ov::NAME, cmd, attrs)
+    fn write(&mut self, family: &str, cmd: u8, attrs: Vec<Attr>) -> Result<(), ClientError> {
+        self.client()?.write(family, cmd, attrs)
     }
 
-    fn dump(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<Vec<Attr>>, ClientError> {
+    fn dump(
+        &mut self,
+        family: &str,
+        cmd: u8,
+        attrs: Vec<Attr>,
+    ) -> Result<Vec<Vec<Attr>>, ClientError> {
         Ok(self
             .client()?
-            .dump(ov::NAME, cmd, attrs)?
+            .dump(family, cmd, attrs)?
             .into_iter()
             .map(|m| m.attrs)
             .collect())
@@ -110,13 +131,13 @@ pub fn execute(cli: &Cli, daemon: &mut dyn Daemon) -> Result<Vec<u8>, Error> {
         Command::Create(args) => create(daemon, args, json)?,
         Command::Activate { link } => {
             daemon
-                .write(ov::CMD_ACTIVATE, vec![name_attr(link)])
+                .write(ov::NAME, ov::CMD_ACTIVATE, vec![name_attr(link)])
                 .map_err(Error::daemon(format!("activate {link}")))?;
             String::new()
         }
         Command::Delete { link } => {
             daemon
-                .write(ov::CMD_DELETE, vec![name_attr(link)])
+                .write(ov::NAME, ov::CMD_DELETE, vec![name_attr(link)])
                 .map_err(Error::daemon(format!("delete {link}")))?;
             String::new()
         }
@@ -125,6 +146,9 @@ pub fn execute(cli: &Cli, daemon: &mut dyn Daemon) -> Result<Vec<u8>, Error> {
             String::new()
         }
         Command::PropGet { link, keys } => output(&prop_get(daemon, link, keys)?, json),
+        Command::Show {
+            target: true, link, ..
+        } => output(&cache::show_targets(daemon, link.as_deref())?, json),
         Command::Show {
             faults,
             stats: false,
@@ -140,6 +164,19 @@ pub fn execute(cli: &Cli, daemon: &mut dyn Daemon) -> Result<Vec<u8>, Error> {
             &show_stats(daemon, link.as_deref(), *verbose && !json)?,
             json,
         ),
+        Command::CacheSet { link, entry } => {
+            cache::set(daemon, link, entry)?;
+            String::new()
+        }
+        Command::CacheGet { link, mac } => output(&cache::get(daemon, link, mac)?, json),
+        Command::CacheRemove { link, mac } => {
+            cache::remove(daemon, link, mac)?;
+            String::new()
+        }
+        Command::CacheFlush { link } => {
+            cache::flush(daemon, link)?;
+            String::new()
+        }
         Command::Plugins { verbose } => output(&plugins(daemon, *verbose && !json)?, json),
         Command::Raw(_) => {
             return Err(Error::local(
@@ -281,7 +318,7 @@ fn create(daemon: &mut dyn Daemon, args: &CreateArgs, json: bool) -> Result<Stri
         ));
     }
     let reply = daemon
-        .transact(ov::CMD_CREATE, attrs)
+        .transact(ov::NAME, ov::CMD_CREATE, attrs)
         .map_err(Error::daemon(&context))?;
     Ok(if json {
         device_table(&[Device::from_attrs(&reply)], false).to_json()
@@ -299,7 +336,7 @@ fn encode_create_props(
 ) -> Result<Vec<(String, Vec<u8>)>, Error> {
     let context = format!("create {}", args.link);
     let plugins: Vec<Plugin> = daemon
-        .dump(ov::CMD_PLUGINS, vec![])
+        .dump(ov::NAME, ov::CMD_PLUGINS, vec![])
         .map_err(Error::daemon(format!("{context}: list plugins")))?
         .iter()
         .map(|a| Plugin::from_attrs(a))
@@ -378,6 +415,7 @@ fn encode_create_props(
 fn prop_info(daemon: &mut dyn Daemon, link: &str, prop: &str) -> Result<PropInfo, Error> {
     daemon
         .transact(
+            ov::NAME,
             ov::CMD_PROPINFO,
             vec![name_attr(link), Attr::str(ov::ATTR_PROP_NAME, prop)],
         )
@@ -416,6 +454,7 @@ fn prop_set(daemon: &mut dyn Daemon, link: &str, args: &[String]) -> Result<(), 
     for (key, value) in encoded {
         daemon
             .write(
+                ov::NAME,
                 ov::CMD_SETPROP,
                 vec![
                     name_attr(link),
@@ -433,7 +472,7 @@ fn prop_set(daemon: &mut dyn Daemon, link: &str, args: &[String]) -> Result<(), 
 fn prop_get(daemon: &mut dyn Daemon, link: &str, keys: &[String]) -> Result<Table, Error> {
     let infos: Vec<(Option<String>, PropInfo)> = if keys.is_empty() {
         daemon
-            .dump(ov::CMD_PROPINFO, vec![name_attr(link)])
+            .dump(ov::NAME, ov::CMD_PROPINFO, vec![name_attr(link)])
             .map_err(Error::daemon(format!("list properties of {link}")))?
             .iter()
             .map(|a| {
@@ -454,6 +493,7 @@ fn prop_get(daemon: &mut dyn Daemon, link: &str, keys: &[String]) -> Result<Tabl
         let value = if info.perm & ov::PERM_READ != 0 {
             let reply = daemon
                 .transact(
+                    ov::NAME,
                     ov::CMD_GETPROP,
                     vec![name_attr(link), Attr::str(ov::ATTR_PROP_NAME, &info.name)],
                 )
@@ -482,12 +522,12 @@ fn show(daemon: &mut dyn Daemon, link: Option<&str>, faults: bool) -> Result<Tab
     let devices: Vec<Device> = match link {
         Some(link) => {
             let reply = daemon
-                .transact(ov::CMD_LIST, vec![name_attr(link)])
+                .transact(ov::NAME, ov::CMD_LIST, vec![name_attr(link)])
                 .map_err(Error::daemon(format!("show {link}")))?;
             vec![Device::from_attrs(&reply)]
         }
         None => daemon
-            .dump(ov::CMD_LIST, vec![])
+            .dump(ov::NAME, ov::CMD_LIST, vec![])
             .map_err(Error::daemon("list devices"))?
             .iter()
             .map(|a| Device::from_attrs(a))
@@ -559,10 +599,10 @@ fn stats_row(s: &DeviceStats, verbose: bool) -> Row {
 fn show_stats(daemon: &mut dyn Daemon, link: Option<&str>, verbose: bool) -> Result<Table, Error> {
     let replies = match link {
         Some(link) => vec![daemon
-            .transact(ov::CMD_STATS, vec![name_attr(link)])
+            .transact(ov::NAME, ov::CMD_STATS, vec![name_attr(link)])
             .map_err(Error::daemon(format!("show -s {link}")))?],
         None => daemon
-            .dump(ov::CMD_STATS, vec![])
+            .dump(ov::NAME, ov::CMD_STATS, vec![])
             .map_err(Error::daemon("show -s"))?,
     };
     let mut t = Table::new(STATS_COLUMNS);
@@ -603,7 +643,7 @@ fn prop_object(p: &PropInfo) -> Object {
 /// `plugins`; `verbose` adds one detail line per property.
 fn plugins(daemon: &mut dyn Daemon, verbose: bool) -> Result<Table, Error> {
     let plugins = daemon
-        .dump(ov::CMD_PLUGINS, vec![])
+        .dump(ov::NAME, ov::CMD_PLUGINS, vec![])
         .map_err(Error::daemon("list plugins"))?;
     let mut t = Table::new(PLUGIN_COLUMNS);
     for attrs in &plugins {
@@ -632,6 +672,8 @@ fn plugins(daemon: &mut dyn Daemon, verbose: bool) -> Result<Table, Error> {
     }
     Ok(t)
 }
+
+mod cache;
 
 #[cfg(test)]
 mod tests;

@@ -15,6 +15,7 @@ pub mod monitor;
 pub mod raw;
 pub mod replay;
 pub mod table;
+pub mod target;
 pub mod value;
 
 use cli::Command;

@@ -1,18 +1,20 @@
 //! `overlayctl monitor`: prints the daemon's notifications as they arrive.
 //!
-//! The monitor joins the overlay family's `config`, `status` and `target`
-//! groups and prints one line per notification (one JSON object per line
-//! with `-j`). When the daemon reports that it dropped notifications
-//! (`ENOBUFS`), the monitor says so and prints every device as a `LIST`
-//! dump shows it now, then goes on: after that line the picture is whole
-//! again.
+//! The monitor joins the overlay family's `config` and `status` groups and
+//! the overlay_target family's `target` group, and prints one line per
+//! notification (one JSON object per line with `-j`). When the daemon
+//! reports that it dropped notifications (`ENOBUFS`), the monitor says so
+//! and prints every device as a `LIST` dump shows it now, then goes on:
+//! after that the devices are whole again. Cache entries are not listed
+//! again (there can be many); `overlayctl show -t` shows them.
 
 use crate::error::Error;
 use crate::model::{Device, NONE};
 use crate::table::{Json, Object};
+use crate::target::Entry;
 use crate::value::{format_value, PropType};
 use nlproto::client::{Client, Error as ClientError, Notification};
-use nlproto::spec::{self, overlay as ov};
+use nlproto::spec::{self, overlay as ov, target as tg};
 use nlproto::{AttrsExt, GenlMsg};
 use std::io::{ErrorKind, Write};
 use std::path::Path;
@@ -159,15 +161,52 @@ fn device_text(linkid: Option<u32>, d: &Device) -> String {
     text
 }
 
+/// The kind, text and JSON members of an overlay_target notification:
+/// `cache-set MAC DESTINATION`, `cache-remove MAC`, `cache-flush`.
+fn target_event(m: &GenlMsg) -> (String, String, Object) {
+    let e = Entry::from_attrs(&m.attrs);
+    match m.cmd {
+        tg::CMD_CACHE_SET => (
+            "cache-set".into(),
+            format!("{} {}", e.target_text(), e.destination_text()),
+            Object::default()
+                .with("target", e.target_text())
+                .with("destination", e.destination_text()),
+        ),
+        tg::CMD_CACHE_REMOVE => (
+            "cache-remove".into(),
+            e.target_text(),
+            Object::default().with("target", e.target_text()),
+        ),
+        tg::CMD_CACHE_FLUSH => ("cache-flush".into(), String::new(), Object::default()),
+        other => {
+            let cname = tg::FAMILY
+                .command_name(other)
+                .map_or_else(|| other.to_string(), str::to_string);
+            (
+                "event".into(),
+                format!("family={} command={cname}", tg::NAME),
+                Object::default()
+                    .with("family", tg::NAME)
+                    .with("command", cname),
+            )
+        }
+    }
+}
+
 /// One notification as one line: `create ov0 linkid=1 ...`, `setprop ov0
 /// mtu=1500`, `activate ov0`, `deactivate ov0`, `delete ov0`, `degraded
-/// ov0: why`, `restored ov0`; with `json`, an object with `event`, `link`,
-/// `linkid` and the details.
+/// ov0: why`, `restored ov0`, `cache-set ov0 02:00:00:00:00:02
+/// 10.9.0.2:4789` (or `drop`), `cache-remove ov0 02:00:00:00:00:02`,
+/// `cache-flush ov0`; with `json`, an object with `event`, `link`, `linkid`
+/// and the details (`target` and `destination` for the cache).
 pub fn event_line(m: &GenlMsg, json: bool) -> String {
     let a = &m.attrs;
     let name = a.get_str(ov::ATTR_NAME).unwrap_or(NONE).to_string();
     let linkid = a.get_u32(ov::ATTR_LINKID);
-    let (kind, text, obj): (String, String, Object) = if m.family != ov::ID {
+    let (kind, text, obj): (String, String, Object) = if m.family == tg::ID {
+        target_event(m)
+    } else if m.family != ov::ID {
         // A family this monitor does not know the events of yet: name it.
         let family = spec::family_by_id(m.family);
         let fname = family.map_or_else(|| m.family.to_string(), |f| f.name.to_string());
@@ -321,12 +360,94 @@ mod tests {
             event_line(&status_msg(ov::STATUS_OK, ""), false),
             "restored ov0"
         );
-        // A family not known yet is named, not dropped.
+        // A family this client does not know is named by number, not
+        // dropped.
         let m = GenlMsg {
-            family: 34,
+            family: 99,
             ..notification(&ov::FAMILY, 2, vec![])
         };
-        assert_eq!(event_line(&m, false), "event -- family=34 command=2");
+        assert_eq!(event_line(&m, false), "event -- family=99 command=2");
+    }
+
+    fn target_msg(cmd: u8, extra: Vec<Attr>) -> GenlMsg {
+        let mut a = vec![
+            Attr::u32(tg::ATTR_LINKID, 3),
+            Attr::str(tg::ATTR_NAME, "ov1"),
+        ];
+        a.extend(extra);
+        notification(&tg::FAMILY, cmd, a)
+    }
+
+    fn mac_attr(last: u8) -> Attr {
+        Attr::bytes(tg::ATTR_MAC, vec![2, 0, 0, 0, 0, last])
+    }
+
+    fn cache_set_msg(dest: &str) -> GenlMsg {
+        let mut a = vec![mac_attr(2)];
+        match crate::target::parse_answer(dest).unwrap() {
+            crate::target::Answer::Drop => a.push(Attr::u32(tg::ATTR_FLAGS, tg::ENTRY_DROP)),
+            crate::target::Answer::To(d) => {
+                a.push(Attr::u32(tg::ATTR_FLAGS, 0));
+                a.extend(d.attrs());
+            }
+        }
+        target_msg(tg::CMD_CACHE_SET, a)
+    }
+
+    #[test]
+    fn target_text_lines() {
+        assert_eq!(
+            event_line(&cache_set_msg("10.9.0.2:4789"), false),
+            "cache-set ov1 02:00:00:00:00:02 10.9.0.2:4789"
+        );
+        assert_eq!(
+            event_line(&cache_set_msg("[2001:db8::2]:6081"), false),
+            "cache-set ov1 02:00:00:00:00:02 [2001:db8::2]:6081"
+        );
+        assert_eq!(
+            event_line(&cache_set_msg("drop"), false),
+            "cache-set ov1 02:00:00:00:00:02 drop"
+        );
+        let m = target_msg(tg::CMD_CACHE_REMOVE, vec![mac_attr(0x0a)]);
+        assert_eq!(event_line(&m, false), "cache-remove ov1 02:00:00:00:00:0a");
+        let m = target_msg(tg::CMD_CACHE_FLUSH, vec![]);
+        assert_eq!(event_line(&m, false), "cache-flush ov1");
+        // A target command that is no notification today is named.
+        let m = target_msg(tg::CMD_DEGRADE, vec![]);
+        assert_eq!(
+            event_line(&m, false),
+            "event ov1 family=overlay_target command=DEGRADE"
+        );
+        // What is missing shows as --.
+        let m = notification(&tg::FAMILY, tg::CMD_CACHE_REMOVE, vec![]);
+        assert_eq!(event_line(&m, false), "cache-remove -- --");
+    }
+
+    #[test]
+    fn target_json_lines() {
+        assert_eq!(
+            event_line(&cache_set_msg("10.9.0.2:4789"), true),
+            r#"{"event":"cache-set","link":"ov1","linkid":3,"target":"02:00:00:00:00:02","destination":"10.9.0.2:4789"}"#
+        );
+        assert_eq!(
+            event_line(&cache_set_msg("drop"), true),
+            r#"{"event":"cache-set","link":"ov1","linkid":3,"target":"02:00:00:00:00:02","destination":"drop"}"#
+        );
+        let m = target_msg(tg::CMD_CACHE_REMOVE, vec![mac_attr(2)]);
+        assert_eq!(
+            event_line(&m, true),
+            r#"{"event":"cache-remove","link":"ov1","linkid":3,"target":"02:00:00:00:00:02"}"#
+        );
+        let m = target_msg(tg::CMD_CACHE_FLUSH, vec![]);
+        assert_eq!(
+            event_line(&m, true),
+            r#"{"event":"cache-flush","link":"ov1","linkid":3}"#
+        );
+        let m = target_msg(tg::CMD_RESTORE, vec![]);
+        assert_eq!(
+            event_line(&m, true),
+            r#"{"event":"event","link":"ov1","linkid":3,"family":"overlay_target","command":"RESTORE"}"#
+        );
     }
 
     #[test]
@@ -384,6 +505,7 @@ mod tests {
                 Err(ClientError::Timeout),
                 Ok(Notification::Overrun),
                 Ok(Notification::Event(setprop_msg())),
+                Ok(Notification::Event(cache_set_msg("drop"))),
             ]),
             // The first dump was interrupted: the monitor dumps again.
             dumps: VecDeque::from([(vec![], true), (vec![listed], false)]),
@@ -393,7 +515,7 @@ mod tests {
         assert!(e.to_string().contains("connection closed"), "{e}");
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines.len(), 5, "{text}");
         assert!(lines[0].starts_with("create ov0"));
         assert!(lines[1].starts_with("lost: "));
         assert_eq!(
@@ -401,6 +523,7 @@ mod tests {
             "device ov0 linkid=1 encap=vxlan search=direct vnetid=42 state=created status=ok"
         );
         assert_eq!(lines[3], "setprop ov0 vxlan/listen_ip=10.0.0.1");
+        assert_eq!(lines[4], "cache-set ov1 02:00:00:00:00:02 drop");
         assert!(src.dumps.is_empty());
     }
 }

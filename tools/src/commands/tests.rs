@@ -3,7 +3,10 @@
 
 use super::*;
 use clap::Parser;
+use nlproto::spec::target as tg;
 use nlproto::AttrValue;
+
+mod cache;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
@@ -197,6 +200,11 @@ struct Dev {
 #[derive(Default)]
 struct Fake {
     devices: Vec<Dev>,
+    /// The target side of devices, by name; a device not here is in
+    /// dynamic mode with an empty cache (see `cache::Target`).
+    targets: HashMap<String, cache::Target>,
+    /// The overlay_target requests, apart from `log`.
+    target_log: Vec<(Op, u8, Vec<Attr>)>,
     /// The mux's counter values other than 0.
     mux_counters: Vec<(&'static str, u64)>,
     log: Vec<(Op, u8, Vec<Attr>)>,
@@ -346,7 +354,44 @@ impl Fake {
 }
 
 impl Daemon for Fake {
-    fn transact(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<Attr>, ClientError> {
+    fn transact(
+        &mut self,
+        family: &str,
+        cmd: u8,
+        attrs: Vec<Attr>,
+    ) -> Result<Vec<Attr>, ClientError> {
+        match family {
+            ov::NAME => self.overlay_transact(cmd, attrs),
+            tg::NAME => self.target_transact(cmd, attrs),
+            _ => panic!("unexpected family {family}"),
+        }
+    }
+
+    fn write(&mut self, family: &str, cmd: u8, attrs: Vec<Attr>) -> Result<(), ClientError> {
+        match family {
+            ov::NAME => self.overlay_write(cmd, attrs),
+            tg::NAME => self.target_write(cmd, attrs),
+            _ => panic!("unexpected family {family}"),
+        }
+    }
+
+    fn dump(
+        &mut self,
+        family: &str,
+        cmd: u8,
+        attrs: Vec<Attr>,
+    ) -> Result<Vec<Vec<Attr>>, ClientError> {
+        match family {
+            ov::NAME => self.overlay_dump(cmd, attrs),
+            tg::NAME => self.target_dump(cmd, attrs),
+            _ => panic!("unexpected family {family}"),
+        }
+    }
+}
+
+/// The overlay family's requests.
+impl Fake {
+    fn overlay_transact(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<Attr>, ClientError> {
         self.log.push((Op::Transact, cmd, attrs.clone()));
         match cmd {
             ov::CMD_CREATE => {
@@ -400,7 +445,7 @@ impl Daemon for Fake {
         }
     }
 
-    fn write(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<(), ClientError> {
+    fn overlay_write(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<(), ClientError> {
         self.log.push((Op::Write, cmd, attrs.clone()));
         match cmd {
             ov::CMD_ACTIVATE => {
@@ -430,7 +475,7 @@ impl Daemon for Fake {
         }
     }
 
-    fn dump(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<Vec<Attr>>, ClientError> {
+    fn overlay_dump(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<Vec<Vec<Attr>>, ClientError> {
         self.log.push((Op::Dump, cmd, attrs.clone()));
         match cmd {
             ov::CMD_LIST => Ok(self.devices.iter().map(Fake::dev_attrs).collect()),
@@ -1083,7 +1128,7 @@ fn show_stats_empty_and_errors() {
 fn show_stats_other_counters() {
     struct Sparse;
     impl Daemon for Sparse {
-        fn transact(&mut self, cmd: u8, _: Vec<Attr>) -> Result<Vec<Attr>, ClientError> {
+        fn transact(&mut self, _: &str, cmd: u8, _: Vec<Attr>) -> Result<Vec<Attr>, ClientError> {
             assert_eq!(cmd, ov::CMD_STATS);
             Ok(vec![
                 Attr::str(ov::ATTR_NAME, "ov0"),
@@ -1099,10 +1144,10 @@ fn show_stats_other_counters() {
                 ),
             ])
         }
-        fn write(&mut self, _: u8, _: Vec<Attr>) -> Result<(), ClientError> {
+        fn write(&mut self, _: &str, _: u8, _: Vec<Attr>) -> Result<(), ClientError> {
             unreachable!()
         }
-        fn dump(&mut self, _: u8, _: Vec<Attr>) -> Result<Vec<Vec<Attr>>, ClientError> {
+        fn dump(&mut self, _: &str, _: u8, _: Vec<Attr>) -> Result<Vec<Vec<Attr>>, ClientError> {
             unreachable!()
         }
     }
@@ -1209,14 +1254,15 @@ mod wire {
                 }
                 let attrs = req.attrs.clone();
                 let cmd = req.command.id;
-                let result = if req.family.name == handle::NAME {
+                let family = req.family.name;
+                let result = if family == handle::NAME {
                     Ok(vec![vec![Attr::u32(handle::HANDLE_ATTR_PID, PID)]])
                 } else if req.is_dump {
-                    fake.dump(cmd, attrs)
+                    fake.dump(family, cmd, attrs)
                 } else if req.command.ops.contains(OpSet::WRITE) {
-                    fake.write(cmd, attrs).map(|()| vec![])
+                    fake.write(family, cmd, attrs).map(|()| vec![])
                 } else {
-                    fake.transact(cmd, attrs).map(|a| vec![a])
+                    fake.transact(family, cmd, attrs).map(|a| vec![a])
                 };
                 match result {
                     Ok(items) => out.extend(req.respond(PID, items)),
@@ -1234,14 +1280,14 @@ mod wire {
         }
     }
 
-    fn start(fake: Fake) -> (Connection, JoinHandle<Fake>) {
+    pub(super) fn start(fake: Fake) -> (Connection, JoinHandle<Fake>) {
         let (a, b) = nlproto::client::seqpacket_pair().unwrap();
         let server = std::thread::spawn(move || serve(UnixDatagram::from(b), fake));
         let client = Client::from_fd(a, Duration::from_secs(5)).unwrap();
         (Connection::from_client(client), server)
     }
 
-    fn run_on(conn: &mut Connection, args: &[&str]) -> Result<String, String> {
+    pub(super) fn run_on(conn: &mut Connection, args: &[&str]) -> Result<String, String> {
         let cli = Cli::try_parse_from(std::iter::once("overlayctl").chain(args.iter().copied()))
             .expect("valid command line");
         execute(&cli, conn)

@@ -1,0 +1,375 @@
+//! overlayctl's target cache commands against a real daemon: `show -t`,
+//! `cache-set`, `cache-get`, `cache-remove`, `cache-flush` on a point-mode
+//! device (`search direct`) and a dynamic-mode one (`search files`), their
+//! text and JSON, the daemon's refusals and the CLI's own, and the
+//! notifications `monitor` prints for them.
+
+use overlay_tests::proto::{self, uint};
+use overlay_tests::{stderr, stdout, target_dir, Daemon, TempDir};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+
+const HEADER: &str = "LINK  TARGET             DESTINATION\n";
+
+/// Asserts success with nothing on stderr; returns stdout.
+#[track_caller]
+fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "overlayctl failed ({}): {}",
+        o.status,
+        stderr(&o)
+    );
+    assert!(o.stderr.is_empty(), "stderr: {}", stderr(&o));
+    stdout(&o)
+}
+
+/// Asserts failure with nothing on stdout and one line on stderr; returns
+/// that line without the program name.
+#[track_caller]
+fn fails(o: Output) -> String {
+    assert!(!o.status.success(), "overlayctl succeeded: {}", stdout(&o));
+    assert!(o.stdout.is_empty(), "stdout: {}", stdout(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "one line on stderr: {err:?}");
+    err.trim_end()
+        .strip_prefix("overlayctl: ")
+        .unwrap_or_else(|| panic!("{err:?}"))
+        .to_string()
+}
+
+/// A daemon with `pt0` (point mode, to 10.200.0.2:4789) and `dyn0`
+/// (dynamic mode, files with one entry) active, and `idle0` created only.
+/// The directory holds the files plugin's config.
+fn setup() -> (Daemon, TempDir) {
+    let d = Daemon::start();
+    let dir = TempDir::new("target-cli");
+    let config = dir.join("hosts.json");
+    std::fs::write(
+        &config,
+        r#"{"02:00:00:00:00:02": {"ip": "10.9.0.2", "port": 4789}}"#,
+    )
+    .unwrap();
+    ok(d.ctl(&[
+        "create",
+        "-e",
+        "vxlan",
+        "-s",
+        "direct",
+        "-v",
+        "42",
+        "-p",
+        "vxlan/listen_ip=10.200.0.1,direct/dest_ip=10.200.0.2,direct/dest_port=4789",
+        "pt0",
+    ]));
+    ok(d.ctl(&["activate", "pt0"]));
+    let files = format!(
+        "vxlan/listen_ip=10.200.0.1,files/config={}",
+        config.display()
+    );
+    ok(d.ctl(&[
+        "create", "-e", "vxlan", "-s", "files", "-v", "43", "-p", &files, "dyn0",
+    ]));
+    ok(d.ctl(&["activate", "dyn0"]));
+    ok(d.ctl(&["create", "-e", "vxlan", "-s", "direct", "-v", "44", "idle0"]));
+    // Whatever the lookups answered so far, start from an empty cache.
+    ok(d.ctl(&["cache-flush", "dyn0"]));
+    (d, dir)
+}
+
+#[test]
+fn point_mode_shows_its_one_target() {
+    let (d, _dir) = setup();
+    assert_eq!(
+        ok(d.ctl(&["show", "-t", "pt0"])),
+        "LINK  TARGET       DESTINATION\npt0   *:*:*:*:*:*  10.200.0.2:4789\n"
+    );
+    let v: Value = serde_json::from_str(&ok(d.ctl(&["show", "-t", "-j", "pt0"]))).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([
+            {"link": "pt0", "target": "*:*:*:*:*:*", "destination": "10.200.0.2:4789"}
+        ])
+    );
+    // Any MAC gets the point.
+    let out = ok(d.ctl(&["cache-get", "pt0", "2:0:0:0:0:77"]));
+    assert!(out.starts_with(HEADER), "{out}");
+    assert!(out.ends_with("  10.200.0.2:4789\n"), "{out}");
+    // A point-mode device has no entries to set or clear.
+    let e = fails(d.ctl(&["cache-set", "pt0", "2:0:0:0:0:1=10.200.0.3:4789"]));
+    assert!(
+        e.starts_with("cache-set pt0 02:00:00:00:00:01: ") && e.ends_with("(EOPNOTSUPP)"),
+        "{e}"
+    );
+    let e = fails(d.ctl(&["cache-set", "pt0", "2:0:0:0:0:1=drop"]));
+    assert!(e.ends_with("(EOPNOTSUPP)"), "{e}");
+}
+
+#[test]
+fn set_get_list_remove_flush_on_a_dynamic_device() {
+    let (d, _dir) = setup();
+    assert_eq!(
+        ok(d.ctl(&["show", "-t", "dyn0"])),
+        "LINK  TARGET  DESTINATION\n"
+    );
+    assert_eq!(
+        ok(d.ctl(&["cache-set", "dyn0", "02:00:00:00:00:05=10.9.0.5:4789"])),
+        ""
+    );
+    ok(d.ctl(&["cache-set", "dyn0", "2-0-0-0-0-6=DROP"]));
+    ok(d.ctl(&["cache-set", "dyn0", "02:00:00:00:00:07=[2001:db8::7]:4789"]));
+    ok(d.ctl(&["cache-set", "dyn0", "02:00:00:00:00:03=10.9.0.3:4789"]));
+    assert_eq!(
+        ok(d.ctl(&["show", "-t", "dyn0"])),
+        "\
+LINK  TARGET             DESTINATION
+dyn0  02:00:00:00:00:03  10.9.0.3:4789
+dyn0  02:00:00:00:00:05  10.9.0.5:4789
+dyn0  02:00:00:00:00:06  drop
+dyn0  02:00:00:00:00:07  [2001:db8::7]:4789
+"
+    );
+    // Every active device, sorted by link: dyn0 before pt0; idle0, not
+    // active, has no cache to list.
+    let all = ok(d.ctl(&["show", "-t"]));
+    let links: Vec<&str> = all
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(links, ["dyn0", "dyn0", "dyn0", "dyn0", "pt0"], "{all}");
+    let v: Value = serde_json::from_str(&ok(d.ctl(&["show", "-t", "-j"]))).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 5);
+    assert_eq!(
+        v[2],
+        serde_json::json!({"link": "dyn0", "target": "02:00:00:00:00:06", "destination": "drop"})
+    );
+
+    assert_eq!(
+        ok(d.ctl(&["cache-get", "dyn0", "02:00:00:00:00:05"])),
+        format!("{HEADER}dyn0  02:00:00:00:00:05  10.9.0.5:4789\n")
+    );
+    let v: Value =
+        serde_json::from_str(&ok(d.ctl(&["cache-get", "-j", "dyn0", "2:0:0:0:0:7"]))).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([{"link": "dyn0", "target": "02:00:00:00:00:07",
+                            "destination": "[2001:db8::7]:4789"}])
+    );
+    // A drop entry replaced by a destination, and back.
+    ok(d.ctl(&["cache-set", "dyn0", "02:00:00:00:00:06=10.9.0.6:4789"]));
+    assert!(ok(d.ctl(&["cache-get", "dyn0", "02:00:00:00:00:06"])).ends_with("  10.9.0.6:4789\n"));
+    ok(d.ctl(&["cache-set", "dyn0", "02:00:00:00:00:06=drop"]));
+    assert!(ok(d.ctl(&["cache-get", "dyn0", "02:00:00:00:00:06"])).ends_with("  drop\n"));
+
+    ok(d.ctl(&["cache-remove", "dyn0", "02:00:00:00:00:05"]));
+    let e = fails(d.ctl(&["cache-get", "dyn0", "02:00:00:00:00:05"]));
+    assert!(
+        e.starts_with("cache-get dyn0 02:00:00:00:00:05: ") && e.ends_with("(ENOENT)"),
+        "{e}"
+    );
+    ok(d.ctl(&["cache-flush", "dyn0"]));
+    assert_eq!(ok(d.ctl(&["show", "-t", "-j", "dyn0"])), "[]\n");
+}
+
+#[test]
+fn refusals_name_what_was_wrong_and_set_nothing() {
+    let (d, _dir) = setup();
+    // The device needs an IP and a port: a bare IP is refused locally.
+    let e = fails(d.ctl(&["cache-set", "dyn0", "02:00:00:00:00:08=10.9.0.8"]));
+    assert_eq!(
+        e,
+        "cache-set dyn0: \"02:00:00:00:00:08=10.9.0.8\": the device needs an IP and a port \
+         (a port is missing): write MAC=IP:PORT (IPv6 as [addr]:port)"
+    );
+    let e = fails(d.ctl(&["cache-set", "dyn0", "02:00:00:00:00:08=2001:db8::8:4789"]));
+    assert!(e.contains("(a port is missing)"), "{e}");
+    let tail = "; expected MAC=IP:PORT, MAC=[IPv6]:PORT, MAC=IP (no port) or MAC=drop";
+    for (arg, why) in [
+        ("02:00:00:00:00:08", "no '='"),
+        (
+            "02:00:00:00:00:08=10.9.0.8:70000",
+            "port 70000 outside 1-65535",
+        ),
+        (
+            "02:00:00:00:00:08=host:4789",
+            "\"host\" before ':' is not an IPv4 address",
+        ),
+        (
+            "02:00:00:00:00=10.9.0.8:4789",
+            "invalid MAC address \"02:00:00:00:00\": 5 groups instead of 6; expected six \
+             hexadecimal bytes separated by ':' or '-', such as 02:00:00:00:00:02",
+        ),
+    ] {
+        let e = fails(d.ctl(&["cache-set", "dyn0", arg]));
+        assert_eq!(e, format!("cache-set dyn0: \"{arg}\": {why}{tail}"));
+    }
+    assert_eq!(
+        ok(d.ctl(&["show", "-t", "dyn0"])).lines().count(),
+        1,
+        "nothing set"
+    );
+
+    let e = fails(d.ctl(&["cache-get", "dyn0", "0g:00:00:00:00:08"]));
+    assert!(
+        e.starts_with("cache-get dyn0: invalid MAC address \"0g:00:00:00:00:08\""),
+        "{e}"
+    );
+    let e = fails(d.ctl(&["cache-remove", "dyn0", "02:00:00:00:00:08:09"]));
+    assert!(e.contains("7 groups instead of 6"), "{e}");
+
+    // The daemon's refusals come through with its errno.
+    let e = fails(d.ctl(&["show", "-t", "nope"]));
+    assert!(
+        e.starts_with("show -t nope: ") && e.ends_with("(ENOENT)"),
+        "{e}"
+    );
+    let e = fails(d.ctl(&["cache-flush", "nope"]));
+    assert!(
+        e.starts_with("cache-flush nope: ") && e.ends_with("(ENOENT)"),
+        "{e}"
+    );
+    for args in [
+        &["cache-get", "idle0", "2:0:0:0:0:1"][..],
+        &["cache-set", "idle0", "2:0:0:0:0:1=drop"],
+        &["cache-remove", "idle0", "2:0:0:0:0:1"],
+        &["cache-flush", "idle0"],
+        &["show", "-t", "idle0"],
+    ] {
+        let e = fails(d.ctl(args));
+        assert!(e.ends_with("(ENXIO)"), "{args:?}: {e}");
+    }
+}
+
+/// A running `overlayctl monitor`, killed on drop.
+struct Monitor {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Monitor {
+    fn start(d: &Daemon, json: bool) -> Monitor {
+        let mut cmd = Command::new(target_dir().join("overlayctl"));
+        cmd.arg("--socket").arg(&d.socket).arg("monitor");
+        if json {
+            cmd.arg("-j");
+        }
+        let mut child = cmd
+            .env_remove("OVERLAYD_SOCKET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("overlayctl monitor starts");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Monitor { child, lines }
+    }
+
+    #[track_caller]
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(15))
+            .expect("a line from overlayctl monitor")
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The mtu of a probe line (text or JSON); 0 for the probe's creation.
+fn probe_mtu(line: &str) -> u64 {
+    if let Ok(v) = serde_json::from_str::<Value>(line) {
+        assert_eq!(v["link"], "probe", "{line}");
+        return match v["event"].as_str() {
+            Some("create") => 0,
+            _ => v["value"].as_str().unwrap().parse().unwrap(),
+        };
+    }
+    if line.starts_with("create probe ") {
+        return 0;
+    }
+    line.strip_prefix("setprop probe mtu=")
+        .unwrap_or_else(|| panic!("a probe line: {line}"))
+        .parse()
+        .unwrap()
+}
+
+/// A monitor joins every group before it prints anything: once a probe
+/// property change shows up, the target group is joined too. Reads every
+/// monitor up to the last probe, so that what follows is what the test
+/// does.
+fn wait_until_subscribed(d: &Daemon, monitors: &[&Monitor]) {
+    let mut c = d.client();
+    proto::create(&mut c, "probe", 999, &[]).unwrap();
+    let mut sent = 0u64;
+    let mut seen = vec![None; monitors.len()];
+    for (i, m) in monitors.iter().enumerate() {
+        while seen[i].is_none() {
+            assert!(sent < 150, "the monitor printed nothing");
+            sent += 1;
+            proto::setprop(&mut c, "probe", "mtu", uint(1000 + sent)).unwrap();
+            if let Ok(line) = m.lines.recv_timeout(Duration::from_millis(100)) {
+                seen[i] = Some(probe_mtu(&line));
+            }
+        }
+    }
+    for (i, m) in monitors.iter().enumerate() {
+        while seen[i] != Some(1000 + sent) {
+            seen[i] = Some(probe_mtu(&m.line()));
+        }
+    }
+}
+
+#[test]
+fn monitor_prints_cache_changes() {
+    let (d, _dir) = setup();
+    let text = Monitor::start(&d, false);
+    let json = Monitor::start(&d, true);
+    wait_until_subscribed(&d, &[&text, &json]);
+
+    ok(d.ctl(&["cache-set", "dyn0", "02:00:00:00:00:05=10.9.0.5:4789"]));
+    ok(d.ctl(&["cache-set", "dyn0", "02:00:00:00:00:06=drop"]));
+    ok(d.ctl(&["cache-remove", "dyn0", "02:00:00:00:00:05"]));
+    ok(d.ctl(&["cache-flush", "dyn0"]));
+
+    assert_eq!(
+        text.line(),
+        "cache-set dyn0 02:00:00:00:00:05 10.9.0.5:4789"
+    );
+    assert_eq!(text.line(), "cache-set dyn0 02:00:00:00:00:06 drop");
+    assert_eq!(text.line(), "cache-remove dyn0 02:00:00:00:00:05");
+    assert_eq!(text.line(), "cache-flush dyn0");
+
+    let objects: Vec<Value> = (0..4)
+        .map(|_| serde_json::from_str(&json.line()).expect("one JSON object per line"))
+        .collect();
+    let linkid = objects[0]["linkid"].clone();
+    assert!(linkid.is_u64(), "{:?}", objects[0]);
+    assert_eq!(
+        objects,
+        [
+            serde_json::json!({"event": "cache-set", "link": "dyn0", "linkid": linkid,
+                               "target": "02:00:00:00:00:05", "destination": "10.9.0.5:4789"}),
+            serde_json::json!({"event": "cache-set", "link": "dyn0", "linkid": linkid,
+                               "target": "02:00:00:00:00:06", "destination": "drop"}),
+            serde_json::json!({"event": "cache-remove", "link": "dyn0", "linkid": linkid,
+                               "target": "02:00:00:00:00:05"}),
+            serde_json::json!({"event": "cache-flush", "link": "dyn0", "linkid": linkid}),
+        ]
+    );
+}
