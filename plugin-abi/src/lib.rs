@@ -182,6 +182,7 @@ pub mod kit;
 pub mod loader;
 pub mod lookup;
 pub mod prop;
+pub mod proxy;
 
 pub use encap::{
     DecapInfo, EncapDevice, EncapDeviceBox, EncapDevice_TO, EncapInfo, EncapPlugin, EncapPluginBox,
