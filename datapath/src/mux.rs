@@ -239,10 +239,13 @@ impl Mux {
                 gen = now;
                 self.seen.store(gen, Ordering::SeqCst);
             }
-            if !poll_two(self.rx.as_fd(), self.wake.as_fd(), POLL_MS) {
+            let data = poll_two(self.rx.as_fd(), self.wake.as_fd(), POLL_MS);
+            // A wake-up alone must be consumed too, or poll keeps
+            // reporting it and the thread spins.
+            drain(&self.wake);
+            if !data {
                 continue;
             }
-            drain(&self.wake);
             // SAFETY: msgs holds RX_BATCH headers whose iovecs point into
             // `bufs`, which outlives the call; the socket is open.
             let n = unsafe {

@@ -186,7 +186,7 @@ pub fn lookup_reply(req: &Request, pid: u32, t: &Taken) -> Vec<Message> {
         Attr::u32(tg::ATTR_PKT_LEN, r.frame_len - r.hdr_len as u32),
         Attr::u32(tg::ATTR_DST_TYPE, dst_type),
     ];
-    vec![req.reply(pid, attrs).into()]
+    req.respond(pid, vec![attrs])
 }
 
 fn reqid(req: &Request) -> u64 {
