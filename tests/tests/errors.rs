@@ -223,9 +223,9 @@ fn unknown_plugins_are_named_with_the_loaded_ones() {
         "lists encapsulations only: {text}"
     );
     expect_err(
-        proto::create_with(&mut c, "ov0", "vxlan", "files", 1, &[]),
+        proto::create_with(&mut c, "ov0", "vxlan", "svp", 1, &[]),
         libc::ENOENT,
-        &["files", "direct"],
+        &["svp", "direct", "files"],
     );
     // A plugin of the other kind is not accepted in its place.
     expect_err(

@@ -146,7 +146,7 @@ fn plugin_props(p: &GenlMsg) -> Vec<Vec<Attr>> {
 }
 
 #[test]
-fn plugins_dump_describes_geneve_vxlan_and_direct() {
+fn plugins_dump_describes_geneve_vxlan_direct_and_files() {
     let d = Daemon::start();
     let mut c = d.client();
     let plugins = c.dump(ov::NAME, ov::CMD_PLUGINS, vec![]).expect("PLUGINS");
@@ -154,7 +154,7 @@ fn plugins_dump_describes_geneve_vxlan_and_direct() {
         .iter()
         .map(|p| p.attrs.get_str(ov::ATTR_PLUGIN_NAME).unwrap())
         .collect();
-    assert_eq!(names, ["geneve", "vxlan", "direct"]);
+    assert_eq!(names, ["geneve", "vxlan", "direct", "files"]);
 
     let gn = &plugins[0].attrs;
     assert_eq!(gn.get_u32(ov::ATTR_PLUGIN_KIND), Some(ov::KIND_ENCAP));
@@ -243,6 +243,46 @@ fn plugins_dump_describes_geneve_vxlan_and_direct() {
         )
         .expect("PLUGINS transaction");
     assert_eq!(one.attrs, plugins[2].attrs);
+
+    let fi = &plugins[3].attrs;
+    assert_eq!(fi.get_u32(ov::ATTR_PLUGIN_KIND), Some(ov::KIND_LOOKUP));
+    assert_eq!(fi.get_u32(ov::ATTR_PLUGIN_MODES), Some(ov::MODE_DYNAMIC));
+    assert_eq!(
+        fi.get_u32(ov::ATTR_PLUGIN_DEST),
+        Some(ov::DEST_IP | ov::DEST_PORT)
+    );
+    assert!(fi
+        .get_str(ov::ATTR_PLUGIN_FILE)
+        .unwrap()
+        .ends_with("liboverlay_files.so"));
+    let props = plugin_props(&plugins[3]);
+    let perms: Vec<(&str, u32)> = props
+        .iter()
+        .map(|p| {
+            (
+                p.get_str(ov::ATTR_PROP_NAME).unwrap(),
+                p.get_u32(ov::ATTR_PROP_PERM).unwrap(),
+            )
+        })
+        .collect();
+    let rrw_runtime = ov::PERM_REQ | ov::PERM_READ | ov::PERM_WRITE | ov::PERM_RUNTIME;
+    let rw = ov::PERM_READ | ov::PERM_WRITE;
+    assert_eq!(
+        perms,
+        [
+            ("files/config", rrw_runtime),
+            ("files/default_port", rw),
+            ("files/misses", ov::PERM_READ),
+            ("files/arp", ov::PERM_READ),
+            ("files/ndp", ov::PERM_READ),
+            ("files/dhcp", ov::PERM_READ),
+            ("files/dropped", ov::PERM_READ),
+        ]
+    );
+    assert_eq!(
+        props[1].get_bytes(ov::ATTR_PROP_DEFAULT),
+        Some(&uint(4789)[..])
+    );
 }
 
 fn check_device_reply(m: &GenlMsg, linkid: u32, dev: &str, vnetid: u64, state: u32) {
@@ -348,7 +388,7 @@ fn device_lifecycle() {
     assert_eq!(vnetid.get_u64(ov::ATTR_PROP_RANGE_MAX), Some(16_777_215));
     for (m, plugins) in [
         (&info[2].attrs, &["geneve", "vxlan"][..]),
-        (&info[3].attrs, &["direct"][..]),
+        (&info[3].attrs, &["direct", "files"][..]),
     ] {
         assert_eq!(m.get_u32(ov::ATTR_PROP_TYPE), Some(ov::PROP_TYPE_STRING));
         assert_eq!(m.get_u32(ov::ATTR_PROP_PERM), Some(ov::PERM_READ));

@@ -144,7 +144,7 @@ fn create_inspect_change_activate_delete() {
     );
     assert_eq!(
         row(&rows, 1, "search"),
-        ["ov0", "search", "r-", "-", "direct", "--", "direct"]
+        ["ov0", "search", "r-", "-", "direct", "--", "direct,files"]
     );
     assert_eq!(
         row(&rows, 1, "vxlan/listen_ip"),
@@ -242,7 +242,7 @@ fn plugins_table() {
     let d = Daemon::start();
     let (header, rows) = table(&ok(d.ctl(&["plugins"])));
     assert_eq!(header, PLUGIN_COLUMNS);
-    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows.len(), 4, "{rows:?}");
     let gn = row(&rows, 0, "geneve");
     assert_eq!(gn[1], "encap");
     assert!(gn[3].ends_with("/liboverlay_geneve.so"), "{gn:?}");
@@ -256,6 +256,13 @@ fn plugins_table() {
     assert_eq!(di[1], "lookup");
     assert!(di[3].ends_with("/liboverlay_direct.so"), "{di:?}");
     assert_eq!(di[4], "direct/dest_ip,direct/dest_port");
+    let fi = row(&rows, 0, "files");
+    assert_eq!(fi[1], "lookup");
+    assert!(fi[3].ends_with("/liboverlay_files.so"), "{fi:?}");
+    assert_eq!(
+        fi[4],
+        "files/config,files/default_port,files/misses,files/arp,files/ndp,files/dhcp,files/dropped"
+    );
 }
 
 #[test]
@@ -337,10 +344,11 @@ fn json_outputs() {
     // The plugin listing carries the columns (and its properties after them).
     let plugins = json(&ok(d.ctl(&["plugins", "-j"])), &PLUGIN_COLUMNS, true);
     let names: Vec<&Value> = plugins.iter().map(|p| &p["name"]).collect();
-    assert_eq!(names, ["geneve", "vxlan", "direct"]);
+    assert_eq!(names, ["geneve", "vxlan", "direct", "files"]);
     assert_eq!(plugins[0]["kind"], "encap");
     assert_eq!(plugins[1]["kind"], "encap");
     assert_eq!(plugins[2]["kind"], "lookup");
+    assert_eq!(plugins[3]["kind"], "lookup");
     assert_eq!(
         plugins[1]["properties"],
         "vxlan/listen_ip,vxlan/listen_port"

@@ -217,8 +217,8 @@ fn error_ack_and_done_layout() {
         }
     };
     assert_eq!(
-        parts, 3,
-        "one part per loaded plugin: geneve, vxlan, direct"
+        parts, 4,
+        "one part per loaded plugin: geneve, vxlan, direct, files"
     );
     assert_eq!(done.len(), 20);
     assert_eq!(u16_at(&done, 6), NLM_F_MULTI);
