@@ -59,7 +59,15 @@ impl Topology {
             p.ip(&format!("addr add {addr}/24 dev vx0"));
             p.ip("link set vx0 up");
             p.ok(&[
-                "bridge", "fdb", "append", A_MAC, "dev", "vx0", "dst", A_UNDER, "permanent",
+                "bridge",
+                "fdb",
+                "append",
+                A_MAC,
+                "dev",
+                "vx0",
+                "dst",
+                A_UNDER,
+                "permanent",
             ]);
             p.ip(&format!(
                 "neigh replace 192.0.2.1 lladdr {A_MAC} dev vx0 nud permanent"
@@ -152,7 +160,10 @@ fn prop_uint(c: &mut Client, link: &str, name: &str) -> u64 {
         .transact(
             ov::NAME,
             ov::CMD_GETPROP,
-            vec![Attr::str(ov::ATTR_NAME, link), Attr::str(ov::ATTR_PROP_NAME, name)],
+            vec![
+                Attr::str(ov::ATTR_NAME, link),
+                Attr::str(ov::ATTR_PROP_NAME, name),
+            ],
         )
         .unwrap();
     let v = m.attrs.get_bytes(ov::ATTR_PROP_VALUE).unwrap();
@@ -234,9 +245,14 @@ fn external_server_killed_mid_request_is_taken_over() {
     ));
     let mut admin = t.client();
     admin
-        .write(tg::NAME, tg::CMD_ASSOCIATE, vec![Attr::str(tg::ATTR_NAME, "dx0")])
+        .write(
+            tg::NAME,
+            tg::CMD_ASSOCIATE,
+            vec![Attr::str(tg::ATTR_NAME, "dx0")],
+        )
         .unwrap();
-    let ping = t.a.spawn(&["ping", "-c", "3", "-i", "0.3", "-W", "10", b_addr]);
+    let ping =
+        t.a.spawn(&["ping", "-c", "3", "-i", "0.3", "-W", "10", b_addr]);
 
     // The first server takes the request, reads its frame, and dies
     // without answering.
@@ -268,9 +284,16 @@ fn external_server_killed_mid_request_is_taken_over() {
     assert_ne!(id, first_id);
     // The old id is gone.
     let e = second
-        .write(tg::NAME, tg::CMD_DROP, vec![Attr::u64(tg::ATTR_REQID, first_id)])
+        .write(
+            tg::NAME,
+            tg::CMD_DROP,
+            vec![Attr::u64(tg::ATTR_REQID, first_id)],
+        )
         .unwrap_err();
-    assert!(matches!(e, ClientError::Netlink { errno, .. } if errno == libc::EINVAL), "{e}");
+    assert!(
+        matches!(e, ClientError::Netlink { errno, .. } if errno == libc::EINVAL),
+        "{e}"
+    );
     let ip: std::net::Ipv4Addr = b_under.parse().unwrap();
     second
         .write(
