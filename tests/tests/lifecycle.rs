@@ -72,7 +72,10 @@ fn nlctrl_resolves_and_dumps_the_families() {
 
     let all = c.families().expect("nlctrl dump");
     let names: Vec<&str> = all.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["nlctrl", "overlay_handle", "overlay"]);
+    assert_eq!(
+        names,
+        ["nlctrl", "overlay_handle", "overlay", "overlay_target"]
+    );
     let nlctrl = &all[0];
     assert_eq!(nlctrl.id, 16);
     assert_eq!((nlctrl.version, nlctrl.maxattr), (2, 10));
@@ -358,6 +361,12 @@ fn device_lifecycle() {
             "ifname",
             "srcport_min",
             "srcport_max",
+            "flood",
+            "lookup_timeout",
+            "cache_entry_bytes",
+            "cache_device_bytes",
+            "cache_ttl",
+            "cache_max_entries",
             "vxlan/listen_ip",
             "vxlan/listen_port",
             "direct/dest_ip",
@@ -407,7 +416,15 @@ fn device_lifecycle() {
         );
         assert_eq!(m.attrs.get_u64(ov::ATTR_PROP_RANGE_MAX), Some(65535));
     }
-    for m in info[4..6].iter().chain(&info[8..]) {
+    // The dynamic-mode settings: runtime-writable, with defaults.
+    for m in &info[8..14] {
+        assert_eq!(
+            m.attrs.get_u32(ov::ATTR_PROP_PERM),
+            Some(ov::PERM_READ | ov::PERM_WRITE | ov::PERM_RUNTIME)
+        );
+        assert!(m.attrs.get_bytes(ov::ATTR_PROP_DEFAULT).is_some());
+    }
+    for m in info[4..6].iter().chain(&info[14..]) {
         assert_eq!(
             m.attrs.get_u32(ov::ATTR_PROP_PERM),
             Some(ov::PERM_REQ | ov::PERM_READ | ov::PERM_WRITE),
@@ -426,7 +443,7 @@ fn device_lifecycle() {
             ],
         )
         .unwrap();
-    assert_eq!(one.attrs, info[9].attrs);
+    assert_eq!(one.attrs, info[15].attrs);
 
     // GETPROP: generic and plugin properties, in their wire encodings.
     let get = |c: &mut nlproto::client::Client, prop: &str| {
