@@ -120,6 +120,12 @@ fn create_inspect_change_activate_delete() {
             "ifname",
             "srcport_min",
             "srcport_max",
+            "flood",
+            "lookup_timeout",
+            "cache_entry_bytes",
+            "cache_device_bytes",
+            "cache_ttl",
+            "cache_max_entries",
             "vxlan/listen_ip",
             "vxlan/listen_port",
             "direct/dest_ip",
@@ -321,7 +327,7 @@ fn json_outputs() {
     assert_eq!(faults[0]["details"], "--");
 
     let props = json(&ok(d.ctl(&["prop-get", "-j", "ov0"])), &PROP_COLUMNS, false);
-    assert_eq!(props.len(), 12);
+    assert_eq!(props.len(), 18);
     let mtu = &props[0];
     assert_eq!(mtu["property"], "mtu");
     assert_eq!(mtu["value"], "1400");
