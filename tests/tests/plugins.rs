@@ -199,7 +199,7 @@ fn empty_plugin_directory() {
     assert!(proto::device_names(&mut c).is_empty());
     // It still answers everything else.
     let families = c.families().unwrap();
-    assert_eq!(families.len(), 3);
+    assert_eq!(families.len(), 4);
     expect_err(
         c.transact(
             ov::NAME,

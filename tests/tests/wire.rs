@@ -73,7 +73,7 @@ fn worked_example_resolving_overlay_byte_for_byte() {
     assert_eq!(blocks.len(), 2, "a request and a reply");
     let (req, reply) = (&blocks[0], &blocks[1]);
     assert_eq!(req.len(), 32);
-    assert_eq!(reply.len(), 380);
+    assert_eq!(reply.len(), 356);
     c.send_raw(req).unwrap();
     let got = c.recv_raw().unwrap();
     assert_eq!(
