@@ -5,6 +5,7 @@
 //! `scripts/test` does): the tests use the `overlayd` and `overlayctl`
 //! binaries and the plugin `.so` files from the target directory.
 
+pub mod monitor;
 pub mod net;
 
 use std::{
@@ -492,6 +493,21 @@ impl Daemon {
             .env_remove("OVERLAYD_SOCKET")
             .output()
             .expect("overlayctl runs")
+    }
+
+    /// Runs overlayctl against this daemon, panicking with its stderr and
+    /// the daemon's log when it fails; returns its stdout.
+    #[track_caller]
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "overlayctl {}: {}\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Whether the daemon is still running.

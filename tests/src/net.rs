@@ -62,6 +62,20 @@ impl Netns {
             .expect("ip netns exec runs")
     }
 
+    /// Three pings to `addr` from the namespace, each answered within
+    /// `wait` seconds; panics with ping's output otherwise.
+    #[track_caller]
+    pub fn ping(&self, addr: &str, wait: u32) {
+        let wait = wait.to_string();
+        let out = self.exec(&["ping", "-c", "3", "-i", "0.2", "-W", &wait, addr]);
+        assert!(
+            out.status.success(),
+            "ping {addr} from {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
     /// Runs a command in the namespace, panicking on failure.
     pub fn ok(&self, cmd: &[&str]) -> String {
         let out = self.exec(cmd);

@@ -76,40 +76,15 @@ impl Topology {
             props.push_str(e);
         }
         let vni = vni.to_string();
-        ctl_ok(
-            &self.daemon,
-            &[
-                "create", "-e", "vxlan", "-s", "direct", "-v", &vni, "-p", &props, link,
-            ],
-        );
-        ctl_ok(&self.daemon, &["activate", link]);
+        self.daemon.ctl_ok(&[
+            "create", "-e", "vxlan", "-s", "direct", "-v", &vni, "-p", &props, link,
+        ]);
+        self.daemon.ctl_ok(&["activate", link]);
     }
 
     fn client(&self) -> Client {
         self.daemon.client()
     }
-}
-
-fn ctl_ok(d: &Daemon, args: &[&str]) -> String {
-    let out = d.ctl(args);
-    assert!(
-        out.status.success(),
-        "overlayctl {}: {}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr),
-        d.log()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn ping(ns: &Netns, addr: &str) {
-    let out = ns.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", addr]);
-    assert!(
-        out.status.success(),
-        "ping {addr} from {}: {}",
-        ns.name,
-        String::from_utf8_lossy(&out.stdout)
-    );
 }
 
 fn ping_fails(ns: &Netns, addr: &str) {
@@ -143,15 +118,15 @@ fn tap_backend_with_kernel_vxlan() {
     t.kernel_vxlan("vx0", VNI, "192.0.2.2");
     t.overlay("ov0", VNI, &[]);
     t.a.ip("addr add 192.0.2.1/24 dev ov0");
-    ping(&t.a, "192.0.2.2");
-    ping(&t.b, "192.0.2.1");
+    t.a.ping("192.0.2.2", 2);
+    t.b.ping("192.0.2.1", 2);
     transfer_both_ways(&mut t, "192.0.2.1", "192.0.2.2");
     let (dev, mux) = stats(&mut t.client(), "ov0");
     assert!(dev["tx_packets"] > 10_000, "{dev:?}");
     assert!(dev["rx_packets"] > 10_000, "{dev:?}");
     assert_eq!(mux["drop_unknown_vnetid"], 0, "{mux:?}");
     // Deleting the active device removes its TAP.
-    ctl_ok(&t.daemon, &["delete", "ov0"]);
+    t.daemon.ctl_ok(&["delete", "ov0"]);
     assert!(!t.a.exec(&["ip", "link", "show", "ov0"]).status.success());
 }
 
@@ -172,8 +147,8 @@ fn afpacket_backend_with_kernel_vxlan() {
     t.a.ip("link set tap0 up");
     t.a.ip("addr add 192.0.2.1/24 dev host0");
     t.overlay("ov0", VNI, &["backend=afpacket", "ifname=tap0"]);
-    ping(&t.a, "192.0.2.2");
-    ping(&t.b, "192.0.2.1");
+    t.a.ping("192.0.2.2", 2);
+    t.b.ping("192.0.2.1", 2);
     transfer_both_ways(&mut t, "192.0.2.1", "192.0.2.2");
 }
 
@@ -186,8 +161,8 @@ fn ipv6_underlay() {
     t.kernel_vxlan("vx0", VNI, "192.0.2.2");
     t.overlay("ov0", VNI, &[]);
     t.a.ip("addr add 192.0.2.1/24 dev ov0");
-    ping(&t.a, "192.0.2.2");
-    ping(&t.b, "192.0.2.1");
+    t.a.ping("192.0.2.2", 2);
+    t.b.ping("192.0.2.1", 2);
     transfer_both_ways(&mut t, "192.0.2.1", "192.0.2.2");
 }
 
@@ -209,7 +184,7 @@ fn two_vnis_share_one_mux_and_stay_apart() {
     assert_eq!(m42.len(), m43.len());
 
     let before = stats(&mut c, "ov43").0["rx_packets"];
-    ping(&t.b, "192.0.2.1");
+    t.b.ping("192.0.2.1", 2);
     assert_eq!(
         stats(&mut c, "ov43").0["rx_packets"],
         before,
@@ -218,14 +193,14 @@ fn two_vnis_share_one_mux_and_stay_apart() {
     assert!(stats(&mut c, "ov42").0["rx_packets"] > 0);
 
     let before = stats(&mut c, "ov42").0["rx_packets"];
-    ping(&t.b, "203.0.113.1");
+    t.b.ping("203.0.113.1", 2);
     assert_eq!(
         stats(&mut c, "ov42").0["rx_packets"],
         before,
         "VNI 43 reached ov42"
     );
     // Both ends share one underlay socket.
-    let out = ctl_ok(&t.daemon, &["show", "-s", "-j"]);
+    let out = t.daemon.ctl_ok(&["show", "-s", "-j"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let endpoints: Vec<&str> = v
         .as_array()
@@ -246,7 +221,7 @@ fn unknown_vni_and_malformed_packets_are_counted_and_forwarding_goes_on() {
     t.kernel_vxlan("vx99", 99, "203.0.113.2");
     t.overlay("ov0", VNI, &[]);
     t.a.ip("addr add 192.0.2.1/24 dev ov0");
-    ping(&t.a, "192.0.2.2");
+    t.a.ping("192.0.2.2", 2);
     let mut c = t.client();
     let (_, before) = stats(&mut c, "ov0");
 
@@ -264,7 +239,7 @@ fn unknown_vni_and_malformed_packets_are_counted_and_forwarding_goes_on() {
         let script = format!("printf '{payload}' | socat -u - {dst}");
         t.b.ok(&["timeout", "5", "sh", "-c", &script]);
     }
-    ping(&t.a, "192.0.2.2");
+    t.a.ping("192.0.2.2", 2);
     let (_, after) = stats(&mut c, "ov0");
     assert!(
         after["drop_unknown_vnetid"] > before["drop_unknown_vnetid"],
@@ -286,10 +261,10 @@ fn mtu_follows_the_property_and_oversized_frames_are_dropped() {
     t.kernel_vxlan("vx0", VNI, "192.0.2.2");
     t.overlay("ov0", VNI, &[]);
     t.a.ip("addr add 192.0.2.1/24 dev ov0");
-    ctl_ok(&t.daemon, &["prop-set", "ov0", "mtu=1300"]);
+    t.daemon.ctl_ok(&["prop-set", "ov0", "mtu=1300"]);
     let link = t.a.ok(&["ip", "link", "show", "ov0"]);
     assert!(link.contains("mtu 1300"), "{link}");
-    ping(&t.a, "192.0.2.2");
+    t.a.ping("192.0.2.2", 2);
     // Raise the TAP's MTU behind the daemon's back: frames over the
     // device MTU now reach the daemon and are dropped and counted.
     t.a.ip("link set ov0 mtu 1400");
@@ -324,13 +299,13 @@ fn vnetid_change_while_active_moves_the_traffic() {
     t.overlay("ov0", 42, &[]);
     t.a.ip("addr add 192.0.2.1/24 dev ov0");
     t.a.ip("addr add 203.0.113.1/24 dev ov0");
-    ping(&t.a, "192.0.2.2");
-    ctl_ok(&t.daemon, &["prop-set", "ov0", "vnetid=43"]);
+    t.a.ping("192.0.2.2", 2);
+    t.daemon.ctl_ok(&["prop-set", "ov0", "vnetid=43"]);
     // After the change every frame carries VNI 43: B's vx43 answers, vx42
     // no longer hears anything.
     t.a.ok(&["ip", "neigh", "flush", "all"]);
     let before42 = t.b.if_counter("vx42", "rx_packets");
-    ping(&t.a, "203.0.113.2");
+    t.a.ping("203.0.113.2", 2);
     ping_fails(&t.a, "192.0.2.2");
     assert_eq!(t.b.if_counter("vx42", "rx_packets"), before42);
 }

@@ -4,13 +4,10 @@
 //! text and JSON, the daemon's refusals and the CLI's own, and the
 //! notifications `monitor` prints for them.
 
-use overlay_tests::proto::{self, uint};
-use overlay_tests::{stderr, stdout, target_dir, Daemon, TempDir};
+use overlay_tests::monitor::{wait_until_subscribed, Monitor};
+use overlay_tests::{stderr, stdout, Daemon, TempDir};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-use std::time::Duration;
+use std::process::Output;
 
 const HEADER: &str = "LINK  TARGET             DESTINATION\n";
 
@@ -247,97 +244,6 @@ fn refusals_name_what_was_wrong_and_set_nothing() {
     ] {
         let e = fails(d.ctl(args));
         assert!(e.ends_with("(EOPNOTSUPP)"), "{args:?}: {e}");
-    }
-}
-
-/// A running `overlayctl monitor`, killed on drop.
-struct Monitor {
-    child: Child,
-    lines: Receiver<String>,
-}
-
-impl Monitor {
-    fn start(d: &Daemon, json: bool) -> Monitor {
-        let mut cmd = Command::new(target_dir().join("overlayctl"));
-        cmd.arg("--socket").arg(&d.socket).arg("monitor");
-        if json {
-            cmd.arg("-j");
-        }
-        let mut child = cmd
-            .env_remove("OVERLAYD_SOCKET")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("overlayctl monitor starts");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Monitor { child, lines }
-    }
-
-    #[track_caller]
-    fn line(&self) -> String {
-        self.lines
-            .recv_timeout(Duration::from_secs(15))
-            .expect("a line from overlayctl monitor")
-    }
-}
-
-impl Drop for Monitor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The mtu of a probe line (text or JSON); 0 for the probe's creation.
-fn probe_mtu(line: &str) -> u64 {
-    if let Ok(v) = serde_json::from_str::<Value>(line) {
-        assert_eq!(v["link"], "probe", "{line}");
-        return match v["event"].as_str() {
-            Some("create") => 0,
-            _ => v["value"].as_str().unwrap().parse().unwrap(),
-        };
-    }
-    if line.starts_with("create probe ") {
-        return 0;
-    }
-    line.strip_prefix("setprop probe mtu=")
-        .unwrap_or_else(|| panic!("a probe line: {line}"))
-        .parse()
-        .unwrap()
-}
-
-/// A monitor joins every group before it prints anything: once a probe
-/// property change shows up, the target group is joined too. Reads every
-/// monitor up to the last probe, so that what follows is what the test
-/// does.
-fn wait_until_subscribed(d: &Daemon, monitors: &[&Monitor]) {
-    let mut c = d.client();
-    proto::create(&mut c, "probe", 999, &[]).unwrap();
-    let mut sent = 0u64;
-    let mut seen = vec![None; monitors.len()];
-    for (i, m) in monitors.iter().enumerate() {
-        while seen[i].is_none() {
-            assert!(sent < 150, "the monitor printed nothing");
-            sent += 1;
-            proto::setprop(&mut c, "probe", "mtu", uint(1000 + sent)).unwrap();
-            if let Ok(line) = m.lines.recv_timeout(Duration::from_millis(100)) {
-                seen[i] = Some(probe_mtu(&line));
-            }
-        }
-    }
-    for (i, m) in monitors.iter().enumerate() {
-        while seen[i] != Some(1000 + sent) {
-            seen[i] = Some(probe_mtu(&m.line()));
-        }
     }
 }
 

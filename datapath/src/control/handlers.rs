@@ -539,7 +539,8 @@ fn unhandled(req: &Request) -> RequestError {
     )
 }
 
-fn dev_ref(req: &Request) -> Result<DevRef, RequestError> {
+/// The device a request names (`NAME` or `LINKID`).
+pub(super) fn dev_ref(req: &Request) -> Result<DevRef, RequestError> {
     Ok(match req.device()? {
         DeviceRef::Name(n) => DevRef::Name(n.to_string()),
         DeviceRef::LinkId(id) => DevRef::LinkId(id),

@@ -2,14 +2,14 @@
 //! and the interface of external lookup servers. `LOOKUP`, which may wait,
 //! is parked by [`super::handlers`]; everything else answers at once.
 
-use super::{Outbox, Outgoing};
+use super::{handlers::dev_ref, Outbox, Outgoing};
 use crate::{
     device::Device,
     lookup::{DynTarget, Taken, Taker},
-    registry::{DevRef, Registry},
+    registry::Registry,
 };
 use nlproto::{
-    server::{notification, DeviceRef, Request, RequestError},
+    server::{notification, Request, RequestError},
     spec::{overlay as ov, target as tg},
     Attr, AttrsExt, Emit, Message,
 };
@@ -17,13 +17,6 @@ use overlay_plugin_abi::{dest, LookupAnswer, Point, MODE_DYNAMIC, MODE_POINT};
 use std::sync::Arc;
 
 type Reply = Result<Vec<Message>, RequestError>;
-
-fn dev_ref(req: &Request) -> Result<DevRef, RequestError> {
-    Ok(match req.device()? {
-        DeviceRef::Name(n) => DevRef::Name(n.to_string()),
-        DeviceRef::LinkId(id) => DevRef::LinkId(id),
-    })
-}
 
 fn device<'r>(reg: &'r Registry, req: &Request) -> Result<&'r Device, RequestError> {
     let r = dev_ref(req)?;
