@@ -943,79 +943,17 @@ mod tests {
         });
     }
 
-    /// A lookup plugin for the tests: MAC ..:09 lives at the peer, group
-    /// traffic is replicated to the peer, anything else is dropped.
-    struct Table;
-    struct TableDev;
-
-    impl kit::Lookup for Table {
-        type Instance = TableDev;
-        fn info(&self) -> overlay_plugin_abi::LookupInfo {
-            overlay_plugin_abi::LookupInfo {
-                modes: overlay_plugin_abi::MODE_DYNAMIC,
-                dest: overlay_plugin_abi::dest::IP | overlay_plugin_abi::dest::PORT,
-                properties: Default::default(),
-            }
-        }
-        fn new_instance(
-            &self,
-            _dest: u32,
-            _vnetid: u64,
-        ) -> Result<TableDev, overlay_plugin_abi::PluginError> {
-            Ok(TableDev)
-        }
-    }
-
-    impl kit::LookupInstance for TableDev {
-        fn mode(&self) -> u32 {
-            overlay_plugin_abi::MODE_DYNAMIC
-        }
-        fn properties(&self) -> Vec<overlay_plugin_abi::PropInfo> {
-            Vec::new()
-        }
-        fn getprop(&self, _: &str) -> Result<Vec<u8>, overlay_plugin_abi::PluginError> {
-            Ok(Vec::new())
-        }
-        fn setprop(&self, _: &str, _: &[u8]) -> Result<(), overlay_plugin_abi::PluginError> {
-            Ok(())
-        }
-        fn missing_required(&self) -> Vec<String> {
-            Vec::new()
-        }
-        fn start(&self) -> Result<(), overlay_plugin_abi::PluginError> {
-            Ok(())
-        }
-        fn stop(&self) {}
-        fn default_point(&self) -> Result<Point, overlay_plugin_abi::PluginError> {
-            Err(overlay_plugin_abi::PluginError::not_supported("dynamic"))
-        }
-        fn lookup(
-            &self,
-            req: &overlay_plugin_abi::LookupRequest,
-            _frame: &[u8],
-        ) -> Result<overlay_plugin_abi::LookupAnswer, overlay_plugin_abi::PluginError> {
-            let peer = Point {
-                mac: [0; 6],
-                ip: loopback(),
-                port: PEER_PORT,
-            };
-            Ok(if req.is_group() {
-                overlay_plugin_abi::LookupAnswer::replicate(vec![peer])
-            } else if req.dst == [0x02, 0, 0, 0, 0, 0x09] {
-                overlay_plugin_abi::LookupAnswer::respond(peer)
-            } else {
-                overlay_plugin_abi::LookupAnswer::drop_frame()
-            })
-        }
-    }
-
     #[test]
     fn dynamic_mode_looks_up_misses_and_sends_in_order() {
         testnet::run("dynamic_mode_looks_up_misses_and_sends_in_order", |ns| {
             use crate::lookup::{DynIdentity, LookupService};
             ns.ip(&["link", "set", "lo", "up"]);
             let service = LookupService::new(2);
-            let plugin = kit::lookup_box(|| Table).into_result().unwrap();
+            let plugin = kit::lookup_box(|| crate::lookup::tests::Table {
+                peer_port: PEER_PORT,
+            })
+            .into_result()
+            .unwrap();
             let inst = Arc::new(plugin.new_device(6, VNI).into_result().unwrap());
             let mut made = None;
             let (dp, mut muxes, stats, peer) = start_with("dyn0", |stats| {

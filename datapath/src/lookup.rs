@@ -800,3 +800,227 @@ fn unknown_request(reqid: u64) -> impl Fn() -> String {
         )
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::cache::CacheLimits;
+    use overlay_plugin_abi::{
+        kit, prop::ip_to_in6, LookupInfo, PluginError, PropInfo, MODE_DYNAMIC,
+    };
+    use std::net::{IpAddr, Ipv4Addr};
+
+    /// MAC ..:09 lives at the peer (127.0.0.1), ..:0d takes 300 ms to
+    /// answer, ..:0e panics; group traffic is replicated to the peer;
+    /// anything else is dropped.
+    pub(crate) struct Table {
+        pub(crate) peer_port: u16,
+    }
+    pub(crate) struct TableDev(u16);
+
+    pub(crate) const KNOWN: Mac = [0x02, 0, 0, 0, 0, 0x09];
+    const SLOW: Mac = [0x02, 0, 0, 0, 0, 0x0d];
+    const PANICS: Mac = [0x02, 0, 0, 0, 0, 0x0e];
+
+    impl kit::Lookup for Table {
+        type Instance = TableDev;
+        fn info(&self) -> LookupInfo {
+            LookupInfo {
+                modes: MODE_DYNAMIC,
+                dest: dest::IP | dest::PORT,
+                properties: Default::default(),
+            }
+        }
+        fn new_instance(&self, _dest: u32, _vnetid: u64) -> Result<TableDev, PluginError> {
+            Ok(TableDev(self.peer_port))
+        }
+    }
+
+    impl kit::LookupInstance for TableDev {
+        fn mode(&self) -> u32 {
+            MODE_DYNAMIC
+        }
+        fn properties(&self) -> Vec<PropInfo> {
+            Vec::new()
+        }
+        fn getprop(&self, _: &str) -> Result<Vec<u8>, PluginError> {
+            Ok(Vec::new())
+        }
+        fn setprop(&self, _: &str, _: &[u8]) -> Result<(), PluginError> {
+            Ok(())
+        }
+        fn missing_required(&self) -> Vec<String> {
+            Vec::new()
+        }
+        fn start(&self) -> Result<(), PluginError> {
+            Ok(())
+        }
+        fn stop(&self) {}
+        fn default_point(&self) -> Result<Point, PluginError> {
+            Err(PluginError::not_supported("dynamic"))
+        }
+        fn lookup(&self, req: &LookupRequest, _frame: &[u8]) -> Result<LookupAnswer, PluginError> {
+            let peer = Point {
+                mac: [0; 6],
+                ip: ip_to_in6(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                port: self.0,
+            };
+            Ok(match req.dst {
+                _ if req.is_group() => LookupAnswer::replicate(vec![peer]),
+                KNOWN => LookupAnswer::respond(peer),
+                SLOW => {
+                    std::thread::sleep(Duration::from_millis(300));
+                    LookupAnswer::respond(peer)
+                }
+                PANICS => panic!("table corrupted"),
+                _ => LookupAnswer::drop_frame(),
+            })
+        }
+    }
+
+    fn device(svc: &Arc<LookupService>, linkid: u32, external: bool) -> Arc<DynTarget> {
+        let t = Arc::new(DynTarget::new(
+            DynIdentity {
+                linkid,
+                name: format!("t{linkid}"),
+                needs: dest::IP | dest::PORT,
+                domain: libc::AF_INET,
+            },
+            CacheLimits::default(),
+            Arc::new(DeviceStats::default()),
+            Arc::new(Health::default()),
+            svc,
+        ));
+        let plugin = kit::lookup_box(|| Table { peer_port: 4789 })
+            .into_result()
+            .unwrap();
+        let inst = Arc::new(plugin.new_device(6, 7).into_result().unwrap());
+        svc.add_device(t.clone(), inst, "table", external);
+        t
+    }
+
+    /// A frame from the hosts to `mac` misses the cache and asks.
+    fn miss(t: &DynTarget, mac: Mac) {
+        let mut f = vec![0u8; 60];
+        f[..6].copy_from_slice(&mac);
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        let (v, _) = t.lock().cache.lookup(&mac, &f, Instant::now());
+        assert!(matches!(v, crate::cache::Verdict::Queued { lookup: true }));
+        t.request(mac);
+    }
+
+    fn mac(n: u8) -> Mac {
+        [0x02, 0, 0, 0, 1, n]
+    }
+
+    #[test]
+    fn requests_are_taken_in_turn_across_devices() {
+        let svc = LookupService::new(1);
+        let busy = device(&svc, 1, true);
+        let quiet = device(&svc, 2, true);
+        for n in 0..3 {
+            miss(&busy, mac(n));
+        }
+        miss(&quiet, mac(9));
+        let order: Vec<(u32, Mac)> = (0..4)
+            .map(|_| {
+                let t = svc.take_external(5).expect("a request waits");
+                (t.target.linkid, t.req.dst)
+            })
+            .collect();
+        assert_eq!(order, [(1, mac(0)), (2, mac(9)), (1, mac(1)), (1, mac(2))]);
+        assert!(svc.take_external(5).is_none());
+        svc.shutdown();
+    }
+
+    #[test]
+    fn a_closed_handle_gives_its_requests_back_under_new_ids() {
+        let svc = LookupService::new(1);
+        let t = device(&svc, 1, true);
+        miss(&t, KNOWN);
+        let first = svc.take_external(5).unwrap();
+        assert!(svc.take_external(6).is_none(), "taken by handle 5");
+        // Only its taker may answer or read it.
+        assert!(svc.frame_of(Taker::Handle(6), first.reqid).is_err());
+        assert_eq!(
+            svc.frame_of(Taker::Handle(5), first.reqid).unwrap()[..6],
+            KNOWN
+        );
+        svc.release_handle(5);
+        let again = svc.take_external(6).unwrap();
+        assert_eq!(again.req.dst, KNOWN);
+        assert_ne!(again.reqid, first.reqid);
+        let late = svc.answer(Taker::Handle(5), first.reqid, LookupAnswer::drop_frame());
+        assert!(late.unwrap_err().starts_with("no request"));
+        let p = Point {
+            mac: [0; 6],
+            ip: ip_to_in6(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))),
+            port: 4789,
+        };
+        svc.answer(Taker::Handle(6), again.reqid, LookupAnswer::respond(p))
+            .unwrap();
+        // The queued frame was released towards that destination.
+        let st = t.lock();
+        assert_eq!(st.ready.len(), 1);
+        assert_eq!(st.ready[0].1, p);
+        assert!(matches!(
+            st.cache.get(&KNOWN),
+            Some((crate::cache::State::Valid(_), 0))
+        ));
+        drop(st);
+        // An unusable destination is refused and the request stays held.
+        miss(&t, mac(3));
+        let r = svc.take_external(6).unwrap();
+        let bad = Point { port: 0, ..p };
+        assert!(svc
+            .answer(Taker::Handle(6), r.reqid, LookupAnswer::respond(bad))
+            .unwrap_err()
+            .contains("port"));
+        svc.answer(Taker::Handle(6), r.reqid, LookupAnswer::drop_frame())
+            .unwrap();
+        svc.shutdown();
+    }
+
+    /// Waits (bounded) for `f`.
+    fn eventually(what: &str, f: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < deadline, "{what} did not happen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_slow_plugin_is_asked_again_then_degrades_the_device() {
+        let svc = LookupService::new(2);
+        let t = device(&svc, 1, false);
+        t.timeout_ms.store(20, Ordering::Relaxed);
+        miss(&t, SLOW);
+        eventually("three timeouts", || {
+            t.stats.lookup_timeouts.load(Ordering::Relaxed) >= TIMEOUTS_TO_DEGRADE as u64
+        });
+        let fault = t.health.fault().expect("degraded");
+        assert!(fault.contains("lookup plugin table"), "{fault}");
+        assert!(fault.contains("20 ms"), "{fault}");
+        svc.shutdown();
+    }
+
+    #[test]
+    fn a_panicking_plugin_fails_the_request_and_degrades_the_device() {
+        let svc = LookupService::new(1);
+        let t = device(&svc, 1, false);
+        miss(&t, PANICS);
+        eventually("the panic", || t.health.fault().is_some());
+        assert!(t.health.fault().unwrap().contains("table corrupted"));
+        assert_eq!(t.stats.plugin_panics.load(Ordering::Relaxed), 1);
+        eventually("the frame dropped", || {
+            t.lock().cache.get(&PANICS).map(|(_, n)| n) == Some(0)
+        });
+        // The service lives on: the next lookup is answered.
+        miss(&t, KNOWN);
+        eventually("the answer", || {
+            t.stats.lookup_answers.load(Ordering::Relaxed) == 1
+        });
+        svc.shutdown();
+    }
+}

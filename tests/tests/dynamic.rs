@@ -97,13 +97,10 @@ impl Topology {
             props.push_str(e);
         }
         let vni = VNI.to_string();
-        ctl_ok(
-            &self.daemon,
-            &[
-                "create", "-e", "vxlan", "-s", "files", "-v", &vni, "-p", &props, link,
-            ],
-        );
-        ctl_ok(&self.daemon, &["activate", link]);
+        self.daemon.ctl_ok(&[
+            "create", "-e", "vxlan", "-s", "files", "-v", &vni, "-p", &props, link,
+        ]);
+        self.daemon.ctl_ok(&["activate", link]);
         self.a.ip(&format!("link set {link} address {A_MAC}"));
         self.a.ok(&[
             "sysctl",
@@ -118,28 +115,6 @@ impl Topology {
     fn client(&self) -> Client {
         self.daemon.client()
     }
-}
-
-fn ctl_ok(d: &Daemon, args: &[&str]) -> String {
-    let out = d.ctl(args);
-    assert!(
-        out.status.success(),
-        "overlayctl {}: {}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr),
-        d.log()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn ping(ns: &Netns, addr: &str) {
-    let out = ns.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "3", addr]);
-    assert!(
-        out.status.success(),
-        "ping {addr} from {}: {}",
-        ns.name,
-        String::from_utf8_lossy(&out.stdout)
-    );
 }
 
 fn hosts_json() -> String {
@@ -178,7 +153,7 @@ fn files_overlay_reaches_two_kernel_peers_with_proxied_arp() {
     let mut t = Topology::new("dyn", 2);
     t.files_overlay("dy0", &hosts_json(), &[]);
     for (_, _, _, addr) in PEERS {
-        ping(&t.a, addr);
+        t.a.ping(addr, 3);
     }
     // A's ARP requests were answered by the proxy: injected answers, no
     // frame replicated (flood is off), and the files plugin counted both.
@@ -194,7 +169,7 @@ fn files_overlay_reaches_two_kernel_peers_with_proxied_arp() {
         assert_eq!(neigh.lines().count(), 1, "{neigh}");
     }
     // Both MACs are cached now, each towards its own peer.
-    let show = ctl_ok(&t.daemon, &["show", "-t", "dy0"]);
+    let show = t.daemon.ctl_ok(&["show", "-t", "dy0"]);
     for (_, under, mac, _) in PEERS {
         assert!(
             show.lines()
@@ -202,6 +177,34 @@ fn files_overlay_reaches_two_kernel_peers_with_proxied_arp() {
             "{show}"
         );
     }
+    // Broadcast other than ARP and DHCP is dropped while `flood` is off,
+    // replicated to both peers once it is on.
+    let bcast = || {
+        t.a.ok(&[
+            "sh",
+            "-c",
+            "echo x | socat -u - UDP-DATAGRAM:192.0.2.255:9,broadcast",
+        ]);
+    };
+    bcast();
+    let replicated = |c: &mut Client| stats(c, "dy0").0["lookup_replicated"];
+    assert_eq!(replicated(&mut c), 0);
+    t.daemon.ctl_ok(&["prop-set", "dy0", "flood=1"]);
+    bcast();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while replicated(&mut c) == 0 {
+        assert!(Instant::now() < deadline, "flood=1 replicated nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.daemon.ctl_ok(&["prop-set", "dy0", "flood=0"]);
+    // A smaller cache evicts at once.
+    t.daemon.ctl_ok(&["prop-set", "dy0", "cache_max_entries=1"]);
+    let show = t.daemon.ctl_ok(&["show", "-t", "dy0"]);
+    // (The one entry kept may be the broadcast one, which is never listed.)
+    assert!(show.lines().count() <= 2, "at most one entry: {show}");
+    t.daemon
+        .ctl_ok(&["prop-set", "dy0", "cache_max_entries=1024"]);
+
     // TCP to each, checked end to end.
     let dir = TempDir::new("dynx");
     for (i, (_, _, _, addr)) in PEERS.iter().enumerate() {
