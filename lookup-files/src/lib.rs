@@ -70,6 +70,7 @@ fn default_port_prop() -> PropInfo {
         .perm(perm::RW)
         .default_uint(PORT_DEFAULT)
         .range(1, 65535)
+        .runtime()
 }
 
 fn counter_props() -> impl Iterator<Item = PropInfo> {
@@ -160,13 +161,32 @@ pub struct FilesDevice {
 }
 
 impl FilesDevice {
-    fn load(&self, path: &str) -> Result<Table, PluginError> {
-        let port = self
-            .props
+    fn default_port(&self) -> u16 {
+        self.props
             .uint(DEFAULT_PORT)
             .unwrap_or(PORT_DEFAULT)
-            .clamp(1, 65535) as u16;
+            .clamp(1, 65535) as u16
+    }
+
+    fn load(&self, path: &str, port: u16) -> Result<Table, PluginError> {
         Table::load(Path::new(path), self.dest, port).map_err(|e| PluginError::new(e.errno, e.msg))
+    }
+
+    /// While started, replaces the table with `path` read with `port`,
+    /// noting the MACs whose answer changed; nothing changes when the file
+    /// cannot be read. The caller holds `control`.
+    fn reload(&self, path: &str, port: u16) -> Result<(), PluginError> {
+        let Some(old) = self.current() else {
+            return Ok(());
+        };
+        let new = self.load(path, port)?;
+        let changed = old.changed(&new);
+        self.set_table(Some(Arc::new(new)));
+        self.stale
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(changed);
+        Ok(())
     }
 
     fn current(&self) -> Option<Arc<Table>> {
@@ -279,6 +299,19 @@ impl LookupInstance for FilesDevice {
                 format!("{name} is a counter and cannot be set"),
             ));
         }
+        if name == DEFAULT_PORT {
+            let port = match self.props.info(DEFAULT_PORT)?.validate(value)? {
+                PropValue::Uint(p) => p as u16,
+                other => return Err(PluginError::invalid(format!("{DEFAULT_PORT}: {other}"))),
+            };
+            // Active: the entries without a port move to the new one, read
+            // from the file as it is now (a reload with the new port).
+            let _control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(path) = self.props.string(CONFIG) {
+                self.reload(&path, port)?;
+            }
+            return self.props.set(name, value).map(|_| ());
+        }
         if name != CONFIG {
             return self.props.set(name, value).map(|_| ());
         }
@@ -293,17 +326,9 @@ impl LookupInstance for FilesDevice {
             )));
         }
         let _control = self.control.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(old) = self.current() {
-            // Active: the new (or the same) file replaces the table now, or
-            // nothing changes at all.
-            let new = self.load(&path)?;
-            let changed = old.changed(&new);
-            self.set_table(Some(Arc::new(new)));
-            self.stale
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend(changed);
-        }
+        // Active: the new (or the same) file replaces the table now, or
+        // nothing changes at all.
+        self.reload(&path, self.default_port())?;
         self.props.set(CONFIG, value).map(|_| ())
     }
 
@@ -319,7 +344,7 @@ impl LookupInstance for FilesDevice {
                 format!("files needs {CONFIG}, the path of its hosts file, before it can start"),
             )
         })?;
-        let table = self.load(&path)?;
+        let table = self.load(&path, self.default_port())?;
         self.set_table(Some(Arc::new(table)));
         Ok(())
     }

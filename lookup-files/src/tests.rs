@@ -509,6 +509,49 @@ fn reload_reports_exactly_the_changed_macs() {
 }
 
 #[test]
+fn default_port_changes_while_active_move_only_portless_entries() {
+    let dir = Dir::new("port-reload");
+    let dev = started(&dir);
+    assert_eq!(
+        ask(&dev, &unicast(C, A), false),
+        LookupAnswer::respond(point("198.51.100.13", 4789))
+    );
+    // C is the only entry without a port: only it changes.
+    dev.setprop(DEFAULT_PORT, &uint(6081)).unwrap();
+    assert_eq!(dev.getprop(DEFAULT_PORT).unwrap(), uint(6081));
+    assert_eq!(dev.take_stale(), vec![C]);
+    assert_eq!(
+        ask(&dev, &unicast(C, A), false),
+        LookupAnswer::respond(point("198.51.100.13", 6081))
+    );
+    assert_eq!(
+        ask(&dev, &unicast(A, B), false),
+        LookupAnswer::respond(point("198.51.100.11", 4790))
+    );
+    // The same port again changes nothing.
+    dev.setprop(DEFAULT_PORT, &uint(6081)).unwrap();
+    assert!(dev.take_stale().is_empty());
+
+    // The file has gone bad since: the port stays as it was, and so does
+    // the table.
+    std::fs::write(dir.0.join("hosts.json"), "{ \"oops\" }").unwrap();
+    let e = dev.setprop(DEFAULT_PORT, &uint(4789)).unwrap_err();
+    assert_eq!(e.errno, libc::EINVAL, "{}", e.msg);
+    assert!(e.msg.contains("hosts.json:1:"), "{}", e.msg);
+    assert_eq!(dev.getprop(DEFAULT_PORT).unwrap(), uint(6081));
+    assert!(dev.take_stale().is_empty());
+    assert_eq!(
+        ask(&dev, &unicast(C, A), false),
+        LookupAnswer::respond(point("198.51.100.13", 6081))
+    );
+    // Out of range: refused before the file is read.
+    assert_eq!(
+        dev.setprop(DEFAULT_PORT, &uint(70000)).unwrap_err().errno,
+        libc::EINVAL
+    );
+}
+
+#[test]
 fn stop_frees_the_table_and_start_rereads_the_file() {
     let dir = Dir::new("restart");
     let dev = started(&dir);
