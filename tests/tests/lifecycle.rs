@@ -269,12 +269,12 @@ fn plugins_dump_describes_geneve_vxlan_direct_and_files() {
         })
         .collect();
     let rrw_runtime = ov::PERM_REQ | ov::PERM_READ | ov::PERM_WRITE | ov::PERM_RUNTIME;
-    let rw = ov::PERM_READ | ov::PERM_WRITE;
+    let rw_runtime = ov::PERM_READ | ov::PERM_WRITE | ov::PERM_RUNTIME;
     assert_eq!(
         perms,
         [
             ("files/config", rrw_runtime),
-            ("files/default_port", rw),
+            ("files/default_port", rw_runtime),
             ("files/misses", ov::PERM_READ),
             ("files/arp", ov::PERM_READ),
             ("files/ndp", ov::PERM_READ),
