@@ -421,6 +421,95 @@ fn neighbour_solicitations_are_answered_by_the_proxy() {
     }
 }
 
+/// A broadcast DHCP DISCOVER from `client`, as a client without an
+/// address sends it: 0.0.0.0 to 255.255.255.255, UDP 68 to 67 without a
+/// checksum, a BOOTP request with transaction id `xid` and one option
+/// (message type DISCOVER).
+fn dhcp_discover(client: [u8; 6], xid: u32) -> Vec<u8> {
+    let mut bootp = vec![0u8; 236];
+    bootp[..4].copy_from_slice(&[1, 1, 6, 0]); // request, Ethernet, 6, 0 hops
+    bootp[4..8].copy_from_slice(&xid.to_be_bytes());
+    bootp[10..12].copy_from_slice(&0x8000u16.to_be_bytes()); // answer by broadcast
+    bootp[28..34].copy_from_slice(&client);
+    bootp.extend_from_slice(&[99, 130, 83, 99, 53, 1, 1, 255]);
+    let udp_len = 8 + bootp.len();
+    let mut udp = Vec::with_capacity(udp_len);
+    udp.extend_from_slice(&68u16.to_be_bytes());
+    udp.extend_from_slice(&67u16.to_be_bytes());
+    udp.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(&bootp);
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+    ip.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
+    ip.extend_from_slice(&[0, 0, 0, 0, 255, 255, 255, 255]);
+    let sum = ipv4_header_checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    ip.extend_from_slice(&udp);
+    net::ethernet_frame(BROADCAST, client, 0x0800, &ip)
+}
+
+/// The ones' complement of the ones' complement sum of a header's 16-bit
+/// words (its checksum field zero).
+fn ipv4_header_checksum(header: &[u8]) -> u16 {
+    let mut sum: u32 = header
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Whether `frame` is a DHCP request (UDP 68 to 67 in an untagged IPv4
+/// frame with a 20-byte header) with transaction id `xid`.
+fn is_dhcp_request(frame: &[u8], xid: u32) -> bool {
+    frame.len() >= 50
+        && frame[12..14] == [0x08, 0x00]
+        && frame[14] == 0x45
+        && frame[23] == 17
+        && frame[34..38] == [0, 68, 0, 67]
+        && frame[46..50] == xid.to_be_bytes()
+}
+
+#[test]
+fn dhcp_requests_reach_their_server_only() {
+    if !net::can_run() {
+        return;
+    }
+    let (b, c) = (&PEERS[0], &PEERS[1]);
+    let t = Topology::new("dhc", 2);
+    // Flooding on: a request the plugin failed to redirect would reach
+    // both peers as a broadcast instead of being dropped.
+    t.files_overlay("dd0", &hosts_json(Some(b.mac)), &["flood=1"]);
+    let tx = PacketSocket::open(&t.a, "dd0");
+    let rx = t.peer_receivers();
+    let xid = 0xd4c0_0000 | (std::process::id() & 0xffff);
+    let discover = dhcp_discover(net::mac(A_MAC), xid);
+    tx.send(&discover);
+
+    // B, the server, gets it addressed to its own MAC, otherwise as sent.
+    let at_b = rx[0]
+        .recv_until(RECV_WAIT, |f| is_dhcp_request(f, xid))
+        .expect("the DISCOVER never reached B");
+    let got = at_b.last().unwrap();
+    assert_eq!(got[..6], net::mac(b.mac), "to B's unicast MAC");
+    assert_eq!(got[6..], discover[6..], "the rest as A sent it");
+    let mut admin = t.client();
+    assert_eq!(prop_uint(&mut admin, "dd0", "files/dhcp"), 1);
+    let (s, _) = stats(&mut admin, "dd0");
+    assert_eq!(s["lookup_replicated"], 0, "{s:?}");
+    // No second copy at B, none at all at C.
+    let again = frames_before_marker(&tx, &rx[0], b.mac);
+    assert!(
+        !again.iter().any(|f| is_dhcp_request(f, xid)),
+        "B got it twice"
+    );
+    let at_c = frames_before_marker(&tx, &rx[1], c.mac);
+    assert!(!at_c.iter().any(|f| is_dhcp_request(f, xid)), "C got it");
+}
+
 /// LOOKUP until a request comes (bounded).
 fn take_request(c: &mut Client) -> nlproto::GenlMsg {
     let deadline = Instant::now() + Duration::from_secs(10);
