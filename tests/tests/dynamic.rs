@@ -485,6 +485,13 @@ fn dhcp_requests_reach_their_server_only() {
     t.files_overlay("dd0", &hosts_json(Some(b.mac)), &["flood=1"]);
     let tx = PacketSocket::open(&t.a, "dd0");
     let rx = t.peer_receivers();
+    // A DHCP server's socket in B.
+    let server = net::in_netns(&t.peers[0], || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:67")?;
+        s.set_read_timeout(Some(RECV_WAIT))?;
+        Ok(s)
+    })
+    .unwrap();
     let xid = 0xd4c0_0000 | (std::process::id() & 0xffff);
     let discover = dhcp_discover(net::mac(A_MAC), xid);
     tx.send(&discover);
@@ -496,6 +503,11 @@ fn dhcp_requests_reach_their_server_only() {
     let got = at_b.last().unwrap();
     assert_eq!(got[..6], net::mac(b.mac), "to B's unicast MAC");
     assert_eq!(got[6..], discover[6..], "the rest as A sent it");
+    // B's stack takes the limited broadcast in a unicast frame.
+    let mut buf = [0u8; 1500];
+    let (n, from) = server.recv_from(&mut buf).expect("B's port 67 got nothing");
+    assert_eq!(from.to_string(), "0.0.0.0:68");
+    assert_eq!(buf[..n], discover[42..], "the BOOTP message");
     let mut admin = t.client();
     assert_eq!(prop_uint(&mut admin, "dd0", "files/dhcp"), 1);
     let (s, _) = stats(&mut admin, "dd0");
