@@ -267,14 +267,12 @@ impl PacketSocket {
                 return Err(std::io::Error::last_os_error());
             }
             let proto = (libc::ETH_P_ALL as u16).to_be();
+            // Protocol 0 receives nothing until the bind below names the
+            // interface and the ethertypes, so no other interface's frame
+            // is ever queued.
             // SAFETY: plain socket creation; the result is checked.
-            let raw = unsafe {
-                libc::socket(
-                    libc::AF_PACKET,
-                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                    i32::from(proto),
-                )
-            };
+            let raw =
+                unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
             if raw < 0 {
                 return Err(std::io::Error::last_os_error());
             }
