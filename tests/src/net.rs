@@ -6,6 +6,7 @@
 //! configured inside these namespaces.
 
 use std::{
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
     path::Path,
     process::{Child, Command, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
@@ -221,4 +222,189 @@ pub fn tcp_transfer(
     };
     from.ok(&["timeout", "60", "socat", "-u", &src, &dst]);
     to.wait(rx, Duration::from_secs(65));
+}
+
+/// Runs `f` on a new thread that has entered the network namespace `ns`
+/// (by `setns` on `/run/netns/<name>`), and returns its result. Only that
+/// thread changes namespace; sockets it opens stay in `ns` wherever they
+/// are used afterwards.
+pub fn in_netns<T: Send + 'static>(
+    ns: &Netns,
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    let path = format!("/run/netns/{}", ns.name);
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path)?;
+        // SAFETY: the descriptor is open for the call; setns changes only
+        // this thread's network namespace.
+        if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        f()
+    })
+    .join()
+    .expect("the thread in the namespace does not panic")
+}
+
+/// An AF_PACKET socket bound to one interface of a test namespace: it
+/// sends whole Ethernet frames out of that interface and receives every
+/// frame the interface receives (frames it sends itself are skipped).
+pub struct PacketSocket {
+    fd: OwnedFd,
+    ifname: String,
+}
+
+impl PacketSocket {
+    /// Opens the socket in namespace `ns`, bound to `ifname` for every
+    /// ethertype; from then on it queues what the interface receives.
+    pub fn open(ns: &Netns, ifname: &str) -> PacketSocket {
+        let name = ifname.to_string();
+        let fd = in_netns(ns, move || {
+            let cname = std::ffi::CString::new(name).expect("no NUL in an interface name");
+            // SAFETY: cname is a valid C string for the call.
+            let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+            if ifindex == 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let proto = (libc::ETH_P_ALL as u16).to_be();
+            // Protocol 0 receives nothing until the bind below names the
+            // interface and the ethertypes, so no other interface's frame
+            // is ever queued.
+            // SAFETY: plain socket creation; the result is checked.
+            let raw =
+                unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+            if raw < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: raw is a descriptor this function just opened.
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            // SAFETY: sockaddr_ll is plain data; all zeroes is valid.
+            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = proto;
+            sll.sll_ifindex = ifindex as i32;
+            // SAFETY: sll is a valid sockaddr_ll of the length given.
+            let r = unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&sll as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            if r != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(fd)
+        })
+        .unwrap_or_else(|e| panic!("AF_PACKET socket on {ifname} in {}: {e}", ns.name));
+        PacketSocket {
+            fd,
+            ifname: ifname.to_string(),
+        }
+    }
+
+    /// Sends one Ethernet frame out of the interface.
+    pub fn send(&self, frame: &[u8]) {
+        // SAFETY: frame is valid for reads of its length.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        assert_eq!(
+            n,
+            frame.len() as isize,
+            "send on {}: {}",
+            self.ifname,
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Receives frames until one satisfies `done`, for at most `timeout`
+    /// in all. Returns every frame received, the satisfying one last, or
+    /// `None` when the time ran out first.
+    pub fn recv_until(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&[u8]) -> bool,
+    ) -> Option<Vec<Vec<u8>>> {
+        let deadline = Instant::now() + timeout;
+        let mut frames = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            // SAFETY: pfd is one valid pollfd.
+            let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if r < 0 {
+                let e = std::io::Error::last_os_error();
+                assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "poll: {e}");
+                continue;
+            }
+            if r == 0 {
+                continue;
+            }
+            // SAFETY: sockaddr_ll is plain data; all zeroes is valid.
+            let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            // SAFETY: buf and from are valid for writes of the lengths given.
+            let n = unsafe {
+                libc::recvfrom(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                    (&mut from as *mut libc::sockaddr_ll).cast(),
+                    &mut len,
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                assert!(
+                    matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ),
+                    "recv on {}: {e}",
+                    self.ifname
+                );
+                continue;
+            }
+            if from.sll_pkttype == libc::PACKET_OUTGOING {
+                continue;
+            }
+            let frame = buf[..n as usize].to_vec();
+            let last = done(&frame);
+            frames.push(frame);
+            if last {
+                return Some(frames);
+            }
+        }
+    }
+}
+
+/// A MAC address written as six `:`-separated hex bytes.
+pub fn mac(text: &str) -> [u8; 6] {
+    let mut out = [0u8; 6];
+    let mut parts = text.split(':');
+    for b in &mut out {
+        let part = parts.next().unwrap_or_else(|| panic!("short MAC {text}"));
+        *b = u8::from_str_radix(part, 16).unwrap_or_else(|_| panic!("bad MAC {text}"));
+    }
+    assert!(parts.next().is_none(), "long MAC {text}");
+    out
+}
+
+/// An untagged Ethernet frame: destination, source, ethertype, payload.
+pub fn ethernet_frame(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + payload.len());
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
 }

@@ -1,7 +1,13 @@
 //! Dynamic mode end to end: overlayd in namespace A with a `files`
 //! overlay, kernel vxlan peers in B and C, all on one underlay bridge in A.
-//! Underlay 198.51.100.0/24, overlay 192.0.2.0/24; every address lives
-//! only inside the test's namespaces.
+//! Underlay 198.51.100.0/24, overlay 192.0.2.0/24 and fd00:77::/64; every
+//! address lives only inside the test's namespaces.
+//!
+//! What the peers receive is read with AF_PACKET sockets on their `vx0`.
+//! To show that a frame did *not* reach a peer, the test sends a marker
+//! frame from A to that peer after the daemon has decided about the frame,
+//! and reads until the marker: the underlay path is one FIFO, so anything
+//! sent to the peer before the marker is read before it.
 
 use nlproto::{
     client::{Client, Error as ClientError},
@@ -10,18 +16,51 @@ use nlproto::{
 };
 use overlay_tests::proto::stats;
 use overlay_tests::{
-    net::{self, Netns},
+    net::{self, Netns, PacketSocket},
     Daemon, TempDir,
 };
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 const VNI: u32 = 77;
 const A_UNDER: &str = "198.51.100.1";
 const A_MAC: &str = "02:00:00:00:00:0a";
-/// (namespace tag, underlay address, overlay MAC, overlay address).
-const PEERS: [(&str, &str, &str, &str); 2] = [
-    ("b", "198.51.100.2", "02:00:00:00:00:0b", "192.0.2.2"),
-    ("c", "198.51.100.3", "02:00:00:00:00:0c", "192.0.2.3"),
+const A_V6: &str = "fd00:77::1";
+const BROADCAST: [u8; 6] = [0xff; 6];
+/// The local experimental ethertype: frames only these tests send.
+const ETHERTYPE_TEST: u16 = 0x88b5;
+/// How long a peer may take to receive what the test waits for.
+const RECV_WAIT: Duration = Duration::from_secs(5);
+
+/// A kernel vxlan peer.
+struct Peer {
+    /// Namespace tag suffix.
+    tag: &'static str,
+    /// Underlay address.
+    under: &'static str,
+    /// MAC of its `vx0`.
+    mac: &'static str,
+    /// Overlay IPv4 address.
+    v4: &'static str,
+    /// Overlay IPv6 address (with [`Topology::new_v6`]).
+    v6: &'static str,
+}
+
+const PEERS: [Peer; 2] = [
+    Peer {
+        tag: "b",
+        under: "198.51.100.2",
+        mac: "02:00:00:00:00:0b",
+        v4: "192.0.2.2",
+        v6: "fd00:77::2",
+    },
+    Peer {
+        tag: "c",
+        under: "198.51.100.3",
+        mac: "02:00:00:00:00:0c",
+        v4: "192.0.2.3",
+        v6: "fd00:77::3",
+    },
 ];
 
 struct Topology {
@@ -30,33 +69,52 @@ struct Topology {
     a: Netns,
     peers: Vec<Netns>,
     dir: TempDir,
+    ipv6: bool,
 }
 
 impl Topology {
     /// A with a bridge holding the underlay address, one veth to each
     /// peer namespace, and a kernel vxlan in each peer that knows A
     /// statically (fdb and neighbour entries), so that the peers never
-    /// ARP across the underlay themselves.
+    /// ARP across the underlay themselves. IPv6 is off on the overlay.
     fn new(tag: &str, npeers: usize) -> Topology {
+        Topology::build(tag, npeers, false)
+    }
+
+    /// As [`Topology::new`], with IPv6 overlay addresses as well: no
+    /// link-local addresses (so no router or duplicate address traffic),
+    /// the global ones without duplicate address detection, and a
+    /// permanent neighbour entry for A in each peer.
+    fn new_v6(tag: &str, npeers: usize) -> Topology {
+        Topology::build(tag, npeers, true)
+    }
+
+    fn build(tag: &str, npeers: usize, ipv6: bool) -> Topology {
         let a = Netns::new(&format!("{tag}a"));
         a.ip("link add br0 type bridge");
         a.ip(&format!("addr add {A_UNDER}/24 dev br0 nodad"));
         a.ip("link set br0 up");
         let mut peers = Vec::new();
-        for (i, (ptag, under, mac, addr)) in PEERS.iter().take(npeers).enumerate() {
-            let p = Netns::new(&format!("{tag}{ptag}"));
+        for (i, peer) in PEERS.iter().take(npeers).enumerate() {
+            let p = Netns::new(&format!("{tag}{}", peer.tag));
             let a_if = format!("ua{i}");
             net::veth(&a, &a_if, &p, "up0");
             a.ip(&format!("link set {a_if} master br0"));
             // Complete the inner checksums the veth leaves partial.
             p.ok(&["ethtool", "-K", "up0", "tx", "off"]);
-            p.ip(&format!("addr add {under}/24 dev up0 nodad"));
+            p.ip(&format!("addr add {}/24 dev up0 nodad", peer.under));
             p.ip(&format!(
-                "link add vx0 type vxlan id {VNI} dstport 4789 local {under} dev up0 nolearning"
+                "link add vx0 type vxlan id {VNI} dstport 4789 local {} dev up0 nolearning",
+                peer.under
             ));
-            p.ip(&format!("link set vx0 address {mac} mtu 1400"));
-            p.ok(&["sysctl", "-q", "-w", "net.ipv6.conf.vx0.disable_ipv6=1"]);
-            p.ip(&format!("addr add {addr}/24 dev vx0"));
+            p.ip(&format!("link set vx0 address {} mtu 1400", peer.mac));
+            if ipv6 {
+                p.ip("link set vx0 addrgenmode none");
+                p.ip(&format!("addr add {}/64 dev vx0 nodad", peer.v6));
+            } else {
+                p.ok(&["sysctl", "-q", "-w", "net.ipv6.conf.vx0.disable_ipv6=1"]);
+            }
+            p.ip(&format!("addr add {}/24 dev vx0", peer.v4));
             p.ip("link set vx0 up");
             p.ok(&[
                 "bridge",
@@ -72,6 +130,11 @@ impl Topology {
             p.ip(&format!(
                 "neigh replace 192.0.2.1 lladdr {A_MAC} dev vx0 nud permanent"
             ));
+            if ipv6 {
+                p.ip(&format!(
+                    "neigh replace {A_V6} lladdr {A_MAC} dev vx0 nud permanent"
+                ));
+            }
             peers.push(p);
         }
         let daemon = Daemon::start_in_netns(&a.name);
@@ -80,11 +143,13 @@ impl Topology {
             a,
             peers,
             dir: TempDir::new(tag),
+            ipv6,
         }
     }
 
     /// A files device `link` over `config` (JSON), activated, its TAP
-    /// holding 192.0.2.1 with the MAC the peers know.
+    /// holding 192.0.2.1 (and fd00:77::1 with [`Topology::new_v6`]) with
+    /// the MAC the peers know.
     fn files_overlay(&self, link: &str, config: &str, extra: &[&str]) {
         let path = self.dir.join("hosts.json");
         std::fs::write(&path, config).unwrap();
@@ -102,12 +167,17 @@ impl Topology {
         ]);
         self.daemon.ctl_ok(&["activate", link]);
         self.a.ip(&format!("link set {link} address {A_MAC}"));
-        self.a.ok(&[
-            "sysctl",
-            "-q",
-            "-w",
-            &format!("net.ipv6.conf.{link}.disable_ipv6=1"),
-        ]);
+        if self.ipv6 {
+            self.a.ip(&format!("link set {link} addrgenmode none"));
+            self.a.ip(&format!("addr add {A_V6}/64 dev {link} nodad"));
+        } else {
+            self.a.ok(&[
+                "sysctl",
+                "-q",
+                "-w",
+                &format!("net.ipv6.conf.{link}.disable_ipv6=1"),
+            ]);
+        }
         self.a.ip(&format!("addr add 192.0.2.1/24 dev {link}"));
         self.a.ip(&format!("link set {link} up"));
     }
@@ -115,15 +185,29 @@ impl Topology {
     fn client(&self) -> Client {
         self.daemon.client()
     }
+
+    /// An AF_PACKET socket on each peer's `vx0`.
+    fn peer_receivers(&self) -> Vec<PacketSocket> {
+        self.peers
+            .iter()
+            .map(|p| PacketSocket::open(p, "vx0"))
+            .collect()
+    }
 }
 
-fn hosts_json() -> String {
+/// The hosts file: A and every peer, each with its `arp` and `ndp`
+/// address; A's DHCP requests go to `dhcp_server` when given.
+fn hosts_json(dhcp_server: Option<&str>) -> String {
+    let proxy = dhcp_server
+        .map(|m| format!(r#", "dhcp-proxy": "{m}""#))
+        .unwrap_or_default();
     let mut entries = vec![format!(
-        r#""{A_MAC}": {{ "ip": "{A_UNDER}", "port": 4789, "arp": "192.0.2.1" }}"#
+        r#""{A_MAC}": {{ "ip": "{A_UNDER}", "port": 4789, "arp": "192.0.2.1", "ndp": "{A_V6}"{proxy} }}"#
     )];
-    for (_, under, mac, addr) in PEERS {
+    for p in &PEERS {
         entries.push(format!(
-            r#""{mac}": {{ "ip": "{under}", "port": 4789, "arp": "{addr}" }}"#
+            r#""{}": {{ "ip": "{}", "port": 4789, "arp": "{}", "ndp": "{}" }}"#,
+            p.mac, p.under, p.v4, p.v6
         ));
     }
     format!("{{\n  {}\n}}\n", entries.join(",\n  "))
@@ -145,15 +229,67 @@ fn prop_uint(c: &mut Client, link: &str, name: &str) -> u64 {
     u64::from_ne_bytes(v.try_into().unwrap())
 }
 
+/// Waits (bounded) until the UINT property `name` exceeds `above`.
+fn wait_prop_above(c: &mut Client, link: &str, name: &str, above: u64) -> u64 {
+    let deadline = Instant::now() + RECV_WAIT;
+    loop {
+        let v = prop_uint(c, link, name);
+        if v > above {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{name} stayed at {v}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A payload no other frame carries: the test's pid and a counter.
+fn token(what: &str) -> Vec<u8> {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("overlayd-test {what} {} {n}", std::process::id()).into_bytes()
+}
+
+/// Whether `frame` is a test frame carrying `token`.
+fn carries(frame: &[u8], token: &[u8]) -> bool {
+    frame.len() >= 14 + token.len()
+        && frame[12..14] == ETHERTYPE_TEST.to_be_bytes()
+        && &frame[14..14 + token.len()] == token
+}
+
+/// Sends a marker frame from A (`tx` on its TAP) to `peer_mac` and
+/// returns every frame `rx` received before the marker.
+fn frames_before_marker(tx: &PacketSocket, rx: &PacketSocket, peer_mac: &str) -> Vec<Vec<u8>> {
+    let marker = token("marker");
+    tx.send(&net::ethernet_frame(
+        net::mac(peer_mac),
+        net::mac(A_MAC),
+        ETHERTYPE_TEST,
+        &marker,
+    ));
+    let mut frames = rx
+        .recv_until(RECV_WAIT, |f| carries(f, &marker))
+        .unwrap_or_else(|| panic!("the marker to {peer_mac} never arrived"));
+    frames.pop();
+    frames
+}
+
+const ICMPV6_ECHO_REQUEST: u8 = 128;
+const ICMPV6_NEIGHBOR_SOLICIT: u8 = 135;
+
+/// The ICMPv6 type of an untagged IPv6 frame without extension headers.
+fn icmpv6_type(frame: &[u8]) -> Option<u8> {
+    (frame.len() > 54 && frame[12..14] == [0x86, 0xdd] && frame[20] == 58).then(|| frame[54])
+}
+
 #[test]
 fn files_overlay_reaches_two_kernel_peers_with_proxied_arp() {
     if !net::can_run() {
         return;
     }
     let mut t = Topology::new("dyn", 2);
-    t.files_overlay("dy0", &hosts_json(), &[]);
-    for (_, _, _, addr) in PEERS {
-        t.a.ping(addr, 3);
+    t.files_overlay("dy0", &hosts_json(None), &[]);
+    for p in &PEERS {
+        t.a.ping(p.v4, 3);
     }
     // A's ARP requests were answered by the proxy: injected answers, no
     // frame replicated (flood is off), and the files plugin counted both.
@@ -170,33 +306,53 @@ fn files_overlay_reaches_two_kernel_peers_with_proxied_arp() {
     }
     // Both MACs are cached now, each towards its own peer.
     let show = t.daemon.ctl_ok(&["show", "-t", "dy0"]);
-    for (_, under, mac, _) in PEERS {
+    for p in &PEERS {
         assert!(
             show.lines()
-                .any(|l| l.contains(mac) && l.contains(&format!("{under}:4789"))),
+                .any(|l| l.contains(p.mac) && l.contains(&format!("{}:4789", p.under))),
             "{show}"
         );
     }
-    // Broadcast other than ARP and DHCP is dropped while `flood` is off,
-    // replicated to both peers once it is on.
-    let bcast = || {
-        t.a.ok(&[
-            "sh",
-            "-c",
-            "echo x | socat -u - UDP-DATAGRAM:192.0.2.255:9,broadcast",
-        ]);
+    // Broadcast other than ARP and DHCP reaches both peers while `flood`
+    // is on, and neither once it is off again: dropped and counted.
+    let tx = PacketSocket::open(&t.a, "dy0");
+    let rx = t.peer_receivers();
+    let bcast = |what: &str| {
+        let tok = token(what);
+        tx.send(&net::ethernet_frame(
+            BROADCAST,
+            net::mac(A_MAC),
+            ETHERTYPE_TEST,
+            &tok,
+        ));
+        tok
     };
-    bcast();
     let replicated = |c: &mut Client| stats(c, "dy0").0["lookup_replicated"];
-    assert_eq!(replicated(&mut c), 0);
     t.daemon.ctl_ok(&["prop-set", "dy0", "flood=1"]);
-    bcast();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while replicated(&mut c) == 0 {
-        assert!(Instant::now() < deadline, "flood=1 replicated nothing");
-        std::thread::sleep(Duration::from_millis(20));
+    let on = bcast("flood on");
+    for (r, p) in rx.iter().zip(&PEERS) {
+        let frames = r
+            .recv_until(RECV_WAIT, |f| carries(f, &on))
+            .unwrap_or_else(|| panic!("flood=1: the broadcast never reached {}", p.tag));
+        let f = frames.last().unwrap();
+        assert_eq!(f[..6], BROADCAST, "to {}", p.tag);
+        assert_eq!(f[6..12], net::mac(A_MAC), "to {}", p.tag);
     }
+    let flooded = replicated(&mut c);
+    assert!(flooded >= 1, "flood=1 replicated nothing");
     t.daemon.ctl_ok(&["prop-set", "dy0", "flood=0"]);
+    let dropped = prop_uint(&mut c, "dy0", "files/dropped");
+    let off = bcast("flood off");
+    wait_prop_above(&mut c, "dy0", "files/dropped", dropped);
+    for (r, p) in rx.iter().zip(&PEERS) {
+        let before = frames_before_marker(&tx, r, p.mac);
+        assert!(
+            !before.iter().any(|f| carries(f, &off)),
+            "flood=0: the broadcast reached {}",
+            p.tag
+        );
+    }
+    assert_eq!(replicated(&mut c), flooded);
     // A smaller cache evicts at once.
     t.daemon.ctl_ok(&["prop-set", "dy0", "cache_max_entries=1"]);
     let show = t.daemon.ctl_ok(&["show", "-t", "dy0"]);
@@ -207,7 +363,7 @@ fn files_overlay_reaches_two_kernel_peers_with_proxied_arp() {
 
     // TCP to each, checked end to end.
     let dir = TempDir::new("dynx");
-    for (i, (_, _, _, addr)) in PEERS.iter().enumerate() {
+    for (i, addr) in PEERS.iter().map(|p| p.v4).enumerate() {
         let (src, dst) = (dir.join(&format!("{i}.bin")), dir.join(&format!("{i}.out")));
         net::random_file(&src, 4 << 20, i as u64 + 1);
         let mut peer = t.peers.remove(0);
@@ -215,6 +371,155 @@ fn files_overlay_reaches_two_kernel_peers_with_proxied_arp() {
         assert_eq!(net::sha256(&src), net::sha256(&dst), "A to {addr}");
         t.peers.push(peer);
     }
+}
+
+#[test]
+fn neighbour_solicitations_are_answered_by_the_proxy() {
+    if !net::can_run() {
+        return;
+    }
+    let t = Topology::new_v6("ndp", 2);
+    t.files_overlay("dn0", &hosts_json(None), &[]);
+    let tx = PacketSocket::open(&t.a, "dn0");
+    let rx = t.peer_receivers();
+    for p in &PEERS {
+        t.a.ping(p.v6, 3);
+    }
+    // A's solicitations were answered by the proxy, and nothing was
+    // replicated (flood is off, so a solicitation the plugin failed to
+    // answer would have been dropped and the pings lost).
+    let mut c = t.client();
+    let (s, _) = stats(&mut c, "dn0");
+    assert!(s["lookup_proxied"] >= 2, "{s:?}");
+    assert_eq!(s["lookup_replicated"], 0, "{s:?}");
+    assert_eq!(prop_uint(&mut c, "dn0", "files/ndp"), s["lookup_proxied"]);
+    assert_eq!(prop_uint(&mut c, "dn0", "files/arp"), 0);
+    // A learnt each peer's MAC from the proxy's advertisements.
+    let neigh = t.a.ok(&["ip", "-6", "neigh", "show", "dev", "dn0"]);
+    for p in &PEERS {
+        assert!(
+            neigh
+                .lines()
+                .any(|l| l.starts_with(&format!("{} ", p.v6)) && l.contains(p.mac)),
+            "{neigh}"
+        );
+    }
+    // The peers received A's echo requests and no solicitation at all.
+    for (r, p) in rx.iter().zip(&PEERS) {
+        let before = frames_before_marker(&tx, r, p.mac);
+        let types: Vec<u8> = before.iter().filter_map(|f| icmpv6_type(f)).collect();
+        assert!(
+            types.contains(&ICMPV6_ECHO_REQUEST),
+            "{} saw no echo request: {types:?}",
+            p.tag
+        );
+        assert!(
+            !types.contains(&ICMPV6_NEIGHBOR_SOLICIT),
+            "{} saw a neighbour solicitation: {types:?}",
+            p.tag
+        );
+    }
+}
+
+/// A broadcast DHCP DISCOVER from `client`, as a client without an
+/// address sends it: 0.0.0.0 to 255.255.255.255, UDP 68 to 67 without a
+/// checksum, a BOOTP request with transaction id `xid` and one option
+/// (message type DISCOVER).
+fn dhcp_discover(client: [u8; 6], xid: u32) -> Vec<u8> {
+    let mut bootp = vec![0u8; 236];
+    bootp[..4].copy_from_slice(&[1, 1, 6, 0]); // request, Ethernet, 6, 0 hops
+    bootp[4..8].copy_from_slice(&xid.to_be_bytes());
+    bootp[10..12].copy_from_slice(&0x8000u16.to_be_bytes()); // answer by broadcast
+    bootp[28..34].copy_from_slice(&client);
+    bootp.extend_from_slice(&[99, 130, 83, 99, 53, 1, 1, 255]);
+    let udp_len = 8 + bootp.len();
+    let mut udp = Vec::with_capacity(udp_len);
+    udp.extend_from_slice(&68u16.to_be_bytes());
+    udp.extend_from_slice(&67u16.to_be_bytes());
+    udp.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(&bootp);
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+    ip.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
+    ip.extend_from_slice(&[0, 0, 0, 0, 255, 255, 255, 255]);
+    let sum = ipv4_header_checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    ip.extend_from_slice(&udp);
+    net::ethernet_frame(BROADCAST, client, 0x0800, &ip)
+}
+
+/// The ones' complement of the ones' complement sum of a header's 16-bit
+/// words (its checksum field zero).
+fn ipv4_header_checksum(header: &[u8]) -> u16 {
+    let mut sum: u32 = header
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Whether `frame` is a DHCP request (UDP 68 to 67 in an untagged IPv4
+/// frame with a 20-byte header) with transaction id `xid`.
+fn is_dhcp_request(frame: &[u8], xid: u32) -> bool {
+    frame.len() >= 50
+        && frame[12..14] == [0x08, 0x00]
+        && frame[14] == 0x45
+        && frame[23] == 17
+        && frame[34..38] == [0, 68, 0, 67]
+        && frame[46..50] == xid.to_be_bytes()
+}
+
+#[test]
+fn dhcp_requests_reach_their_server_only() {
+    if !net::can_run() {
+        return;
+    }
+    let (b, c) = (&PEERS[0], &PEERS[1]);
+    let t = Topology::new("dhc", 2);
+    // Flooding on: a request the plugin failed to redirect would reach
+    // both peers as a broadcast instead of being dropped.
+    t.files_overlay("dd0", &hosts_json(Some(b.mac)), &["flood=1"]);
+    let tx = PacketSocket::open(&t.a, "dd0");
+    let rx = t.peer_receivers();
+    // A DHCP server's socket in B.
+    let server = net::in_netns(&t.peers[0], || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:67")?;
+        s.set_read_timeout(Some(RECV_WAIT))?;
+        Ok(s)
+    })
+    .unwrap();
+    let xid = 0xd4c0_0000 | (std::process::id() & 0xffff);
+    let discover = dhcp_discover(net::mac(A_MAC), xid);
+    tx.send(&discover);
+
+    // B, the server, gets it addressed to its own MAC, otherwise as sent.
+    let at_b = rx[0]
+        .recv_until(RECV_WAIT, |f| is_dhcp_request(f, xid))
+        .expect("the DISCOVER never reached B");
+    let got = at_b.last().unwrap();
+    assert_eq!(got[..6], net::mac(b.mac), "to B's unicast MAC");
+    assert_eq!(got[6..], discover[6..], "the rest as A sent it");
+    // B's stack takes the limited broadcast in a unicast frame.
+    let mut buf = [0u8; 1500];
+    let (n, from) = server.recv_from(&mut buf).expect("B's port 67 got nothing");
+    assert_eq!(from.to_string(), "0.0.0.0:68");
+    assert_eq!(buf[..n], discover[42..], "the BOOTP message");
+    let mut admin = t.client();
+    assert_eq!(prop_uint(&mut admin, "dd0", "files/dhcp"), 1);
+    let (s, _) = stats(&mut admin, "dd0");
+    assert_eq!(s["lookup_replicated"], 0, "{s:?}");
+    // No second copy at B, none at all at C.
+    let again = frames_before_marker(&tx, &rx[0], b.mac);
+    assert!(
+        !again.iter().any(|f| is_dhcp_request(f, xid)),
+        "B got it twice"
+    );
+    let at_c = frames_before_marker(&tx, &rx[1], c.mac);
+    assert!(!at_c.iter().any(|f| is_dhcp_request(f, xid)), "C got it");
 }
 
 /// LOOKUP until a request comes (bounded).
@@ -241,7 +546,7 @@ fn external_server_killed_mid_request_is_taken_over() {
     }
     let mut t = Topology::new("ext", 1);
     t.files_overlay("dx0", "{}\n", &[]);
-    let (_, b_under, b_mac, b_addr) = PEERS[0];
+    let (b_under, b_mac, b_addr) = (PEERS[0].under, PEERS[0].mac, PEERS[0].v4);
     // A knows B's MAC, so its first frame to B is unicast ICMP.
     t.a.ip(&format!(
         "neigh replace {b_addr} lladdr {b_mac} dev dx0 nud permanent"

@@ -248,6 +248,12 @@ const GENERIC_PROPS: &[(&str, PropType)] = &[
     ("ifname", PropType::Str),
     ("srcport_min", PropType::Uint),
     ("srcport_max", PropType::Uint),
+    ("flood", PropType::Uint),
+    ("lookup_timeout", PropType::Uint),
+    ("cache_entry_bytes", PropType::Uint),
+    ("cache_device_bytes", PropType::Uint),
+    ("cache_ttl", PropType::Uint),
+    ("cache_max_entries", PropType::Uint),
 ];
 
 fn device_table(devices: &[Device], faults: bool) -> Table {

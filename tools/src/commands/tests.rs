@@ -601,6 +601,40 @@ fn create_with_new_generic_props() {
 }
 
 #[test]
+fn create_with_dynamic_mode_props() {
+    let mut f = Fake::default();
+    run(
+        &mut f,
+        &[
+            "create",
+            "-e",
+            "vxlan",
+            "-s",
+            "direct",
+            "-v",
+            "1",
+            "-p",
+            "flood=1,lookup_timeout=500,cache_entry_bytes=4096",
+            "-p",
+            "cache_device_bytes=65536,cache_ttl=30,cache_max_entries=16",
+            "ov0",
+        ],
+    )
+    .unwrap();
+    let v = &f.devices[0].values;
+    for (name, value) in [
+        ("flood", 1u64),
+        ("lookup_timeout", 500),
+        ("cache_entry_bytes", 4096),
+        ("cache_device_bytes", 65536),
+        ("cache_ttl", 30),
+        ("cache_max_entries", 16),
+    ] {
+        assert_eq!(v[name], value.to_ne_bytes(), "{name}");
+    }
+}
+
+#[test]
 fn create_without_props_skips_the_plugin_dump() {
     let mut f = Fake::default();
     let out = run(
@@ -634,7 +668,9 @@ fn create_unknown_property_sends_nothing() {
     assert_eq!(
         e,
         "create ov0: unknown property bogus; the properties of encap vxlan and search direct are: \
-         mtu, vnetid, encap, search, backend, ifname, srcport_min, srcport_max, vxlan/listen_ip, vxlan/listen_port, direct/dest_ip, direct/secret"
+         mtu, vnetid, encap, search, backend, ifname, srcport_min, srcport_max, flood, \
+         lookup_timeout, cache_entry_bytes, cache_device_bytes, cache_ttl, cache_max_entries, \
+         vxlan/listen_ip, vxlan/listen_port, direct/dest_ip, direct/secret"
     );
     assert!(f.writes().is_empty());
 }
