@@ -373,6 +373,18 @@ fn device_lifecycle() {
             "direct/dest_port"
         ]
     );
+    // The generic ones are what clients are told to expect at CREATE.
+    let generic: Vec<(&str, u32)> = info
+        .iter()
+        .map(|m| {
+            (
+                m.attrs.get_str(ov::ATTR_PROP_NAME).unwrap(),
+                m.attrs.get_u32(ov::ATTR_PROP_TYPE).unwrap(),
+            )
+        })
+        .filter(|(n, _)| !n.contains('/'))
+        .collect();
+    assert_eq!(generic, ov::GENERIC_PROPS);
     for (i, m) in info.iter().enumerate() {
         assert_eq!(m.attrs.get_u32(ov::ATTR_PROP_ID), Some(i as u32));
         assert_eq!(m.attrs.get_u32(ov::ATTR_LINKID), Some(1));

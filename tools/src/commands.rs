@@ -238,24 +238,6 @@ const PROP_COLUMNS: &[&str] = &[
 /// The columns of `plugins`.
 const PLUGIN_COLUMNS: &[&str] = &["NAME", "KIND", "VERSION", "FILE", "PROPERTIES"];
 
-/// Properties every device has, whatever its plugins.
-const GENERIC_PROPS: &[(&str, PropType)] = &[
-    ("mtu", PropType::Uint),
-    ("vnetid", PropType::Uint),
-    ("encap", PropType::Str),
-    ("search", PropType::Str),
-    ("backend", PropType::Str),
-    ("ifname", PropType::Str),
-    ("srcport_min", PropType::Uint),
-    ("srcport_max", PropType::Uint),
-    ("flood", PropType::Uint),
-    ("lookup_timeout", PropType::Uint),
-    ("cache_entry_bytes", PropType::Uint),
-    ("cache_device_bytes", PropType::Uint),
-    ("cache_ttl", PropType::Uint),
-    ("cache_max_entries", PropType::Uint),
-];
-
 fn device_table(devices: &[Device], faults: bool) -> Table {
     let mut t = Table::new(if faults { FAULT_COLUMNS } else { SHOW_COLUMNS });
     for d in devices {
@@ -351,9 +333,9 @@ fn encode_create_props(
     let encap = find(ov::KIND_ENCAP, &args.encap);
     let search = find(ov::KIND_LOOKUP, &args.search);
 
-    let mut known: Vec<(String, PropType)> = GENERIC_PROPS
+    let mut known: Vec<(String, PropType)> = ov::GENERIC_PROPS
         .iter()
-        .map(|(n, t)| (n.to_string(), *t))
+        .map(|(n, t)| (n.to_string(), PropType::from_wire(*t)))
         .collect();
     for p in encap.iter().chain(search.iter()) {
         known.extend(p.props.iter().map(|i| (i.name.clone(), i.ty)));

@@ -152,6 +152,27 @@ pub const PROP_TYPE_IP: u32 = 3;
 /// `PROP_TYPE`: NUL-terminated string; the size counts the NUL.
 pub const PROP_TYPE_STRING: u32 = 4;
 
+/// The generic properties every device has, whatever its plugins, with
+/// their `PROP_TYPE`, in the order `PROPINFO` lists them (before the
+/// plugins' own). A client needs their types to encode values for
+/// `CREATE`, before there is a device to ask.
+pub const GENERIC_PROPS: &[(&str, u32)] = &[
+    ("mtu", PROP_TYPE_UINT),
+    ("vnetid", PROP_TYPE_UINT),
+    ("encap", PROP_TYPE_STRING),
+    ("search", PROP_TYPE_STRING),
+    ("backend", PROP_TYPE_STRING),
+    ("ifname", PROP_TYPE_STRING),
+    ("srcport_min", PROP_TYPE_UINT),
+    ("srcport_max", PROP_TYPE_UINT),
+    ("flood", PROP_TYPE_UINT),
+    ("lookup_timeout", PROP_TYPE_UINT),
+    ("cache_entry_bytes", PROP_TYPE_UINT),
+    ("cache_device_bytes", PROP_TYPE_UINT),
+    ("cache_ttl", PROP_TYPE_UINT),
+    ("cache_max_entries", PROP_TYPE_UINT),
+];
+
 /// `PROP_PERM` bit: the property must have a value before activation.
 pub const PERM_REQ: u32 = 0x1;
 /// `PROP_PERM` bit: readable.
