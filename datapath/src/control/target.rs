@@ -443,6 +443,36 @@ pub fn handle(reg: &mut Registry, req: &Request, pid: u32, out: &mut Outbox) -> 
             );
             vec![]
         }
+        tg::CMD_LOOKUP_STATS => {
+            if req.attrs.has(tg::ATTR_NAME) || req.attrs.has(tg::ATTR_LINKID) {
+                return Err(req.fail(
+                    libc::EINVAL,
+                    "LOOKUP_STATS counts over every device and names none: leave out NAME and LINKID (a device's own lookup counters are in the overlay family's STATS)",
+                ));
+            }
+            let lookups = reg.lookups();
+            let stats = lookups
+                .stats
+                .snapshot()
+                .into_iter()
+                .map(|(name, value)| {
+                    Attr::nested(
+                        tg::ATTR_STAT,
+                        vec![
+                            Attr::str(tg::ATTR_STAT_NAME, name),
+                            Attr::u64(tg::ATTR_STAT_VALUE, value),
+                        ],
+                    )
+                })
+                .collect();
+            vec![vec![
+                Attr::u32(
+                    tg::ATTR_PENDING,
+                    u32::try_from(lookups.queued_total()).unwrap_or(u32::MAX),
+                ),
+                Attr::nested(tg::ATTR_STATS, stats),
+            ]]
+        }
         // CACHE_LIST (a dump only) is produced a part at a time by
         // cache_part.
         _ => {
