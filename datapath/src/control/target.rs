@@ -125,10 +125,7 @@ fn entry_attrs(dev: &Device, mac: &[u8; 6], point: Option<&Point>) -> Vec<Attr> 
 }
 
 fn point_of(dev: &Device) -> Option<Point> {
-    dev.dp
-        .as_ref()
-        .filter(|dp| dp.target().dynamic.is_none())
-        .map(|dp| dp.target().point)
+    dev.dp.as_ref().and_then(|dp| dp.target().point())
 }
 
 /// The running cache of a dynamic device: ENOTSUP for a point device,
