@@ -1,8 +1,8 @@
 //! Handlers of the `overlay_target` family: target cache administration
 //! and the interface of external lookup servers. `LOOKUP`, which may wait,
 //! is parked by [`super::handlers`], and the `CACHE_LIST` dump is paced
-//! by it, a part at a time from a [`CacheCursor`]; everything else answers
-//! at once.
+//! by it, a part at a time from a cursor (the device and the last MAC
+//! sent); everything else answers at once.
 
 use super::{
     handlers::{dev_ref, Part},
