@@ -27,14 +27,21 @@
 //! frames (counted) and reports its MAC so that the caller cancels the
 //! lookup.
 //!
+//! Administrators list the answered entries in MAC order, a run at a time
+//! ([`TargetCache::answers_after`]): each run resumes after the last MAC
+//! the previous one gave, from an ordered set of the MACs kept beside the
+//! hashed index (about a dozen more bytes per entry, touched only when an
+//! entry is added or forgotten).
+//!
 //! The cache is a plain single-threaded structure: the device puts it
 //! behind a lock that the transmit thread takes once per batch.
 
 use overlay_plugin_abi::Point;
 use slab::Slab;
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, VecDeque},
     hash::{BuildHasherDefault, Hasher},
+    ops::Bound,
     time::{Duration, Instant},
 };
 
@@ -132,6 +139,19 @@ pub struct CacheStats {
     pub expirations: u64,
 }
 
+/// Most entries [`TargetCache::answers_after`] looks at in one call.
+pub const LIST_SCAN: usize = 1024;
+
+/// A run of answered entries, from [`TargetCache::answers_after`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Answers {
+    /// Each entry's MAC and destination (`None`: drop), in MAC order.
+    pub entries: Vec<(Mac, Option<Point>)>,
+    /// Where the listing goes on once every entry above is used: after
+    /// this MAC. `None`: the end of the cache was reached.
+    pub next: Option<Mac>,
+}
+
 /// What an eviction or a state change left for the caller to do.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Fallout {
@@ -157,6 +177,11 @@ const NIL: u32 = u32::MAX;
 pub struct TargetCache {
     limits: CacheLimits,
     index: HashMap<u64, u32, BuildHasherDefault<MacHasher>>,
+    /// Every entry's MAC in order, so that a listing resumes after the
+    /// last MAC it gave (see [`TargetCache::answers_after`]). Kept apart
+    /// from the hashed index, which the packet path uses: only adding and
+    /// forgetting an entry touch it, never a frame that finds its entry.
+    order: BTreeSet<Mac>,
     entries: Slab<Entry>,
     /// Most recently used entry.
     newest: u32,
@@ -179,6 +204,7 @@ impl TargetCache {
         TargetCache {
             limits,
             index: HashMap::default(),
+            order: BTreeSet::new(),
             entries: Slab::new(),
             newest: NIL,
             oldest: NIL,
@@ -243,6 +269,45 @@ impl TargetCache {
             at = e.older;
             Some((e.mac, e.state))
         })
+    }
+
+    /// Up to `max` answered entries (valid or drop) whose MAC comes after
+    /// `after` (from the first MAC when `None`), in MAC order, looking at
+    /// no more than [`LIST_SCAN`] entries, so that the lock around the
+    /// cache is held briefly however many unanswered entries there are.
+    ///
+    /// A listing goes on from the MAC of the last entry it used (or from
+    /// [`Answers::next`] when it used them all): entries added or
+    /// forgotten meanwhile do not make it repeat or miss the entries
+    /// that stay.
+    pub fn answers_after(&self, after: Option<&Mac>, max: usize) -> Answers {
+        let max = max.max(1);
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut entries = Vec::new();
+        let mut last = None;
+        for (scanned, mac) in self
+            .order
+            .range::<Mac, _>((from, Bound::Unbounded))
+            .enumerate()
+        {
+            if entries.len() >= max || scanned >= LIST_SCAN {
+                return Answers {
+                    entries,
+                    next: last,
+                };
+            }
+            last = Some(*mac);
+            let e = &self.entries[self.index[&key(mac)] as usize];
+            match e.state {
+                State::Valid(p) => entries.push((*mac, Some(p))),
+                State::Drop => entries.push((*mac, None)),
+                State::Invalid | State::Pending => {}
+            }
+        }
+        Answers {
+            entries,
+            next: None,
+        }
     }
 
     /// Decides what happens to `frame`, sent by the hosts to `mac`, at time
@@ -427,6 +492,7 @@ impl TargetCache {
             self.unlink(slot);
             let e = self.entries.remove(slot as usize);
             self.index.remove(&key(&e.mac));
+            self.order.remove(&e.mac);
             self.stats.expirations += 1;
         }
         stale.len()
@@ -446,6 +512,7 @@ impl TargetCache {
         }
         self.entries.clear();
         self.index.clear();
+        self.order.clear();
         self.newest = NIL;
         self.oldest = NIL;
         self.queued = 0;
@@ -479,6 +546,7 @@ impl TargetCache {
             older: NIL,
         }) as u32;
         self.index.insert(key(&mac), slot);
+        self.order.insert(mac);
         self.link_newest(slot);
         slot
     }
@@ -491,6 +559,7 @@ impl TargetCache {
         self.unlink(slot);
         let e = self.entries.remove(slot as usize);
         self.index.remove(&key(&e.mac));
+        self.order.remove(&e.mac);
         self.queued -= e.queued;
         self.stats.queued_freed += e.queue.len() as u64;
         self.stats.evictions += 1;
@@ -824,6 +893,8 @@ mod tests {
         assert!(c.len() <= c.limits.max_entries);
         assert_eq!(c.iter().count(), c.len());
         assert_eq!(c.index.len(), c.len());
+        assert_eq!(c.order.len(), c.len());
+        assert!(c.order.iter().all(|m| c.get(m).is_some()));
         for (m, _) in c.iter() {
             assert!(c.get(&m).is_some());
         }
@@ -894,6 +965,114 @@ mod tests {
                 }
                 check(&c);
             }
+        }
+    }
+
+    /// Lists `c` a run of `max` at a time, as a paced dump does, calling
+    /// `between` after each run.
+    fn list_in_runs(
+        c: &mut TargetCache,
+        max: usize,
+        mut between: impl FnMut(&mut TargetCache, usize),
+    ) -> Vec<(Mac, Option<Point>)> {
+        let mut all = Vec::new();
+        let mut after = None;
+        for run in 0.. {
+            let a = c.answers_after(after.as_ref(), max);
+            assert!(a.entries.len() <= max);
+            all.extend(a.entries.iter().copied());
+            match a.next {
+                None => break,
+                Some(n) => after = Some(n),
+            }
+            between(c, run);
+        }
+        all
+    }
+
+    fn wide_mac(n: u32) -> Mac {
+        let b = n.to_be_bytes();
+        [0x02, 0, b[0], b[1], b[2], b[3]]
+    }
+
+    #[test]
+    fn answers_come_in_mac_order_a_run_at_a_time_and_skip_unanswered_entries() {
+        let mut c = TargetCache::new(CacheLimits::default());
+        let now = Instant::now();
+        // Set in an order unlike MAC order (and unlike recency order).
+        let n = 3000u32;
+        for i in 0..n {
+            let m = wide_mac((i * 7919) % n);
+            if m[5].is_multiple_of(5) {
+                c.set(&m, None, now);
+            } else {
+                c.set(&m, Some(point(m[5])), now);
+            }
+        }
+        // Unanswered entries are not listed: a pending one and a removed one.
+        c.lookup(&wide_mac(n + 1), &frame(1, 60), now);
+        assert!(c.remove(&wide_mac(7)));
+        let listed = list_in_runs(&mut c, 40, |_, _| {});
+        let expected: Vec<(Mac, Option<Point>)> = (0..n)
+            .filter(|&i| i != 7)
+            .map(wide_mac)
+            .map(|m| (m, (!m[5].is_multiple_of(5)).then(|| point(m[5]))))
+            .collect();
+        assert_eq!(listed, expected);
+    }
+
+    #[test]
+    fn a_run_looks_at_a_bounded_number_of_entries() {
+        let mut c = TargetCache::new(CacheLimits::default());
+        let now = Instant::now();
+        // Many pending entries, then one answered entry after them all.
+        let pending = 3 * LIST_SCAN as u32;
+        for i in 0..pending {
+            c.lookup(&wide_mac(i), &frame(1, 14), now);
+        }
+        c.set(&wide_mac(pending), Some(point(1)), now);
+        let first = c.answers_after(None, 10);
+        assert!(first.entries.is_empty());
+        assert_eq!(first.next, Some(wide_mac(LIST_SCAN as u32 - 1)));
+        let listed = list_in_runs(&mut c, 10, |_, _| {});
+        assert_eq!(listed, vec![(wide_mac(pending), Some(point(1)))]);
+    }
+
+    #[test]
+    fn entries_that_stay_are_listed_once_while_others_come_and_go() {
+        let mut c = TargetCache::new(CacheLimits {
+            ttl: Some(Duration::from_secs(10)),
+            ..CacheLimits::default()
+        });
+        let early = Instant::now();
+        let late = early + Duration::from_secs(100);
+        // Even MACs stay throughout (answered late, they outlive every
+        // sweep); odd ones come between runs, before and after where the
+        // listing is, and go: swept once expired, or their answer removed.
+        let n = 2000u32;
+        for i in (0..n).step_by(2) {
+            c.set(&wide_mac(i), Some(point(1)), late);
+        }
+        let listed = list_in_runs(&mut c, 25, |c, run| {
+            let run = run as u32;
+            c.set(&wide_mac(2 * (run * 13 % 1000) + 1), None, early);
+            c.set(&wide_mac(n + 2 * run + 1), None, early);
+            c.remove(&wide_mac(2 * (run * 17 % 1000) + 1));
+            if run.is_multiple_of(3) {
+                c.sweep(early + Duration::from_secs(50));
+            }
+        });
+        let mut macs: Vec<Mac> = listed.iter().map(|(m, _)| *m).collect();
+        let count = macs.len();
+        macs.dedup();
+        assert_eq!(macs.len(), count, "no entry repeated");
+        assert!(macs.windows(2).all(|w| w[0] < w[1]), "in MAC order");
+        for i in (0..n).step_by(2) {
+            assert!(
+                macs.binary_search(&wide_mac(i)).is_ok(),
+                "{:?} stayed throughout and must be listed",
+                wide_mac(i)
+            );
         }
     }
 

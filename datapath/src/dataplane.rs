@@ -88,11 +88,35 @@ impl TxTunables {
 pub struct TxTarget {
     /// Virtual network id written into every header.
     pub vnetid: u64,
-    /// The point destination (point mode).
-    pub point: Point,
-    /// Dynamic mode: the target cache, consulted for every frame (`point`
-    /// is then unused).
-    pub dynamic: Option<Arc<DynTarget>>,
+    /// Where frames go.
+    pub dest: TxDest,
+}
+
+/// Where a device's frames go, by its lookup mode.
+#[derive(Clone)]
+pub enum TxDest {
+    /// Point mode: every frame to this one destination.
+    Point(Point),
+    /// Dynamic mode: each frame where the target cache says.
+    Dynamic(Arc<DynTarget>),
+}
+
+impl TxTarget {
+    /// The single destination, in point mode.
+    pub fn point(&self) -> Option<Point> {
+        match &self.dest {
+            TxDest::Point(p) => Some(*p),
+            TxDest::Dynamic(_) => None,
+        }
+    }
+
+    /// The target cache, in dynamic mode.
+    pub fn dynamic(&self) -> Option<&Arc<DynTarget>> {
+        match &self.dest {
+            TxDest::Point(_) => None,
+            TxDest::Dynamic(d) => Some(d),
+        }
+    }
 }
 
 /// A running packet path.
@@ -256,7 +280,7 @@ impl Dataplane {
             injector,
             tx: None,
         };
-        if let Some(d) = &dp.target.dynamic {
+        if let Some(d) = dp.target.dynamic() {
             d.attach(dp.injector.clone());
         }
         dp.start_tx()?;
@@ -278,21 +302,24 @@ impl Dataplane {
         self.injector.clone()
     }
 
-    fn start_tx(&mut self) -> CtlResult<()> {
-        let dest = match &self.target.dynamic {
-            // Per frame, from the cache.
-            Some(_) => mux::raw_dest(self.mux.key.domain, unspecified(self.mux.key.domain)),
-            None => mux::raw_dest(self.mux.key.domain, self.target.point.ip),
+    /// What the transmit thread works with, for the current target.
+    fn tx_context(&self, stop: Arc<AtomicBool>) -> CtlResult<TxContext> {
+        // Dynamic mode has no single destination: each frame's comes from
+        // the cache.
+        let single = match self.target.point() {
+            None => None,
+            Some(p) => {
+                let addr = mux::raw_dest(self.mux.key.domain, p.ip).ok_or_else(|| {
+                    CtlError::invalid(format!(
+                        "the destination {} and the listen address of {} are not of the same IP version",
+                        overlay_plugin_abi::prop::ip_from_in6(p.ip),
+                        self.mux.key.endpoint()
+                    ))
+                })?;
+                Some(SingleDest { addr, port: p.port })
+            }
         };
-        let dest = dest.ok_or_else(|| {
-            CtlError::invalid(format!(
-                "the destination {} and the listen address of {} are not of the same IP version",
-                overlay_plugin_abi::prop::ip_from_in6(self.target.point.ip),
-                self.mux.key.endpoint()
-            ))
-        })?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let ctx = TxContext {
+        Ok(TxContext {
             backend: self.backend.clone(),
             mux: self.mux.clone(),
             encap: self.encap.clone(),
@@ -300,12 +327,16 @@ impl Dataplane {
             stats: self.stats.clone(),
             port: self.port.clone(),
             vnetid: self.target.vnetid,
-            dport: self.target.point.port,
-            dest,
-            stop: stop.clone(),
+            single,
+            stop,
             injector: self.injector.clone(),
-            dynamic: self.target.dynamic.clone(),
-        };
+            dynamic: self.target.dynamic().cloned(),
+        })
+    }
+
+    fn start_tx(&mut self) -> CtlResult<()> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ctx = self.tx_context(stop.clone())?;
         let handle = std::thread::Builder::new()
             .name(format!("tx-{}", self.backend.ifname()))
             .spawn(move || ctx.run())
@@ -338,7 +369,7 @@ impl Dataplane {
     /// of the device is sent or delivered; the backend closes when the
     /// returned value is dropped.
     pub fn stop(mut self, muxes: &mut mux::MuxSet) -> Arc<dyn Backend> {
-        if let Some(d) = &self.target.dynamic {
+        if let Some(d) = self.target.dynamic() {
             d.detach();
         }
         self.injector.close();
@@ -367,28 +398,28 @@ struct TxContext {
     stats: Arc<DeviceStats>,
     port: Arc<Port>,
     vnetid: u64,
-    dport: u16,
-    dest: (libc::sockaddr_storage, libc::socklen_t),
+    /// Point mode: the one destination (`None` in dynamic mode).
+    single: Option<SingleDest>,
     stop: Arc<AtomicBool>,
     injector: Arc<Injector>,
     dynamic: Option<Arc<DynTarget>>,
 }
 
-fn unspecified(domain: i32) -> [u8; 16] {
-    let ip: std::net::IpAddr = if domain == libc::AF_INET {
-        std::net::Ipv4Addr::UNSPECIFIED.into()
-    } else {
-        std::net::Ipv6Addr::UNSPECIFIED.into()
-    };
-    overlay_plugin_abi::prop::ip_to_in6(ip)
+/// A point-mode device's destination, resolved once for the thread.
+#[derive(Clone, Copy)]
+struct SingleDest {
+    addr: (libc::sockaddr_storage, libc::socklen_t),
+    port: u16,
 }
 
 /// Where one frame of a batch goes.
 #[derive(Clone, Copy)]
 enum FrameDest {
-    /// The device's single destination, or (dynamic mode) a frame the
-    /// cache was not asked about because its size is refused anyway.
-    Default,
+    /// The device's single destination (point mode).
+    Single,
+    /// Refused for its size before the cache was asked (dynamic mode):
+    /// transmit counts it as it counts every frame of a refused size.
+    Refused,
     /// This destination.
     To(Point),
     /// Kept by the cache (queued for a lookup) or dropped by it.
@@ -410,7 +441,7 @@ struct ClassifiedBatch {
 impl Default for ClassifiedBatch {
     fn default() -> Self {
         ClassifiedBatch {
-            batch: [FrameDest::Default; BATCH],
+            batch: [FrameDest::Refused; BATCH],
             ready: Vec::new(),
             ask: Vec::new(),
             cancel: Vec::new(),
@@ -448,7 +479,7 @@ impl TxBufs {
             msgs: (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect(),
             ok: [false; BATCH],
             sent_ok: [false; BATCH],
-            dests: [FrameDest::Default; BATCH],
+            dests: [FrameDest::Single; BATCH],
             // SAFETY: sockaddr_storage is plain data; all-zero is valid.
             addrs: (0..BATCH)
                 .map(|_| (unsafe { std::mem::zeroed() }, 0))
@@ -517,7 +548,7 @@ impl TxContext {
         frame_at: impl Fn(usize) -> &'f [u8],
     ) -> usize {
         let Some(d) = &self.dynamic else {
-            b.dests[..n].fill(FrameDest::Default);
+            b.dests[..n].fill(FrameDest::Single);
             return self.transmit(b, n, frame_at);
         };
         let c = self.classify(d, n, &frame_at);
@@ -550,17 +581,15 @@ impl TxContext {
         frame_at: &impl Fn(usize) -> &'f [u8],
     ) -> ClassifiedBatch {
         let max_frame = self.tunables.max_frame.load(Ordering::Relaxed);
-        let mut out = ClassifiedBatch {
-            batch: [FrameDest::Default; BATCH],
-            ..Default::default()
-        };
+        let mut out = ClassifiedBatch::default();
         let now = Instant::now();
         let mut st = d.lock();
         out.ready = std::mem::take(&mut st.ready);
         for i in 0..n {
             let frame = frame_at(i);
             if frame.len() < ETH_HLEN || frame.len() > max_frame {
-                continue; // refused by transmit, and counted there
+                out.batch[i] = FrameDest::Refused;
+                continue;
             }
             let mut mac = [0u8; 6];
             mac.copy_from_slice(&frame[..6]);
@@ -607,10 +636,15 @@ impl TxContext {
                 runts += 1;
                 continue;
             }
-            b.dports[i] = match b.dests[i] {
-                FrameDest::Held => continue,
-                FrameDest::Default => self.dport,
-                FrameDest::To(p) => match mux::raw_dest(self.mux.key.domain, p.ip) {
+            b.dports[i] = match (b.dests[i], &self.single) {
+                // (Refused frames failed the size checks above.)
+                (FrameDest::Held | FrameDest::Refused, _) => continue,
+                (FrameDest::Single, Some(s)) => s.port,
+                (FrameDest::Single, None) => {
+                    no_dest += 1;
+                    continue;
+                }
+                (FrameDest::To(p), _) => match mux::raw_dest(self.mux.key.domain, p.ip) {
                     Some(a) => {
                         b.addrs[i] = a;
                         p.port
@@ -661,9 +695,9 @@ impl TxContext {
                 iov_base: frame.as_ptr() as *mut libc::c_void,
                 iov_len: frame.len(),
             };
-            let (name, namelen) = match b.dests[i] {
-                FrameDest::To(_) => (&b.addrs[i].0, b.addrs[i].1),
-                _ => (&self.dest.0, self.dest.1),
+            let (name, namelen) = match (b.dests[i], &self.single) {
+                (FrameDest::Single, Some(s)) => (&s.addr.0, s.addr.1),
+                _ => (&b.addrs[i].0, b.addrs[i].1),
             };
             let h = &mut b.msgs[k].msg_hdr;
             h.msg_name = (name as *const libc::sockaddr_storage) as *mut libc::c_void;
@@ -808,15 +842,15 @@ mod tests {
         let peer = UdpSocket::bind(("127.0.0.1", PEER_PORT)).unwrap();
         peer.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
-        let target = TxTarget {
-            vnetid: VNI,
-            point: Point {
+        let dest = match dynamic(&stats) {
+            Some(d) => TxDest::Dynamic(d),
+            None => TxDest::Point(Point {
                 mac: [0; 6],
                 ip: loopback(),
                 port: PEER_PORT,
-            },
-            dynamic: dynamic(&stats),
+            }),
         };
+        let target = TxTarget { vnetid: VNI, dest };
         let tunables = Arc::new(TxTunables::new(1500, true, 49152, 65535));
         let dp =
             Dataplane::start(backend, mux, port, encap, tunables, stats.clone(), target).unwrap();
@@ -941,6 +975,79 @@ mod tests {
                 1 + INJECT_QUEUE_MAX as u64
             );
         });
+    }
+
+    #[test]
+    fn dynamic_mode_counts_refused_sizes_without_a_single_destination() {
+        testnet::run(
+            "dynamic_mode_counts_refused_sizes_without_a_single_destination",
+            |ns| {
+                use crate::lookup::{DynIdentity, LookupService};
+                ns.ip(&["link", "set", "lo", "up"]);
+                let service = LookupService::new(1);
+                let mut made = None;
+                let (mut dp, mut muxes, stats, peer) = start_with("dyn1", |stats| {
+                    let t = Arc::new(DynTarget::new(
+                        DynIdentity {
+                            linkid: 1,
+                            name: "dyn1".into(),
+                            needs: 6,
+                            domain: libc::AF_INET,
+                        },
+                        crate::cache::CacheLimits::default(),
+                        stats.clone(),
+                        Arc::new(crate::stats::Health::default()),
+                        &service,
+                    ));
+                    made = Some(t.clone());
+                    Some(t)
+                });
+                let target = made.unwrap();
+                // The batch is sent here, not by the thread.
+                dp.stop_tx();
+                let ctx = dp.tx_context(Arc::new(AtomicBool::new(false))).unwrap();
+                assert!(
+                    ctx.single.is_none(),
+                    "dynamic mode has no single destination"
+                );
+                let known = [0x02, 0, 0, 0, 0, 0x09];
+                let peer_point = Point {
+                    mac: [0; 6],
+                    ip: loopback(),
+                    port: PEER_PORT,
+                };
+                target
+                    .lock()
+                    .cache
+                    .set(&known, Some(peer_point), Instant::now());
+                let mut big = vec![0u8; 1519];
+                big[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x0b]);
+                let runt = vec![0x02u8; 10];
+                let frames = [runt, test_frame(1), big];
+                let before = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+                let (mtu, runts, no_dest, tx) = (
+                    before(&stats.drop_mtu),
+                    before(&stats.drop_runt),
+                    before(&stats.drop_no_destination),
+                    before(&stats.tx_packets),
+                );
+                let mut bufs = TxBufs::new();
+                let sent = ctx.classify_and_send(&mut bufs, frames.len(), |i| &frames[i][..]);
+                assert_eq!(sent, 1);
+                assert_eq!(before(&stats.drop_mtu) - mtu, 1);
+                assert_eq!(before(&stats.drop_runt) - runts, 1);
+                assert_eq!(before(&stats.drop_no_destination) - no_dest, 0);
+                assert_eq!(before(&stats.tx_packets) - tx, 1);
+                // Refused frames never reach the cache.
+                assert_eq!(target.lock().cache.get(&[0x02, 0, 0, 0, 0, 0x0b]), None);
+                let got = receive(&peer, 1, Duration::from_secs(5), |f| {
+                    f[12..14] == [0x88, 0xb5]
+                });
+                assert_eq!(got, vec![test_frame(1)]);
+                let _backend = dp.stop(&mut muxes);
+                service.shutdown();
+            },
+        );
     }
 
     #[test]

@@ -269,17 +269,34 @@ struct Inner {
     idle: usize,
 }
 
-/// Counters of the service as a whole.
+/// Counters of the service as a whole, over every device (read with the
+/// target family's `LOOKUP_STATS`).
 #[derive(Debug, Default)]
 pub struct ServiceStats {
     /// Requests raised.
     pub requests: AtomicU64,
-    /// Answers applied.
+    /// Answers applied, from lookup plugins and external servers alike.
     pub answers: AtomicU64,
-    /// Requests that timed out.
+    /// Requests that timed out (each time: a request re-queued after a
+    /// timeout may time out again).
     pub timeouts: AtomicU64,
-    /// Answers that came too late (their request was re-queued or cancelled).
+    /// Answers of lookup plugins that came too late (their request was
+    /// re-queued or cancelled). An external server's late answer is
+    /// refused instead, and not counted here.
     pub late: AtomicU64,
+}
+
+impl ServiceStats {
+    /// Every counter with its name, in a fixed order.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        vec![
+            ("requests", get(&self.requests)),
+            ("answers", get(&self.answers)),
+            ("timeouts", get(&self.timeouts)),
+            ("late", get(&self.late)),
+        ]
+    }
 }
 
 /// The lookup service: request queues, lookup threads, external takers.
@@ -390,6 +407,11 @@ impl LookupService {
             .devices
             .get(&linkid)
             .map_or(0, |d| d.queue.len())
+    }
+
+    /// Requests waiting (not taken) over every device.
+    pub fn queued_total(&self) -> usize {
+        self.lock().devices.values().map(|d| d.queue.len()).sum()
     }
 
     /// Asks for a lookup of `mac` on `linkid` (from the transmit thread, on
@@ -922,6 +944,7 @@ pub(crate) mod tests {
             miss(&busy, mac(n));
         }
         miss(&quiet, mac(9));
+        assert_eq!(svc.queued_total(), 4);
         let order: Vec<(u32, Mac)> = (0..4)
             .map(|_| {
                 let t = svc.take_external(5).expect("a request waits");
@@ -930,6 +953,7 @@ pub(crate) mod tests {
             .collect();
         assert_eq!(order, [(1, mac(0)), (2, mac(9)), (1, mac(1)), (1, mac(2))]);
         assert!(svc.take_external(5).is_none());
+        assert_eq!(svc.queued_total(), 0, "taken requests no longer wait");
         svc.shutdown();
     }
 
@@ -978,6 +1002,18 @@ pub(crate) mod tests {
             .contains("port"));
         svc.answer(Taker::Handle(6), r.reqid, LookupAnswer::drop_frame())
             .unwrap();
+        // Two requests raised (the re-queued one is not raised again), two
+        // answers applied; a handle closing is no timeout, and the closed
+        // handle's refused answer is not counted as late.
+        assert_eq!(
+            svc.stats.snapshot(),
+            [
+                ("requests", 2),
+                ("answers", 2),
+                ("timeouts", 0),
+                ("late", 0)
+            ]
+        );
         svc.shutdown();
     }
 
@@ -1002,6 +1038,14 @@ pub(crate) mod tests {
         let fault = t.health.fault().expect("degraded");
         assert!(fault.contains("lookup plugin table"), "{fault}");
         assert!(fault.contains("20 ms"), "{fault}");
+        // The plugin's first answer comes after its request was asked
+        // again: it is late.
+        eventually("a late answer", || {
+            svc.stats.late.load(Ordering::Relaxed) >= 1
+        });
+        let timeouts = svc.stats.timeouts.load(Ordering::Relaxed);
+        assert!(timeouts >= TIMEOUTS_TO_DEGRADE as u64, "{timeouts}");
+        assert_eq!(svc.stats.requests.load(Ordering::Relaxed), 1);
         svc.shutdown();
     }
 

@@ -4,7 +4,7 @@
 
 use crate::{
     backend::{afpacket::AfPacket, tap::Tap, Backend},
-    dataplane::{Dataplane, TxTarget},
+    dataplane::{Dataplane, TxDest, TxTarget},
     device::{validate_generic, Device, Generic, Owner, UnderlayKey},
     error::{CtlError, CtlResult},
     lookup::{DynIdentity, DynTarget, LookupService, DEFAULT_THREADS},
@@ -425,7 +425,7 @@ fn start_dataplane(
     let spec = dev.encap_dev.socket().into_result();
     let spec = dev.plugin_call(spec)?;
     let mode = dev.lookup_dev.mode();
-    let (point, dynamic) = if mode == MODE_POINT {
+    let dest = if mode == MODE_POINT {
         let point = dev.lookup_dev.default_point().into_result();
         let point = dev.plugin_call(point).map_err(|e| {
             CtlError::invalid(format!(
@@ -433,7 +433,7 @@ fn start_dataplane(
                 dev.name, dev.search.meta.name, e.msg
             ))
         })?;
-        (point, None)
+        TxDest::Point(point)
     } else if mode == MODE_DYNAMIC {
         let id = DynIdentity {
             linkid: dev.linkid,
@@ -448,12 +448,7 @@ fn start_dataplane(
             dev.health.clone(),
             lookups,
         ));
-        let unset = overlay_plugin_abi::Point {
-            mac: [0; 6],
-            ip: [0; 16],
-            port: 0,
-        };
-        (unset, Some(target))
+        TxDest::Dynamic(target)
     } else {
         return Err(CtlError::invalid(format!(
             "cannot activate {}: lookup plugin {} reports mode {mode:#x}, neither point (1) nor dynamic (2)",
@@ -478,10 +473,9 @@ fn start_dataplane(
     )?;
     let target = TxTarget {
         vnetid: dev.vnetid,
-        point,
-        dynamic: dynamic.clone(),
+        dest,
     };
-    if let Some(t) = &dynamic {
+    if let Some(t) = target.dynamic() {
         dev.dyn_target = Some(t.clone());
         dev.apply_dynamic();
         lookups.add_device(

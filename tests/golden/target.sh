@@ -7,7 +7,9 @@
 # and of a frame too short (EINVAL); CACHE_GET of the point device (its
 # point, for any MAC) and of the inactive dynamic device (ENXIO);
 # CACHE_SET, CACHE_REMOVE, CACHE_FLUSH (ENOTSUP on the point device, ENXIO
-# on the inactive one); CACHE_LIST as a dump, of every device and of one.
+# on the inactive one); CACHE_LIST as a dump, of every device and of one;
+# LOOKUP_STATS, all zero with no device active in dynamic mode, and
+# refused (EINVAL) when it names a device.
 ctl create -e vxlan -s direct -v 10 -p vxlan/listen_ip=10.0.0.1,direct/dest_ip=10.0.0.2,direct/dest_port=4789,ifname=tgpt0 pt0
 ctl activate pt0
 ctl create -e vxlan -s files -v 11 -p vxlan/listen_ip=10.0.0.1,ifname=tgdy0 dy0
@@ -42,5 +44,7 @@ ctl raw overlay_target CACHE_FLUSH NAME=pt0
 ctl raw overlay_target CACHE_FLUSH NAME=dy0
 ctl raw overlay_target CACHE_LIST --dump
 ctl raw overlay_target CACHE_LIST --dump NAME=pt0
+ctl raw overlay_target LOOKUP_STATS
+ctl raw overlay_target LOOKUP_STATS NAME=pt0
 ctl delete dy0
 ctl delete pt0

@@ -629,3 +629,179 @@ fn external_server_killed_mid_request_is_taken_over() {
         .unwrap();
     assert_eq!(got.attrs.get_u16(tg::ATTR_DEST_PORT), Some(4789));
 }
+
+/// The lookup service's counters (`overlayctl lookup-stats -j`), as
+/// numbers by name, with the requests waiting.
+fn lookup_stats(d: &Daemon) -> (std::collections::BTreeMap<String, u64>, u64) {
+    let v: serde_json::Value =
+        serde_json::from_str(&d.ctl_ok(&["lookup-stats", "-j"])).expect("JSON");
+    let row = &v.as_array().expect("a list")[0];
+    let counters = row["counters"]
+        .as_object()
+        .expect("counters")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().expect("a number")))
+        .collect();
+    let pending = row["pending"].as_str().expect("pending").parse().unwrap();
+    (counters, pending)
+}
+
+#[track_caller]
+fn assert_lookup_stats(d: &Daemon, [requests, answers, timeouts, late, pending]: [u64; 5]) {
+    let (c, p) = lookup_stats(d);
+    let expected: std::collections::BTreeMap<String, u64> = [
+        ("requests", requests),
+        ("answers", answers),
+        ("timeouts", timeouts),
+        ("late", late),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!((c, p), (expected, pending));
+}
+
+/// Polls the lookup service's counters (bounded) until `f` holds.
+fn wait_lookup_stats(
+    d: &Daemon,
+    what: &str,
+    f: impl Fn(&std::collections::BTreeMap<String, u64>, u64) -> bool,
+) {
+    for _ in 0..500 {
+        let (c, p) = lookup_stats(d);
+        if f(&c, p) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what}: the lookup service's counters never showed it");
+}
+
+/// An IPv4 frame from the hosts to `dst`, handed to the device's transmit
+/// path with RESEND: a miss raises a lookup.
+fn resend_to(c: &mut Client, link: &str, dst: [u8; 6]) {
+    let mut frame = vec![0u8; 60];
+    frame[..6].copy_from_slice(&dst);
+    frame[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+    frame[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    c.write(
+        tg::NAME,
+        tg::CMD_RESEND,
+        vec![
+            Attr::str(tg::ATTR_NAME, link),
+            Attr::bytes(tg::ATTR_FRAME, frame),
+        ],
+    )
+    .unwrap();
+}
+
+#[test]
+fn lookup_service_counters_follow_plugin_and_external_lookups() {
+    if !net::can_run() {
+        return;
+    }
+    // A namespace where the hosts say nothing on their own: without IPv6
+    // and without an address on the TAP, every lookup is one of ours.
+    let ns = Netns::new("lkst");
+    ns.ok(&["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"]);
+    ns.ok(&["sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"]);
+    ns.ip("link add du0 type bridge");
+    ns.ip(&format!("addr add {A_UNDER}/24 dev du0"));
+    ns.ip("link set du0 up");
+    let d = Daemon::start_in_netns(&ns.name);
+    let dir = TempDir::new("lkst");
+    let config = dir.join("hosts.json");
+    let (_, b_under, b_mac, _) = PEERS[0];
+    std::fs::write(
+        &config,
+        format!(r#"{{"{b_mac}": {{"ip": "{b_under}", "port": 4789}}}}"#),
+    )
+    .unwrap();
+    let props = format!(
+        "vxlan/listen_ip={A_UNDER},files/config={},ifname=lk0",
+        config.display()
+    );
+    d.ctl_ok(&[
+        "create", "-e", "vxlan", "-s", "files", "-v", "77", "-p", &props, "lk0",
+    ]);
+    d.ctl_ok(&["activate", "lk0"]);
+    let out = d.ctl_ok(&["lookup-stats"]);
+    assert_eq!(
+        out,
+        "REQUESTS  ANSWERS  TIMEOUTS  LATE  PENDING\n\
+         0         0        0         0     0\n"
+    );
+
+    // The plugin answers a frame to the MAC it knows.
+    let mut admin = d.client();
+    resend_to(&mut admin, "lk0", [2, 0, 0, 0, 0, 0x0b]);
+    wait_lookup_stats(&d, "the plugin's answer", |c, _| c["answers"] == 1);
+    assert_lookup_stats(&d, [1, 1, 0, 0, 0]);
+
+    // An external server: a request waits until taken.
+    admin
+        .write(
+            tg::NAME,
+            tg::CMD_ASSOCIATE,
+            vec![Attr::str(tg::ATTR_NAME, "lk0")],
+        )
+        .unwrap();
+    d.ctl_ok(&["prop-set", "lk0", "lookup_timeout=50"]);
+    let mut server = d.client();
+    server.set_timeout(Duration::from_secs(5));
+    resend_to(&mut admin, "lk0", [2, 0, 0, 0, 0, 0x21]);
+    wait_lookup_stats(&d, "the request waiting", |_, p| p == 1);
+    assert_lookup_stats(&d, [2, 1, 0, 0, 1]);
+
+    // Taken and not answered within lookup_timeout: a timeout, and the
+    // request goes back to the queue under a new id.
+    let first = take_request(&mut server);
+    let first_id = first.attrs.get_u64(tg::ATTR_REQID).unwrap();
+    wait_lookup_stats(&d, "the timeout", |c, _| c["timeouts"] == 1);
+    // Long enough now for the second take to be answered in time.
+    d.ctl_ok(&["prop-set", "lk0", "lookup_timeout=60000"]);
+    let again = take_request(&mut server);
+    assert_eq!(
+        again.attrs.get_bytes(tg::ATTR_DST_MAC),
+        Some(&[2, 0, 0, 0, 0, 0x21][..])
+    );
+    let again_id = again.attrs.get_u64(tg::ATTR_REQID).unwrap();
+    assert_ne!(again_id, first_id);
+    // The old id is refused: not an answer, and not counted as one.
+    let respond = |id: u64| {
+        vec![
+            Attr::u64(tg::ATTR_REQID, id),
+            Attr::bytes(
+                tg::ATTR_DEST_IP,
+                [&[0u8; 10][..], &[0xff, 0xff, 198, 51, 100, 33]].concat(),
+            ),
+            Attr::u16(tg::ATTR_DEST_PORT, 4789),
+        ]
+    };
+    let e = server
+        .write(tg::NAME, tg::CMD_RESPOND, respond(first_id))
+        .unwrap_err();
+    assert!(
+        matches!(e, ClientError::Netlink { errno, .. } if errno == libc::EINVAL),
+        "{e}"
+    );
+    server
+        .write(tg::NAME, tg::CMD_RESPOND, respond(again_id))
+        .unwrap();
+    assert_lookup_stats(&d, [2, 2, 1, 0, 0]);
+
+    // A DROP answer is an answer too.
+    resend_to(&mut admin, "lk0", [2, 0, 0, 0, 0, 0x22]);
+    let third = take_request(&mut server);
+    server
+        .write(
+            tg::NAME,
+            tg::CMD_DROP,
+            vec![Attr::u64(
+                tg::ATTR_REQID,
+                third.attrs.get_u64(tg::ATTR_REQID).unwrap(),
+            )],
+        )
+        .unwrap();
+    assert_lookup_stats(&d, [3, 3, 1, 0, 0]);
+}

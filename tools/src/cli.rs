@@ -126,6 +126,12 @@ pub enum Command {
         /// The device.
         link: String,
     },
+    /// Show the lookup service's counters, over every dynamic-mode device:
+    /// lookup requests raised, answers applied (from lookup plugins and
+    /// external servers), timeouts, answers of lookup plugins that came
+    /// too late, and the requests waiting to be taken now. -j adds every
+    /// counter by name, as numbers.
+    LookupStats,
     /// Show the loaded plugins.
     Plugins {
         /// Also list each property's type, permissions, default and

@@ -7,12 +7,13 @@
 use crate::cli::{Cli, Command, CreateArgs};
 use crate::error::Error;
 use crate::kv::{check_unique, parse_assignment, parse_list, Assignment};
-use crate::model::{Counters, Device, DeviceStats, Plugin, PropInfo, NONE};
+use crate::model::{Counters, Device, DeviceStats, LookupStats, Plugin, PropInfo, NONE};
 use crate::table::{Json, Object, Row, Table};
 use crate::value::{format_value, parse_u64, parse_value, PropType};
 use clap::CommandFactory;
 use nlproto::client::{Client, Error as ClientError};
 use nlproto::spec::overlay as ov;
+use nlproto::spec::target as tg;
 use nlproto::transcript::Recorder;
 use nlproto::{Attr, AttrsExt};
 use std::collections::HashMap;
@@ -177,6 +178,7 @@ pub fn execute(cli: &Cli, daemon: &mut dyn Daemon) -> Result<Vec<u8>, Error> {
             cache::flush(daemon, link)?;
             String::new()
         }
+        Command::LookupStats => output(&lookup_stats(daemon)?, json),
         Command::Plugins { verbose } => output(&plugins(daemon, *verbose && !json)?, json),
         Command::Raw(_) => {
             return Err(Error::local(
@@ -231,6 +233,8 @@ const SHOW_COLUMNS: &[&str] = &["LINK", "ENCAP", "SEARCH", "VNETID", "STATE", "S
 const FAULT_COLUMNS: &[&str] = &["LINK", "STATUS", "DETAILS"];
 /// The columns of `show -s`.
 const STATS_COLUMNS: &[&str] = &["LINK", "IPACKETS", "RBYTES", "OPACKETS", "OBYTES", "DROPS"];
+/// The columns of `lookup-stats`.
+const LOOKUP_STATS_COLUMNS: &[&str] = &["REQUESTS", "ANSWERS", "TIMEOUTS", "LATE", "PENDING"];
 /// The columns of `prop-get`.
 const PROP_COLUMNS: &[&str] = &[
     "LINK", "PROPERTY", "PERM", "REQ", "VALUE", "DEFAULT", "POSSIBLE",
@@ -599,6 +603,31 @@ fn show_stats(daemon: &mut dyn Daemon, link: Option<&str>, verbose: bool) -> Res
             .iter()
             .map(|a| stats_row(&DeviceStats::from_attrs(a), verbose)),
     );
+    Ok(t)
+}
+
+/// `lookup-stats`: one `LOOKUP_STATS` transaction, shown as one row; JSON
+/// adds every counter by name as `counters`, so that counters a newer
+/// daemon adds are not lost.
+fn lookup_stats(daemon: &mut dyn Daemon) -> Result<Table, Error> {
+    let reply = daemon
+        .transact(tg::NAME, tg::CMD_LOOKUP_STATS, vec![])
+        .map_err(Error::daemon("lookup-stats"))?;
+    let s = LookupStats::from_attrs(&reply);
+    let c = &s.counters;
+    let mut t = Table::new(LOOKUP_STATS_COLUMNS);
+    t.rows.push(Row {
+        cells: vec![
+            c.text("requests"),
+            c.text("answers"),
+            c.text("timeouts"),
+            c.text("late"),
+            s.pending
+                .map_or_else(|| NONE.to_string(), |p| p.to_string()),
+        ],
+        detail: Vec::new(),
+        extra: vec![("counters".to_string(), counters_object(c))],
+    });
     Ok(t)
 }
 

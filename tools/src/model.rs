@@ -7,6 +7,7 @@
 
 use crate::value::{format_bound, format_value, PropType};
 use nlproto::spec::overlay as ov;
+use nlproto::spec::target as tg;
 use nlproto::{Attr, AttrValue, AttrsExt};
 
 /// Shown for an absent value.
@@ -275,15 +276,31 @@ impl Counters {
     /// without a name or a value is skipped, and so is a name seen before
     /// (the first one counts), so that every name appears once.
     pub fn from_attrs(attrs: &[Attr]) -> Counters {
+        Counters::read(
+            attrs,
+            [ov::ATTR_STAT, ov::ATTR_STAT_NAME, ov::ATTR_STAT_VALUE],
+        )
+    }
+
+    /// Reads a `STATS` attribute's contents of the `overlay_target`
+    /// family (`LOOKUP_STATS`), whose counters have the same shape under
+    /// other attribute numbers, as [`Counters::from_attrs`] does.
+    pub fn from_target_attrs(attrs: &[Attr]) -> Counters {
+        Counters::read(
+            attrs,
+            [tg::ATTR_STAT, tg::ATTR_STAT_NAME, tg::ATTR_STAT_VALUE],
+        )
+    }
+
+    /// The counters under the attribute numbers of `STAT`, `STAT_NAME`
+    /// and `STAT_VALUE`.
+    fn read(attrs: &[Attr], [stat_id, name_id, value_id]: [u16; 3]) -> Counters {
         let mut list: Vec<(String, u64)> = Vec::new();
-        for stat in attrs.all(ov::ATTR_STAT) {
+        for stat in attrs.all(stat_id) {
             let AttrValue::Nested(stat) = &stat.value else {
                 continue;
             };
-            let (Some(name), Some(value)) = (
-                stat.get_str(ov::ATTR_STAT_NAME),
-                stat.get_u64(ov::ATTR_STAT_VALUE),
-            ) else {
+            let (Some(name), Some(value)) = (stat.get_str(name_id), stat.get_u64(value_id)) else {
                 continue;
             };
             if !list.iter().any(|(n, _)| n == name) {
@@ -352,6 +369,26 @@ impl DeviceStats {
                 endpoint: m.get_str(ov::ATTR_MUX_ENDPOINT).unwrap_or(NONE).to_string(),
                 counters: counters(m),
             }),
+        }
+    }
+}
+
+/// The lookup service's counters over every device (`LOOKUP_STATS`
+/// reply).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LookupStats {
+    /// The counters (`requests`, `answers`, `timeouts`, `late`).
+    pub counters: Counters,
+    /// Requests waiting to be taken, when the daemon said.
+    pub pending: Option<u32>,
+}
+
+impl LookupStats {
+    /// Reads a `LOOKUP_STATS` reply.
+    pub fn from_attrs(attrs: &[Attr]) -> LookupStats {
+        LookupStats {
+            counters: Counters::from_target_attrs(attrs.get_nested(tg::ATTR_STATS).unwrap_or(&[])),
+            pending: attrs.get_u32(tg::ATTR_PENDING),
         }
     }
 }

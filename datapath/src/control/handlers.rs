@@ -6,8 +6,10 @@
 //!
 //! After every request the changes it made are taken from the registry and
 //! sent as notifications, ahead of the request's reply. Dumps of the device
-//! table (`LIST`, `STATS`) are produced a part at a time as the client
-//! reads them (see [`DUMP_PART_LIMIT`]); a part produced after the table
+//! table (`LIST`, `STATS`) and of the target caches (`CACHE_LIST`) are
+//! produced a part at a time as the client reads them (see
+//! [`DUMP_PART_LIMIT`]), each resuming from a cursor (the next link id;
+//! for a cache, the last MAC sent); a part produced after the device table
 //! changed carries `NLM_F_DUMP_INTR`, and so does every later part and the
 //! closing `NLMSG_DONE`.
 
@@ -24,7 +26,7 @@ use nlproto::{
     msg::{self, DoneMsg, NLM_F_DUMP_INTR},
     server::{ctrl_reply, parse_request_as, split_datagram, DeviceRef, Request, RequestError},
     spec::{self, ctrl, handle, overlay as ov, target as tg},
-    Attr, AttrValue, AttrsExt, Emit, Message,
+    Attr, AttrValue, AttrsExt, Emit, GenlMsg, Message,
 };
 use overlay_plugin_abi::{abi_stable::std_types::ROption, PluginKind, PropInfo};
 use std::{
@@ -37,11 +39,11 @@ use std::{
 /// a part of its own.
 pub const DUMP_PART_LIMIT: usize = 4096;
 
-/// A device-table dump in progress on a connection.
-struct DeviceDump {
+/// A paced dump in progress on a connection.
+struct Dump {
     req: Request,
-    /// The next link id to report.
-    next: Option<u32>,
+    /// Where the next part starts.
+    cursor: Cursor,
     /// The table's generation when the dump started.
     generation: u64,
     /// Whether the table changed since: sticky.
@@ -52,6 +54,35 @@ struct DeviceDump {
     rest_offset: usize,
     /// What the connection may run, for the rest.
     access: spec::Privilege,
+}
+
+/// Where a dump goes on.
+enum Cursor {
+    /// `LIST` or `STATS`: the next link id to report.
+    Devices(Option<u32>),
+    /// `CACHE_LIST`.
+    Cache(super::target::CacheCursor),
+}
+
+/// The part of a paced dump being filled.
+pub(super) struct Part {
+    bytes: Vec<u8>,
+    /// `NLM_F_DUMP_INTR` when the dump was interrupted.
+    flags: u16,
+}
+
+impl Part {
+    /// Adds `m`, with the dump's flags, unless the part is full (then
+    /// returns false, and `m` goes in the next part). A message larger
+    /// than [`DUMP_PART_LIMIT`] goes in a part of its own.
+    pub(super) fn add(&mut self, mut m: GenlMsg) -> bool {
+        m.flags |= self.flags;
+        if !self.bytes.is_empty() && self.bytes.len() + m.encoded_len() > DUMP_PART_LIMIT {
+            return false;
+        }
+        m.emit_into(&mut self.bytes);
+        true
+    }
 }
 
 /// A `LOOKUP` waiting for a request.
@@ -67,7 +98,7 @@ struct ParkedLookup {
 pub struct Handlers {
     registry: Registry,
     persist: Option<Persist>,
-    dumps: HashMap<u32, DeviceDump>,
+    dumps: HashMap<u32, Dump>,
     parked: HashMap<u32, ParkedLookup>,
 }
 
@@ -148,9 +179,33 @@ impl Handlers {
                 && matches!(req.command.id, ov::CMD_LIST | ov::CMD_STATS)
             {
                 let end = align4(raw.offset + raw.bytes.len()).min(datagram.len());
-                let dump = DeviceDump {
+                let dump = Dump {
                     req,
-                    next: Some(0),
+                    cursor: Cursor::Devices(Some(0)),
+                    generation: self.registry.generation(),
+                    intr: false,
+                    rest: datagram[end..].to_vec(),
+                    rest_offset: base + end,
+                    access: peer.access,
+                };
+                self.dumps.insert(pid, dump);
+                if !self.dump_part(pid, out) {
+                    return;
+                }
+                continue;
+            }
+            if req.family.id == tg::ID && req.is_dump && req.command.id == tg::CMD_CACHE_LIST {
+                let cursor = match super::target::cache_cursor(&self.registry, &req) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        out.replies([e.reply(pid).into()]);
+                        continue;
+                    }
+                };
+                let end = align4(raw.offset + raw.bytes.len()).min(datagram.len());
+                let dump = Dump {
+                    req,
+                    cursor: Cursor::Cache(cursor),
                     generation: self.registry.generation(),
                     intr: false,
                     rest: datagram[end..].to_vec(),
@@ -245,7 +300,7 @@ impl Handlers {
         !self.parked.contains_key(&pid) && !self.dumps.contains_key(&pid)
     }
 
-    /// Produces the next part of the connection's device dump. Returns
+    /// Produces the next part of the connection's paced dump. Returns
     /// true when the dump is over (its `NLMSG_DONE` produced), after
     /// answering the rest of its datagram.
     fn dump_part(&mut self, pid: u32, out: &mut Outbox) -> bool {
@@ -255,24 +310,20 @@ impl Handlers {
         if self.registry.generation() != dump.generation {
             dump.intr = true;
         }
-        let flags = if dump.intr { NLM_F_DUMP_INTR } else { 0 };
-        let mut part = Vec::new();
-        if let Some(next) = dump.next {
-            for dev in self.registry.devices_from(next) {
-                let attrs = match dump.req.command.id {
-                    ov::CMD_STATS => stats_attrs(dev),
-                    _ => device_attrs(dev),
-                };
-                let mut m = dump.req.reply(pid, attrs);
-                m.flags |= flags;
-                if !part.is_empty() && part.len() + m.encoded_len() > DUMP_PART_LIMIT {
-                    out.push(Outgoing::Datagram(part));
-                    return false;
-                }
-                m.emit_into(&mut part);
-                dump.next = dev.linkid.checked_add(1);
+        let mut part = Part {
+            bytes: Vec::new(),
+            flags: if dump.intr { NLM_F_DUMP_INTR } else { 0 },
+        };
+        let over = match &mut dump.cursor {
+            Cursor::Devices(next) => devices_part(&self.registry, &dump.req, pid, next, &mut part),
+            Cursor::Cache(cursor) => {
+                super::target::cache_part(&self.registry, &dump.req, pid, cursor, &mut part)
             }
-            dump.next = None;
+        };
+        let mut part = part.bytes;
+        if !over {
+            out.push(Outgoing::Datagram(part));
+            return false;
         }
         let done = DoneMsg {
             intr: dump.intr,
@@ -526,6 +577,32 @@ impl Dispatch for Handlers {
         self.parked.remove(&peer.pid);
         self.registry.lookups().release_handle(peer.pid);
     }
+}
+
+/// Fills `part` with the devices from link id `next` on (`LIST` or
+/// `STATS`, as the request asks). Returns true when every device is in.
+fn devices_part(
+    reg: &Registry,
+    req: &Request,
+    pid: u32,
+    next: &mut Option<u32>,
+    part: &mut Part,
+) -> bool {
+    let Some(from) = *next else {
+        return true;
+    };
+    for dev in reg.devices_from(from) {
+        let attrs = match req.command.id {
+            ov::CMD_STATS => stats_attrs(dev),
+            _ => device_attrs(dev),
+        };
+        if !part.add(req.reply(pid, attrs)) {
+            return false;
+        }
+        *next = dev.linkid.checked_add(1);
+    }
+    *next = None;
+    true
 }
 
 /// A command in the table without a handler: a daemon bug, reported as such.

@@ -1,16 +1,22 @@
 //! Handlers of the `overlay_target` family: target cache administration
 //! and the interface of external lookup servers. `LOOKUP`, which may wait,
-//! is parked by [`super::handlers`]; everything else answers at once.
+//! is parked by [`super::handlers`], and the `CACHE_LIST` dump is paced
+//! by it, a part at a time from a cursor (the device and the last MAC
+//! sent); everything else answers at once.
 
-use super::{handlers::dev_ref, Outbox, Outgoing};
+use super::{
+    handlers::{dev_ref, Part},
+    Outbox, Outgoing,
+};
 use crate::{
+    cache::Mac,
     device::Device,
     lookup::{DynTarget, Taken, Taker},
     registry::Registry,
 };
 use nlproto::{
     server::{notification, Request, RequestError},
-    spec::{overlay as ov, target as tg},
+    spec::target as tg,
     Attr, AttrsExt, Emit, Message,
 };
 use overlay_plugin_abi::{dest, LookupAnswer, Point, MODE_DYNAMIC, MODE_POINT};
@@ -119,10 +125,7 @@ fn entry_attrs(dev: &Device, mac: &[u8; 6], point: Option<&Point>) -> Vec<Attr> 
 }
 
 fn point_of(dev: &Device) -> Option<Point> {
-    dev.dp
-        .as_ref()
-        .filter(|dp| dp.target().dynamic.is_none())
-        .map(|dp| dp.target().point)
+    dev.dp.as_ref().and_then(|dp| dp.target().point())
 }
 
 /// The running cache of a dynamic device: ENOTSUP for a point device,
@@ -437,38 +440,38 @@ pub fn handle(reg: &mut Registry, req: &Request, pid: u32, out: &mut Outbox) -> 
             );
             vec![]
         }
-        tg::CMD_CACHE_LIST => {
-            let only = if req.attrs.get_str(ov::ATTR_NAME).is_some()
-                || req.attrs.get_u32(ov::ATTR_LINKID).is_some()
-            {
-                Some(device(reg, req)?.linkid)
-            } else {
-                None
-            };
-            let mut items = Vec::new();
-            for dev in reg.devices() {
-                if only.is_some_and(|id| id != dev.linkid) {
-                    continue;
-                }
-                if let Some(p) = point_of(dev) {
-                    items.push(entry_attrs(dev, &[0; 6], Some(&p)));
-                } else if let Some(t) = &dev.dyn_target {
-                    let mut entries: Vec<_> = t
-                        .lock()
-                        .cache
-                        .iter()
-                        .filter_map(|(mac, s)| match s {
-                            crate::cache::State::Valid(p) => Some((mac, Some(p))),
-                            crate::cache::State::Drop => Some((mac, None)),
-                            _ => None,
-                        })
-                        .collect();
-                    entries.sort_by_key(|(m, _)| *m);
-                    items.extend(entries.iter().map(|(m, p)| entry_attrs(dev, m, p.as_ref())));
-                }
+        tg::CMD_LOOKUP_STATS => {
+            if req.attrs.has(tg::ATTR_NAME) || req.attrs.has(tg::ATTR_LINKID) {
+                return Err(req.fail(
+                    libc::EINVAL,
+                    "LOOKUP_STATS counts over every device and names none: leave out NAME and LINKID (a device's own lookup counters are in the overlay family's STATS)",
+                ));
             }
-            items
+            let lookups = reg.lookups();
+            let stats = lookups
+                .stats
+                .snapshot()
+                .into_iter()
+                .map(|(name, value)| {
+                    Attr::nested(
+                        tg::ATTR_STAT,
+                        vec![
+                            Attr::str(tg::ATTR_STAT_NAME, name),
+                            Attr::u64(tg::ATTR_STAT_VALUE, value),
+                        ],
+                    )
+                })
+                .collect();
+            vec![vec![
+                Attr::u32(
+                    tg::ATTR_PENDING,
+                    u32::try_from(lookups.queued_total()).unwrap_or(u32::MAX),
+                ),
+                Attr::nested(tg::ATTR_STATS, stats),
+            ]]
         }
+        // CACHE_LIST (a dump only) is produced a part at a time by
+        // cache_part.
         _ => {
             return Err(req.fail(
                 libc::EOPNOTSUPP,
@@ -480,4 +483,97 @@ pub fn handle(reg: &mut Registry, req: &Request, pid: u32, out: &mut Outbox) -> 
         }
     };
     Ok(req.respond(pid, items))
+}
+
+/// Where a `CACHE_LIST` dump goes on: devices in link-id order, each
+/// device's answered entries in MAC order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct CacheCursor {
+    /// The one device listed, when the request names one.
+    only: Option<u32>,
+    /// The device being listed, or the next one; `None` once every
+    /// device is in.
+    linkid: Option<u32>,
+    /// The last MAC sent of that device; `None` before its first entry.
+    after: Option<Mac>,
+}
+
+/// Entries taken from a cache per lock: a part holds about forty, so one
+/// or two runs fill it, and what a run took beyond the part is taken
+/// again for the next one.
+const CACHE_RUN: usize = 64;
+
+/// The cursor of a new `CACHE_LIST` dump: of the device the request names
+/// (`LINKID` or `NAME`; an error when there is no such device), or of
+/// every device.
+pub(super) fn cache_cursor(reg: &Registry, req: &Request) -> Result<CacheCursor, RequestError> {
+    let only = if req.attrs.get_str(tg::ATTR_NAME).is_some()
+        || req.attrs.get_u32(tg::ATTR_LINKID).is_some()
+    {
+        Some(device(reg, req)?.linkid)
+    } else {
+        None
+    };
+    Ok(CacheCursor {
+        only,
+        linkid: Some(only.unwrap_or(0)),
+        after: None,
+    })
+}
+
+/// Fills `part` with the `CACHE_LIST` entries from the cursor on: an
+/// active point-mode device's one destination (as MAC 00:00:00:00:00:00),
+/// a dynamic-mode device's valid and drop entries. Each cache is locked
+/// only while a run of entries is copied out, never while a part is
+/// written. Returns true when every entry is in.
+pub(super) fn cache_part(
+    reg: &Registry,
+    req: &Request,
+    pid: u32,
+    cur: &mut CacheCursor,
+    part: &mut Part,
+) -> bool {
+    let Some(from) = cur.linkid else {
+        return true;
+    };
+    for dev in reg.devices_from(from) {
+        if cur.only.is_some_and(|id| id != dev.linkid) {
+            break;
+        }
+        if cur.linkid != Some(dev.linkid) {
+            // The device the cursor was on is gone: start on this one.
+            cur.linkid = Some(dev.linkid);
+            cur.after = None;
+        }
+        if let Some(p) = point_of(dev) {
+            if cur.after.is_none() && !part.add(req.reply(pid, entry_attrs(dev, &[0; 6], Some(&p))))
+            {
+                return false;
+            }
+        } else if let Some(t) = &dev.dyn_target {
+            loop {
+                let run = {
+                    let state = t.lock();
+                    state.cache.answers_after(cur.after.as_ref(), CACHE_RUN)
+                };
+                for (mac, p) in &run.entries {
+                    if !part.add(req.reply(pid, entry_attrs(dev, mac, p.as_ref()))) {
+                        return false;
+                    }
+                    cur.after = Some(*mac);
+                }
+                match run.next {
+                    Some(next) => cur.after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        cur.linkid = dev.linkid.checked_add(1);
+        cur.after = None;
+        if cur.linkid.is_none() {
+            break;
+        }
+    }
+    cur.linkid = None;
+    true
 }

@@ -56,6 +56,8 @@ pub const CMD_CACHE_FLUSH: u8 = 15;
 /// `CACHE_LIST`: the answered entries of one device, or of every device,
 /// as a dump.
 pub const CMD_CACHE_LIST: u8 = 16;
+/// `LOOKUP_STATS`: the lookup service's counters, over every device.
+pub const CMD_LOOKUP_STATS: u8 = 17;
 
 /// Multicast group `target`: cache entries set, removed or flushed by an
 /// administrator.
@@ -106,10 +108,19 @@ pub const ATTR_DEST_MAC: u16 = 19;
 pub const ATTR_FRAME: u16 = 20;
 /// `STATUS_MSG` (string).
 pub const ATTR_STATUS_MSG: u16 = 21;
-/// `PENDING` (u32): in INFO replies, requests waiting to be taken.
+/// `PENDING` (u32): requests waiting to be taken, of the device in INFO
+/// replies, of every device in LOOKUP_STATS replies.
 pub const ATTR_PENDING: u16 = 22;
+/// `STATS` (nested): counters, repeated `STAT`, as in the overlay family.
+pub const ATTR_STATS: u16 = 23;
+/// `STAT` (nested): one counter, `STAT_NAME` and `STAT_VALUE`.
+pub const ATTR_STAT: u16 = 24;
+/// `STAT_NAME` (string): a counter's name (`requests`, `answers`, ...).
+pub const ATTR_STAT_NAME: u16 = 25;
+/// `STAT_VALUE` (u64): a counter's value.
+pub const ATTR_STAT_VALUE: u16 = 26;
 /// Highest attribute number.
-pub const MAXATTR: u16 = ATTR_PENDING;
+pub const MAXATTR: u16 = ATTR_STAT_VALUE;
 
 /// `FLAGS` bit in INFO: the device is active.
 pub const INFO_ACTIVE: u32 = 0x1;
@@ -142,6 +153,28 @@ const fn a(id: u16, name: &'static str, kind: AttrKind, doc: &'static str) -> At
 }
 
 const MAC6: AttrKind = AttrKind::Binary { max: 6 };
+
+const STAT_POLICY: &[AttrSpec] = &[
+    a(
+        ATTR_STAT_NAME,
+        "STAT_NAME",
+        AttrKind::Str { max: 63 },
+        "counter name",
+    ),
+    a(
+        ATTR_STAT_VALUE,
+        "STAT_VALUE",
+        AttrKind::U64,
+        "counter value",
+    ),
+];
+const STATS_POLICY: &[AttrSpec] = &[a(
+    ATTR_STAT,
+    "STAT",
+    AttrKind::Nested(STAT_POLICY),
+    "one counter: STAT_NAME and STAT_VALUE",
+)
+.repeated()];
 
 /// The family's attribute policy.
 pub const ATTRS: &[AttrSpec] = &[
@@ -255,7 +288,13 @@ pub const ATTRS: &[AttrSpec] = &[
         ATTR_PENDING,
         "PENDING",
         AttrKind::U32,
-        "INFO: lookup requests of the device waiting to be taken",
+        "lookup requests waiting to be taken: INFO, of the device; LOOKUP_STATS, of every device",
+    ),
+    a(
+        ATTR_STATS,
+        "STATS",
+        AttrKind::Nested(STATS_POLICY),
+        "LOOKUP_STATS: the lookup service's counters, repeated STAT",
     ),
 ];
 
@@ -414,6 +453,14 @@ pub const COMMANDS: &[CommandSpec] = &[
         R,
         &[],
         "the answered entries of one device (LINKID or NAME), or of every active device, in MAC order",
+    ),
+    cmd(
+        CMD_LOOKUP_STATS,
+        "LOOKUP_STATS",
+        T,
+        R,
+        &[],
+        "the lookup service's counters over every device (STATS) and the requests waiting (PENDING)",
     ),
 ];
 

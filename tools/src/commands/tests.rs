@@ -1197,6 +1197,106 @@ fn show_stats_other_counters() {
     );
 }
 
+/// The counters and `PENDING` of a `LOOKUP_STATS` reply.
+type LookupStatsReply = (Vec<(&'static str, u64)>, Option<u32>);
+
+/// A daemon that answers `LOOKUP_STATS` with these counters and
+/// `PENDING`, or with an error.
+struct LookupStatsDaemon(Result<LookupStatsReply, i32>);
+
+impl Daemon for LookupStatsDaemon {
+    fn transact(
+        &mut self,
+        family: &str,
+        cmd: u8,
+        attrs: Vec<Attr>,
+    ) -> Result<Vec<Attr>, ClientError> {
+        assert_eq!((family, cmd), (tg::NAME, tg::CMD_LOOKUP_STATS));
+        assert!(attrs.is_empty(), "LOOKUP_STATS names no device");
+        let (counters, pending) = self.0.clone().map_err(|errno| ClientError::Netlink {
+            errno,
+            message: Some("the daemon refused".into()),
+            offset: None,
+        })?;
+        let stats = counters
+            .into_iter()
+            .map(|(name, value)| {
+                Attr::nested(
+                    tg::ATTR_STAT,
+                    vec![
+                        Attr::str(tg::ATTR_STAT_NAME, name),
+                        Attr::u64(tg::ATTR_STAT_VALUE, value),
+                    ],
+                )
+            })
+            .collect();
+        let mut reply = vec![Attr::nested(tg::ATTR_STATS, stats)];
+        if let Some(p) = pending {
+            reply.push(Attr::u32(tg::ATTR_PENDING, p));
+        }
+        Ok(reply)
+    }
+    fn write(&mut self, _: &str, _: u8, _: Vec<Attr>) -> Result<(), ClientError> {
+        unreachable!()
+    }
+    fn dump(&mut self, _: &str, _: u8, _: Vec<Attr>) -> Result<Vec<Vec<Attr>>, ClientError> {
+        unreachable!()
+    }
+}
+
+fn run_lookup_stats(d: &mut LookupStatsDaemon, args: &[&str]) -> Result<String, String> {
+    let cli = Cli::try_parse_from(std::iter::once("overlayctl").chain(args.iter().copied()))
+        .expect("valid command line");
+    execute(&cli, d)
+        .map(|out| String::from_utf8(out).unwrap())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn lookup_stats_table_and_json() {
+    let mut d = LookupStatsDaemon(Ok((
+        vec![
+            ("requests", 12),
+            ("answers", 10),
+            ("timeouts", 3),
+            ("late", 1),
+        ],
+        Some(2),
+    )));
+    assert_eq!(
+        run_lookup_stats(&mut d, &["lookup-stats"]).unwrap(),
+        "REQUESTS  ANSWERS  TIMEOUTS  LATE  PENDING\n\
+         12        10       3         1     2\n"
+    );
+    assert_eq!(
+        json(&run_lookup_stats(&mut d, &["lookup-stats", "-j"]).unwrap()),
+        serde_json::json!([{
+            "requests": "12", "answers": "10", "timeouts": "3", "late": "1", "pending": "2",
+            "counters": {"requests": 12, "answers": 10, "timeouts": 3, "late": 1}
+        }])
+    );
+}
+
+/// A daemon with other counters than this client knows: the columns it
+/// cannot fill show `--`, and JSON still lists every counter it sent.
+#[test]
+fn lookup_stats_other_counters() {
+    let mut d = LookupStatsDaemon(Ok((vec![("requests", 5), ("retries", 7)], None)));
+    assert_eq!(
+        run_lookup_stats(&mut d, &["lookup-stats"]).unwrap(),
+        "REQUESTS  ANSWERS  TIMEOUTS  LATE  PENDING\n\
+         5         --       --        --    --\n"
+    );
+    let v = json(&run_lookup_stats(&mut d, &["lookup-stats", "-j"]).unwrap());
+    assert_eq!(
+        v[0]["counters"],
+        serde_json::json!({"requests": 5, "retries": 7})
+    );
+    let mut refused = LookupStatsDaemon(Err(libc::EOPNOTSUPP));
+    let e = run_lookup_stats(&mut refused, &["lookup-stats"]).unwrap_err();
+    assert!(e.starts_with("lookup-stats: the daemon refused"), "{e}");
+}
+
 #[test]
 fn plugins_table_verbose_and_json() {
     let mut f = Fake::default();
