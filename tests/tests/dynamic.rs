@@ -711,7 +711,11 @@ fn lookup_service_counters_follow_plugin_and_external_lookups() {
     let d = Daemon::start_in_netns(&ns.name);
     let dir = TempDir::new("lkst");
     let config = dir.join("hosts.json");
-    let (_, b_under, b_mac, _) = PEERS[0];
+    let Peer {
+        under: b_under,
+        mac: b_mac,
+        ..
+    } = PEERS[0];
     std::fs::write(
         &config,
         format!(r#"{{"{b_mac}": {{"ip": "{b_under}", "port": 4789}}}}"#),
