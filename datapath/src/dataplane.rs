@@ -857,6 +857,38 @@ mod tests {
         (dp, muxes, stats, peer)
     }
 
+    /// As [`start`], in dynamic mode: the device (link 1, named
+    /// `ifname`) has a target cache whose lookups `service` serves.
+    fn start_dynamic(
+        ifname: &str,
+        service: &Arc<crate::lookup::LookupService>,
+    ) -> (
+        Dataplane,
+        MuxSet,
+        Arc<DeviceStats>,
+        UdpSocket,
+        Arc<DynTarget>,
+    ) {
+        let mut made = None;
+        let (dp, muxes, stats, peer) = start_with(ifname, |stats| {
+            let t = Arc::new(DynTarget::new(
+                crate::lookup::DynIdentity {
+                    linkid: 1,
+                    name: ifname.into(),
+                    needs: 6,
+                    domain: libc::AF_INET,
+                },
+                crate::cache::CacheLimits::default(),
+                stats.clone(),
+                Arc::new(crate::stats::Health::default()),
+                service,
+            ));
+            made = Some(t.clone());
+            Some(t)
+        });
+        (dp, muxes, stats, peer, made.unwrap())
+    }
+
     /// The inner frames the peer receives within `wait` that `keep` accepts,
     /// after checking each VXLAN header carries [`VNI`].
     fn receive(
@@ -982,27 +1014,10 @@ mod tests {
         testnet::run(
             "dynamic_mode_counts_refused_sizes_without_a_single_destination",
             |ns| {
-                use crate::lookup::{DynIdentity, LookupService};
+                use crate::lookup::LookupService;
                 ns.ip(&["link", "set", "lo", "up"]);
                 let service = LookupService::new(1);
-                let mut made = None;
-                let (mut dp, mut muxes, stats, peer) = start_with("dyn1", |stats| {
-                    let t = Arc::new(DynTarget::new(
-                        DynIdentity {
-                            linkid: 1,
-                            name: "dyn1".into(),
-                            needs: 6,
-                            domain: libc::AF_INET,
-                        },
-                        crate::cache::CacheLimits::default(),
-                        stats.clone(),
-                        Arc::new(crate::stats::Health::default()),
-                        &service,
-                    ));
-                    made = Some(t.clone());
-                    Some(t)
-                });
-                let target = made.unwrap();
+                let (mut dp, mut muxes, stats, peer, target) = start_dynamic("dyn1", &service);
                 // The batch is sent here, not by the thread.
                 dp.stop_tx();
                 let ctx = dp.tx_context(Arc::new(AtomicBool::new(false))).unwrap();
@@ -1053,7 +1068,7 @@ mod tests {
     #[test]
     fn dynamic_mode_looks_up_misses_and_sends_in_order() {
         testnet::run("dynamic_mode_looks_up_misses_and_sends_in_order", |ns| {
-            use crate::lookup::{DynIdentity, LookupService};
+            use crate::lookup::LookupService;
             ns.ip(&["link", "set", "lo", "up"]);
             let service = LookupService::new(2);
             let plugin = kit::lookup_box(|| crate::lookup::tests::Table {
@@ -1062,24 +1077,7 @@ mod tests {
             .into_result()
             .unwrap();
             let inst = Arc::new(plugin.new_device(6, VNI).into_result().unwrap());
-            let mut made = None;
-            let (dp, mut muxes, stats, peer) = start_with("dyn0", |stats| {
-                let t = Arc::new(DynTarget::new(
-                    DynIdentity {
-                        linkid: 1,
-                        name: "dyn0".into(),
-                        needs: 6,
-                        domain: libc::AF_INET,
-                    },
-                    crate::cache::CacheLimits::default(),
-                    stats.clone(),
-                    Arc::new(crate::stats::Health::default()),
-                    &service,
-                ));
-                made = Some(t.clone());
-                Some(t)
-            });
-            let target = made.unwrap();
+            let (dp, mut muxes, stats, peer, target) = start_dynamic("dyn0", &service);
             service.add_device(target.clone(), inst, "table", false);
             let inj = dp.injector();
             // Five frames to a MAC not yet known: one lookup, then all

@@ -143,7 +143,8 @@ fn mac_text(m: [u8; 6]) -> String {
 /// `serve` says.
 fn measure(d: &Daemon, ns: &Netns, dir: &TempDir, link: &str, rounds: u32, serve: Serve) -> Run {
     let total = rounds + WARMUP;
-    let props = match serve {
+    let config = dir.join(&format!("{link}.json"));
+    let (json, port) = match serve {
         Serve::Files => {
             let mut json = String::from("{\n");
             for i in 0..total {
@@ -156,27 +157,22 @@ fn measure(d: &Daemon, ns: &Netns, dir: &TempDir, link: &str, rounds: u32, serve
                 .unwrap();
             }
             json.push_str("}\n");
-            let path = dir.join(&format!("{link}.json"));
-            std::fs::write(&path, json).unwrap();
-            format!("vxlan/listen_ip=127.0.0.1,files/config={}", path.display())
+            (json, 4789)
         }
-        // The files plugin with an empty file; the device is handed to
+        // The files plugin with an empty file: the device is handed to
         // the external server, so the plugin is never asked.
-        Serve::External => {
-            let path = dir.join(&format!("{link}.json"));
-            std::fs::write(&path, "{}\n").unwrap();
-            format!(
-                "vxlan/listen_ip=127.0.0.1,vxlan/listen_port=4791,files/config={}",
-                path.display()
-            )
-        }
+        Serve::External => ("{}\n".to_string(), 4791),
     };
-    let props = format!("{props},ifname={link},mtu=1400");
-    let vni = VNI.to_string();
-    d.ctl_ok(&[
-        "create", "-e", "vxlan", "-s", "files", "-v", &vni, "-p", &props, link,
-    ]);
-    d.ctl_ok(&["activate", link]);
+    std::fs::write(&config, json).unwrap();
+    let port = format!("vxlan/listen_port={port}");
+    let ifname = format!("ifname={link}");
+    d.files_overlay(
+        link,
+        VNI,
+        "127.0.0.1",
+        &config,
+        &[&port, &ifname, "mtu=1400"],
+    );
     ns.ok(&[
         "sysctl",
         "-q",

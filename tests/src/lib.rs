@@ -510,6 +510,33 @@ impl Daemon {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Creates and activates `link`: VXLAN with VNI `vni` listening on
+    /// `listen_ip`, dynamic mode with the `files` plugin reading `config`,
+    /// plus the `key=value` properties of `extra`.
+    #[track_caller]
+    pub fn files_overlay(
+        &self,
+        link: &str,
+        vni: u32,
+        listen_ip: &str,
+        config: &Path,
+        extra: &[&str],
+    ) {
+        let mut props = format!(
+            "vxlan/listen_ip={listen_ip},files/config={}",
+            config.display()
+        );
+        for e in extra {
+            props.push(',');
+            props.push_str(e);
+        }
+        let vni = vni.to_string();
+        self.ctl_ok(&[
+            "create", "-e", "vxlan", "-s", "files", "-v", &vni, "-p", &props, link,
+        ]);
+        self.ctl_ok(&["activate", link]);
+    }
+
     /// Whether the daemon is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))

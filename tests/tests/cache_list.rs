@@ -31,14 +31,7 @@ fn setup() -> (Daemon, TempDir) {
     let dir = TempDir::new("cache-list");
     let config = dir.join("hosts.json");
     std::fs::write(&config, "{}").unwrap();
-    let props = format!(
-        "vxlan/listen_ip=10.200.0.1,files/config={}",
-        config.display()
-    );
-    d.ctl_ok(&[
-        "create", "-e", "vxlan", "-s", "files", "-v", "43", "-p", &props, "dyn0",
-    ]);
-    d.ctl_ok(&["activate", "dyn0"]);
+    d.files_overlay("dyn0", 43, "10.200.0.1", &config, &[]);
     (d, dir)
 }
 

@@ -153,19 +153,10 @@ impl Topology {
     fn files_overlay(&self, link: &str, config: &str, extra: &[&str]) {
         let path = self.dir.join("hosts.json");
         std::fs::write(&path, config).unwrap();
-        let mut props = format!(
-            "vxlan/listen_ip={A_UNDER},files/config={},ifname={link}",
-            path.display()
-        );
-        for e in extra {
-            props.push(',');
-            props.push_str(e);
-        }
-        let vni = VNI.to_string();
-        self.daemon.ctl_ok(&[
-            "create", "-e", "vxlan", "-s", "files", "-v", &vni, "-p", &props, link,
-        ]);
-        self.daemon.ctl_ok(&["activate", link]);
+        let ifname = format!("ifname={link}");
+        let mut extra = extra.to_vec();
+        extra.push(&ifname);
+        self.daemon.files_overlay(link, VNI, A_UNDER, &path, &extra);
         self.a.ip(&format!("link set {link} address {A_MAC}"));
         if self.ipv6 {
             self.a.ip(&format!("link set {link} addrgenmode none"));
@@ -721,14 +712,7 @@ fn lookup_service_counters_follow_plugin_and_external_lookups() {
         format!(r#"{{"{b_mac}": {{"ip": "{b_under}", "port": 4789}}}}"#),
     )
     .unwrap();
-    let props = format!(
-        "vxlan/listen_ip={A_UNDER},files/config={},ifname=lk0",
-        config.display()
-    );
-    d.ctl_ok(&[
-        "create", "-e", "vxlan", "-s", "files", "-v", "77", "-p", &props, "lk0",
-    ]);
-    d.ctl_ok(&["activate", "lk0"]);
+    d.files_overlay("lk0", VNI, A_UNDER, &config, &["ifname=lk0"]);
     let out = d.ctl_ok(&["lookup-stats"]);
     assert_eq!(
         out,

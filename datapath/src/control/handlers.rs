@@ -174,38 +174,29 @@ impl Handlers {
                     continue;
                 }
             };
-            if req.family.id == ov::ID
+            // Paced dumps: the first part now, the rest as the client reads.
+            let cursor = if req.family.id == ov::ID
                 && req.is_dump
                 && matches!(req.command.id, ov::CMD_LIST | ov::CMD_STATS)
             {
-                let end = align4(raw.offset + raw.bytes.len()).min(datagram.len());
-                let dump = Dump {
-                    req,
-                    cursor: Cursor::Devices(Some(0)),
-                    generation: self.registry.generation(),
-                    intr: false,
-                    rest: datagram[end..].to_vec(),
-                    rest_offset: base + end,
-                    access: peer.access,
-                };
-                self.dumps.insert(pid, dump);
-                if !self.dump_part(pid, out) {
-                    return;
-                }
-                continue;
-            }
-            if req.family.id == tg::ID && req.is_dump && req.command.id == tg::CMD_CACHE_LIST {
-                let cursor = match super::target::cache_cursor(&self.registry, &req) {
-                    Ok(c) => c,
+                Some(Cursor::Devices(Some(0)))
+            } else if req.family.id == tg::ID && req.is_dump && req.command.id == tg::CMD_CACHE_LIST
+            {
+                match super::target::cache_cursor(&self.registry, &req) {
+                    Ok(c) => Some(Cursor::Cache(c)),
                     Err(e) => {
                         out.replies([e.reply(pid).into()]);
                         continue;
                     }
-                };
+                }
+            } else {
+                None
+            };
+            if let Some(cursor) = cursor {
                 let end = align4(raw.offset + raw.bytes.len()).min(datagram.len());
                 let dump = Dump {
                     req,
-                    cursor: Cursor::Cache(cursor),
+                    cursor,
                     generation: self.registry.generation(),
                     intr: false,
                     rest: datagram[end..].to_vec(),
