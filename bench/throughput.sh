@@ -5,6 +5,8 @@
 #   veth           the raw underlay, no encapsulation (the ceiling)
 #   kernel-kernel  kernel vxlan <-> kernel vxlan
 #   overlayd-kernel overlayd (TAP backend) <-> kernel vxlan
+#   overlayd-files  the same with overlayd in dynamic mode (files plugin,
+#                   ARP answered by its proxy, every frame through the cache)
 #
 # Two namespaces joined by a veth pair; underlay 198.51.100.0/24, overlay
 # 192.0.2.0/24, VNI 42, overlay MTU 1400. Offloads are off on the veth
@@ -102,16 +104,32 @@ $CTL create -e vxlan -s direct -v 42 \
     -p vxlan/listen_ip=198.51.100.1,direct/dest_ip=198.51.100.2,direct/dest_port=4789 ov0
 $CTL activate ov0
 ip -n "$A" addr add 192.0.2.1/24 dev ov0
+# B forgets the MAC the previous path had for 192.0.2.1.
+ip -n "$B" neigh flush dev vx0
 measure overlayd-kernel 192.0.2.2
 $CTL show -s ov0 >&2
+$CTL delete ov0
+
+# The same in dynamic mode: the files plugin knows B's MAC and answers
+# A's ARP for B itself; every frame goes through the target cache.
+B_MAC=$(ip -n "$B" -o link show vx0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
+HOSTS=$(dirname "$SOCK")/hosts.json
+printf '{ "%s": { "ip": "198.51.100.2", "port": 4789, "arp": "192.0.2.2" } }\n' "$B_MAC" >"$HOSTS"
+$CTL create -e vxlan -s files -v 42 -p vxlan/listen_ip=198.51.100.1,files/config="$HOSTS" ov1
+$CTL activate ov1
+ip -n "$A" addr add 192.0.2.1/24 dev ov1
+ip -n "$B" neigh flush dev vx0
+measure overlayd-files 192.0.2.2
+$CTL show -s ov1 >&2
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
 echo "machine: $(nproc) cores, $(uname -r), offloads $OFFLOADS on the veth, ${DURATION} s per iperf3 run"
 printf '| path | ping avg ms | TCP 1 stream Gbit/s | TCP 4 streams Gbit/s |\n|---|---|---|---|\n'
-for n in veth kernel-kernel overlayd-kernel; do
+for n in veth kernel-kernel overlayd-kernel overlayd-files; do
     printf '| %s | %s | %s | %s |\n' "$n" "${RES[$n,rtt]}" "${RES[$n,s1]}" "${RES[$n,s4]}"
 done
 echo
 echo "overlayd-kernel / kernel-kernel: 1 stream $(ratio "${RES[overlayd-kernel,s1]}" "${RES[kernel-kernel,s1]}"), 4 streams $(ratio "${RES[overlayd-kernel,s4]}" "${RES[kernel-kernel,s4]}")"
 echo "overlayd-kernel / veth:          1 stream $(ratio "${RES[overlayd-kernel,s1]}" "${RES[veth,s1]}")"
+echo "overlayd-files / overlayd-kernel: 1 stream $(ratio "${RES[overlayd-files,s1]}" "${RES[overlayd-kernel,s1]}"), 4 streams $(ratio "${RES[overlayd-files,s4]}" "${RES[overlayd-kernel,s4]}")"
