@@ -24,13 +24,17 @@
 //! hex, so every type round-trips exactly; every writable property with a
 //! value is saved, in the device's listing order. `lookup_state` is what
 //! the lookup instance's `save` returned, in hex (empty for most plugins).
+//! `"associated": true` is added for a dynamic-mode device handed to
+//! external lookup servers (the target family's `ASSOCIATE`); it is set
+//! again before the device is activated at the next start, so that its
+//! lookups wait for a server instead of reaching the plugin.
 //! Devices created `TEMPORARY` are never written.
 //!
 //! # When it is written
 //!
-//! After every successful CREATE, DELETE, ACTIVATE and SETPROP (a refused
-//! request leaves the file untouched), once at start after the restore,
-//! and at a clean stop. Each write goes to a temporary file in the same
+//! After every successful CREATE, DELETE, ACTIVATE, SETPROP, ASSOCIATE and
+//! DISASSOCIATE (a refused request leaves the file untouched), once at
+//! start after the restore, and at a clean stop. Each write goes to a temporary file in the same
 //! directory, is fsynced, renamed over `state.json`, and the directory is
 //! fsynced: a crash leaves the old file or the new one, never a mix.
 //!
@@ -65,6 +69,7 @@ use nix::fcntl::{Flock, FlockArg};
 use overlay_plugin_abi::{
     abi_stable::std_types::{RSlice, RStr},
     prop::perm,
+    MODE_DYNAMIC,
 };
 use serde::{Deserialize, Serialize};
 use std::{
@@ -112,6 +117,10 @@ pub struct DeviceRecord {
     /// The lookup instance's saved state, hex.
     #[serde(default)]
     pub lookup_state: String,
+    /// Whether external servers serve its lookups (target family
+    /// `ASSOCIATE`); written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub associated: bool,
 }
 
 /// One property value as saved.
@@ -396,6 +405,7 @@ fn record(registry: &Registry, d: &crate::device::Device) -> DeviceRecord {
         active: d.active || d.activate_on_restore,
         props,
         lookup_state,
+        associated: d.associated,
     }
 }
 
@@ -452,6 +462,19 @@ fn restore_one(registry: &mut Registry, rec: &DeviceRecord) -> Result<(), String
             .into_result()
         {
             problems.push(format!("lookup state: {}", e.msg));
+        }
+    }
+
+    // Associated before activation, so that no lookup reaches the plugin.
+    if rec.associated {
+        let dev = registry.get_mut(&r).map_err(|e| e.msg)?;
+        if dev.lookup_dev.mode() == MODE_DYNAMIC {
+            dev.associated = true;
+        } else {
+            problems.push(format!(
+                "association: the lookup plugin {} now works in point mode, so there are no lookups for external servers to serve",
+                dev.search.meta.name
+            ));
         }
     }
 
@@ -555,10 +578,18 @@ mod tests {
                     value: hex(&1500u64.to_ne_bytes()),
                 }],
                 lookup_state: String::new(),
+                associated: false,
             }],
         };
         let text = serde_json::to_vec(&good).unwrap();
         assert_eq!(parse(&text).unwrap(), good);
+        // "associated" is written only when set, and read back.
+        assert!(!String::from_utf8_lossy(&text).contains("associated"));
+        let mut served = good.clone();
+        served.devices[0].associated = true;
+        let text = serde_json::to_vec(&served).unwrap();
+        assert!(String::from_utf8_lossy(&text).contains(r#""associated":true"#));
+        assert_eq!(parse(&text).unwrap(), served);
     }
 
     #[test]

@@ -91,6 +91,15 @@ impl Topology {
 
     fn build(tag: &str, npeers: usize, ipv6: bool) -> Topology {
         let a = Netns::new(&format!("{tag}a"));
+        // The TAPs overlayd creates are up at once: born without IPv6 (or
+        // without a link-local address), they send no multicast of their
+        // own that a test could mistake for its traffic.
+        let quiet = if ipv6 {
+            "net.ipv6.conf.default.addr_gen_mode=1"
+        } else {
+            "net.ipv6.conf.default.disable_ipv6=1"
+        };
+        a.ok(&["sysctl", "-q", "-w", quiet]);
         a.ip("link add br0 type bridge");
         a.ip(&format!("addr add {A_UNDER}/24 dev br0 nodad"));
         a.ip("link set br0 up");
@@ -686,21 +695,25 @@ fn resend_to(c: &mut Client, link: &str, dst: [u8; 6]) {
     .unwrap();
 }
 
-#[test]
-fn lookup_service_counters_follow_plugin_and_external_lookups() {
-    if !net::can_run() {
-        return;
-    }
-    // A namespace where the hosts say nothing on their own: without IPv6
-    // and without an address on the TAP, every lookup is one of ours.
-    let ns = Netns::new("lkst");
+/// A daemon in a namespace where the hosts say nothing on their own
+/// (without IPv6 and without an address on the TAP, every lookup is one a
+/// test raised), with the files device `link` knowing only B's MAC.
+/// Field order is drop order.
+struct Quiet {
+    d: Daemon,
+    _ns: Netns,
+    _dir: TempDir,
+}
+
+fn quiet_files_device(tag: &str, link: &str) -> Quiet {
+    let ns = Netns::new(tag);
     ns.ok(&["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"]);
     ns.ok(&["sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"]);
     ns.ip("link add du0 type bridge");
     ns.ip(&format!("addr add {A_UNDER}/24 dev du0"));
     ns.ip("link set du0 up");
     let d = Daemon::start_in_netns(&ns.name);
-    let dir = TempDir::new("lkst");
+    let dir = TempDir::new(tag);
     let config = dir.join("hosts.json");
     let Peer {
         under: b_under,
@@ -712,7 +725,31 @@ fn lookup_service_counters_follow_plugin_and_external_lookups() {
         format!(r#"{{"{b_mac}": {{"ip": "{b_under}", "port": 4789}}}}"#),
     )
     .unwrap();
-    d.files_overlay("lk0", VNI, A_UNDER, &config, &["ifname=lk0"]);
+    let ifname = format!("ifname={link}");
+    d.files_overlay(link, VNI, A_UNDER, &config, &[&ifname]);
+    Quiet {
+        d,
+        _ns: ns,
+        _dir: dir,
+    }
+}
+
+/// INFO's FLAGS for `link`.
+fn info_flags(c: &mut Client, link: &str) -> u32 {
+    c.transact(tg::NAME, tg::CMD_INFO, vec![Attr::str(tg::ATTR_NAME, link)])
+        .unwrap()
+        .attrs
+        .get_u32(tg::ATTR_FLAGS)
+        .unwrap()
+}
+
+#[test]
+fn lookup_service_counters_follow_plugin_and_external_lookups() {
+    if !net::can_run() {
+        return;
+    }
+    let q = quiet_files_device("lkst", "lk0");
+    let d = &q.d;
     let out = d.ctl_ok(&["lookup-stats"]);
     assert_eq!(
         out,
@@ -723,8 +760,8 @@ fn lookup_service_counters_follow_plugin_and_external_lookups() {
     // The plugin answers a frame to the MAC it knows.
     let mut admin = d.client();
     resend_to(&mut admin, "lk0", [2, 0, 0, 0, 0, 0x0b]);
-    wait_lookup_stats(&d, "the plugin's answer", |c, _| c["answers"] == 1);
-    assert_lookup_stats(&d, [1, 1, 0, 0, 0]);
+    wait_lookup_stats(d, "the plugin's answer", |c, _| c["answers"] == 1);
+    assert_lookup_stats(d, [1, 1, 0, 0, 0]);
 
     // An external server: a request waits until taken.
     admin
@@ -738,14 +775,14 @@ fn lookup_service_counters_follow_plugin_and_external_lookups() {
     let mut server = d.client();
     server.set_timeout(Duration::from_secs(5));
     resend_to(&mut admin, "lk0", [2, 0, 0, 0, 0, 0x21]);
-    wait_lookup_stats(&d, "the request waiting", |_, p| p == 1);
-    assert_lookup_stats(&d, [2, 1, 0, 0, 1]);
+    wait_lookup_stats(d, "the request waiting", |_, p| p == 1);
+    assert_lookup_stats(d, [2, 1, 0, 0, 1]);
 
     // Taken and not answered within lookup_timeout: a timeout, and the
     // request goes back to the queue under a new id.
     let first = take_request(&mut server);
     let first_id = first.attrs.get_u64(tg::ATTR_REQID).unwrap();
-    wait_lookup_stats(&d, "the timeout", |c, _| c["timeouts"] == 1);
+    wait_lookup_stats(d, "the timeout", |c, _| c["timeouts"] == 1);
     // Long enough now for the second take to be answered in time.
     d.ctl_ok(&["prop-set", "lk0", "lookup_timeout=60000"]);
     let again = take_request(&mut server);
@@ -776,7 +813,7 @@ fn lookup_service_counters_follow_plugin_and_external_lookups() {
     server
         .write(tg::NAME, tg::CMD_RESPOND, respond(again_id))
         .unwrap();
-    assert_lookup_stats(&d, [2, 2, 1, 0, 0]);
+    assert_lookup_stats(d, [2, 2, 1, 0, 0]);
 
     // A DROP answer is an answer too.
     resend_to(&mut admin, "lk0", [2, 0, 0, 0, 0, 0x22]);
@@ -791,5 +828,71 @@ fn lookup_service_counters_follow_plugin_and_external_lookups() {
             )],
         )
         .unwrap();
-    assert_lookup_stats(&d, [3, 3, 1, 0, 0]);
+    assert_lookup_stats(d, [3, 3, 1, 0, 0]);
+}
+
+#[test]
+fn an_association_survives_a_restart() {
+    if !net::can_run() {
+        return;
+    }
+    let mut q = quiet_files_device("asrs", "as0");
+    let b_mac = net::mac(PEERS[0].mac);
+    let mut admin = q.d.client();
+    admin
+        .write(
+            tg::NAME,
+            tg::CMD_ASSOCIATE,
+            vec![Attr::str(tg::ATTR_NAME, "as0")],
+        )
+        .unwrap();
+    let state = std::fs::read_to_string(q.d.state_dir().join("state.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(json["devices"][0]["associated"], true, "{state}");
+    drop(admin);
+
+    // After a restart the device is still handed to external servers: a
+    // lookup for a MAC the plugin knows waits for a server.
+    q.d.terminate().expect("a clean stop");
+    q.d.restart();
+    let mut admin = q.d.client();
+    assert_eq!(
+        info_flags(&mut admin, "as0"),
+        tg::INFO_ACTIVE | tg::INFO_ASSOCIATED
+    );
+    let mut server = q.d.client();
+    server.set_timeout(Duration::from_secs(5));
+    resend_to(&mut admin, "as0", b_mac);
+    let req = take_request(&mut server);
+    assert_eq!(req.attrs.get_bytes(tg::ATTR_DST_MAC), Some(&b_mac[..]));
+    let (s, _) = stats(&mut admin, "as0");
+    assert_eq!(s["lookup_answers"], 0, "{s:?}");
+    server
+        .write(
+            tg::NAME,
+            tg::CMD_DROP,
+            vec![Attr::u64(
+                tg::ATTR_REQID,
+                req.attrs.get_u64(tg::ATTR_REQID).unwrap(),
+            )],
+        )
+        .unwrap();
+
+    // Given back to the plugin, it stays so across the next restart.
+    admin
+        .write(
+            tg::NAME,
+            tg::CMD_DISASSOCIATE,
+            vec![Attr::str(tg::ATTR_NAME, "as0")],
+        )
+        .unwrap();
+    drop((admin, server));
+    q.d.terminate().expect("a clean stop");
+    q.d.restart();
+    let mut admin = q.d.client();
+    assert_eq!(info_flags(&mut admin, "as0"), tg::INFO_ACTIVE);
+    resend_to(&mut admin, "as0", b_mac);
+    wait_lookup_stats(&q.d, "the plugin's answer", |c, _| c["answers"] == 1);
+    let (s, _) = stats(&mut admin, "as0");
+    assert_eq!(s["lookup_answers"], 1, "{s:?}");
 }

@@ -370,7 +370,14 @@ impl Handlers {
                 _ => Err(unhandled(req)),
             },
             ov::ID => self.overlay(req, pid),
-            tg::ID => super::target::handle(&mut self.registry, req, pid, out),
+            tg::ID => {
+                let r = super::target::handle(&mut self.registry, req, pid, out);
+                // Who serves a device's lookups is part of its configuration.
+                if r.is_ok() && matches!(req.command.id, tg::CMD_ASSOCIATE | tg::CMD_DISASSOCIATE) {
+                    self.save_state();
+                }
+                r
+            }
             _ => Err(unhandled(req)),
         }
     }
