@@ -230,6 +230,16 @@ fn prop_uint(c: &mut Client, link: &str, name: &str) -> u64 {
 }
 
 /// Waits (bounded) until the UINT property `name` exceeds `above`.
+/// Checks that `link` answered at least one request per peer by proxy,
+/// all of them counted in the files counter `counter`, and replicated
+/// nothing.
+fn assert_answered_by_proxy(c: &mut Client, link: &str, counter: &str) {
+    let (s, _) = stats(c, link);
+    assert!(s["lookup_proxied"] >= PEERS.len() as u64, "{s:?}");
+    assert_eq!(s["lookup_replicated"], 0, "{s:?}");
+    assert_eq!(prop_uint(c, link, counter), s["lookup_proxied"]);
+}
+
 fn wait_prop_above(c: &mut Client, link: &str, name: &str, above: u64) -> u64 {
     let deadline = Instant::now() + RECV_WAIT;
     loop {
@@ -294,10 +304,7 @@ fn files_overlay_reaches_two_kernel_peers_with_proxied_arp() {
     // A's ARP requests were answered by the proxy: injected answers, no
     // frame replicated (flood is off), and the files plugin counted both.
     let mut c = t.client();
-    let (s, _) = stats(&mut c, "dy0");
-    assert!(s["lookup_proxied"] >= 2, "{s:?}");
-    assert_eq!(s["lookup_replicated"], 0, "{s:?}");
-    assert_eq!(prop_uint(&mut c, "dy0", "files/arp"), s["lookup_proxied"]);
+    assert_answered_by_proxy(&mut c, "dy0", "files/arp");
     // The peers never saw an ARP frame: their neighbour entries for A are
     // the permanent ones, and they learnt nothing else over the overlay.
     for p in &t.peers {
@@ -389,10 +396,7 @@ fn neighbour_solicitations_are_answered_by_the_proxy() {
     // replicated (flood is off, so a solicitation the plugin failed to
     // answer would have been dropped and the pings lost).
     let mut c = t.client();
-    let (s, _) = stats(&mut c, "dn0");
-    assert!(s["lookup_proxied"] >= 2, "{s:?}");
-    assert_eq!(s["lookup_replicated"], 0, "{s:?}");
-    assert_eq!(prop_uint(&mut c, "dn0", "files/ndp"), s["lookup_proxied"]);
+    assert_answered_by_proxy(&mut c, "dn0", "files/ndp");
     assert_eq!(prop_uint(&mut c, "dn0", "files/arp"), 0);
     // A learnt each peer's MAC from the proxy's advertisements.
     let neigh = t.a.ok(&["ip", "-6", "neigh", "show", "dev", "dn0"]);
