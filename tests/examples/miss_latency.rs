@@ -168,6 +168,7 @@ fn measure(d: &Daemon, ns: &Netns, dir: &TempDir, link: &str, rounds: u32, serve
     let ifname = format!("ifname={link}");
     d.files_overlay(
         link,
+        "vxlan",
         VNI,
         "127.0.0.1",
         &config,

@@ -510,20 +510,22 @@ impl Daemon {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Creates and activates `link`: VXLAN with VNI `vni` listening on
-    /// `listen_ip`, dynamic mode with the `files` plugin reading `config`,
-    /// plus the `key=value` properties of `extra`.
+    /// Creates and activates `link`: encapsulation `encap` (`vxlan`,
+    /// `geneve`) with VNI `vni` listening on `listen_ip`, dynamic mode with
+    /// the `files` plugin reading `config`, plus the `key=value`
+    /// properties of `extra`.
     #[track_caller]
     pub fn files_overlay(
         &self,
         link: &str,
+        encap: &str,
         vni: u32,
         listen_ip: &str,
         config: &Path,
         extra: &[&str],
     ) {
         let mut props = format!(
-            "vxlan/listen_ip={listen_ip},files/config={}",
+            "{encap}/listen_ip={listen_ip},files/config={}",
             config.display()
         );
         for e in extra {
@@ -532,7 +534,7 @@ impl Daemon {
         }
         let vni = vni.to_string();
         self.ctl_ok(&[
-            "create", "-e", "vxlan", "-s", "files", "-v", &vni, "-p", &props, link,
+            "create", "-e", encap, "-s", "files", "-v", &vni, "-p", &props, link,
         ]);
         self.ctl_ok(&["activate", link]);
     }

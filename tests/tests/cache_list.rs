@@ -31,7 +31,7 @@ fn setup() -> (Daemon, TempDir) {
     let dir = TempDir::new("cache-list");
     let config = dir.join("hosts.json");
     std::fs::write(&config, "{}").unwrap();
-    d.files_overlay("dyn0", 43, "10.200.0.1", &config, &[]);
+    d.files_overlay("dyn0", "vxlan", 43, "10.200.0.1", &config, &[]);
     (d, dir)
 }
 

@@ -165,7 +165,8 @@ impl Topology {
         let ifname = format!("ifname={link}");
         let mut extra = extra.to_vec();
         extra.push(&ifname);
-        self.daemon.files_overlay(link, VNI, A_UNDER, &path, &extra);
+        self.daemon
+            .files_overlay(link, "vxlan", VNI, A_UNDER, &path, &extra);
         self.a.ip(&format!("link set {link} address {A_MAC}"));
         if self.ipv6 {
             self.a.ip(&format!("link set {link} addrgenmode none"));
@@ -730,7 +731,7 @@ fn quiet_files_device(tag: &str, link: &str) -> Quiet {
     )
     .unwrap();
     let ifname = format!("ifname={link}");
-    d.files_overlay(link, VNI, A_UNDER, &config, &[&ifname]);
+    d.files_overlay(link, "vxlan", VNI, A_UNDER, &config, &[&ifname]);
     Quiet {
         d,
         _ns: ns,

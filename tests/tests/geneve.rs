@@ -201,6 +201,60 @@ fn two_overlayd_talk_geneve() {
     );
 }
 
+#[test]
+fn geneve_in_dynamic_mode_with_files() {
+    if !net::can_run() {
+        return;
+    }
+    const B_MAC: &str = "02:00:00:00:00:b2";
+    let (a, b) = namespaces("gnvd");
+    b.ip(&format!("addr add {B_UNDER}/24 dev ub nodad"));
+    let mut t = TwoDaemons {
+        da: Daemon::start_in_netns(&a.name),
+        db: Daemon::start_in_netns(&b.name),
+        a,
+        b,
+    };
+    // A looks B up in its file, which also answers A's ARP for B; B sends
+    // everything to A (point mode), with the MAC the file gives it.
+    let dir = TempDir::new("gnvd");
+    let hosts = dir.join("hosts.json");
+    std::fs::write(
+        &hosts,
+        format!(r#"{{ "{B_MAC}": {{ "ip": "{B_UNDER}", "arp": "{B_OVER}" }} }}"#),
+    )
+    .unwrap();
+    // No port in the entry: files/default_port gives Geneve's.
+    t.da.files_overlay(
+        "ov0",
+        "geneve",
+        VNI,
+        A_UNDER,
+        &hosts,
+        &["files/default_port=6081"],
+    );
+    t.a.ok(&["sysctl", "-q", "-w", "net.ipv6.conf.ov0.disable_ipv6=1"]);
+    t.a.ip(&format!("addr add {A_OVER}/24 dev ov0"));
+    geneve_device(&t.db, &t.b, B_UNDER, A_UNDER, B_OVER, &[]);
+    t.b.ip(&format!("link set ov0 address {B_MAC}"));
+
+    ping(&t.a, B_OVER);
+    transfer_both_ways(&mut t.a, &mut t.b);
+    let mut ca = t.da.client();
+    let (dev_a, _) = stats(&mut ca, "ov0");
+    // A's ARP for B was answered in A; B's frames came back through a
+    // single cached answer (B's MAC is looked up once).
+    assert!(dev_a["lookup_proxied"] >= 1, "{dev_a:?}");
+    assert_eq!(dev_a["lookup_replicated"], 0, "{dev_a:?}");
+    assert!(dev_a["lookup_answers"] >= 1, "{dev_a:?}");
+    assert!(dev_a["tx_packets"] > 10_000, "{dev_a:?}");
+    let shown = ctl_ok(&t.da, &["show", "-t", "ov0"]);
+    assert!(
+        shown.contains(&format!("{B_MAC}  {B_UNDER}:6081")),
+        "{shown}"
+    );
+}
+
 /// An Open vSwitch (ovsdb-server + ovs-vswitchd, userspace datapath)
 /// running in a namespace with every file under a private directory. Both
 /// daemons are stopped through their pidfiles on drop.
