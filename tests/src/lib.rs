@@ -631,6 +631,33 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Asserts that an overlayctl run succeeded with nothing on stderr;
+/// returns its stdout.
+#[track_caller]
+pub fn ctl_succeeded(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "overlayctl failed ({}): {}",
+        o.status,
+        stderr(&o)
+    );
+    assert!(o.stderr.is_empty(), "stderr: {}", stderr(&o));
+    stdout(&o)
+}
+
+/// Asserts that an overlayctl run failed: a non-zero exit, nothing on
+/// stdout, exactly one line on stderr; returns that line.
+#[track_caller]
+pub fn ctl_failed(o: Output) -> String {
+    assert!(!o.status.success(), "overlayctl succeeded: {}", stdout(&o));
+    assert_ne!(o.status.code(), Some(0));
+    assert!(o.stdout.is_empty(), "stdout: {}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.ends_with('\n'), "{err:?}");
+    assert_eq!(err.lines().count(), 1, "one line on stderr: {err:?}");
+    err.trim_end().to_string()
+}
+
 /// Requests and checks on the overlay family through the nlproto client,
 /// and raw datagram helpers for the malformed-message tests.
 pub mod proto {

@@ -28,22 +28,6 @@ const B_OVER: &str = "192.0.2.2";
 /// A non-critical option overlayd sends in the tests: class 0x0102, type 1.
 const OPTION: &str = "0x0102:0x01:deadbeef";
 
-fn ctl_ok(d: &Daemon, args: &[&str]) -> String {
-    let out = d.ctl(args);
-    assert!(
-        out.status.success(),
-        "overlayctl {}: {}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr),
-        d.log()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn ping(ns: &Netns, addr: &str) {
-    ping_n(ns, addr, 3);
-}
-
 fn ping_n(ns: &Netns, addr: &str, count: u32) {
     let count = count.to_string();
     let out = ns.exec(&["ping", "-c", &count, "-i", "0.2", "-W", "2", addr]);
@@ -74,13 +58,10 @@ fn geneve_device(d: &Daemon, ns: &Netns, listen: &str, peer: &str, addr: &str, e
         props.push_str(e);
     }
     let vni = VNI.to_string();
-    ctl_ok(
-        d,
-        &[
-            "create", "-e", "geneve", "-s", "direct", "-v", &vni, "-p", &props, "ov0",
-        ],
-    );
-    ctl_ok(d, &["activate", "ov0"]);
+    d.ctl_ok(&[
+        "create", "-e", "geneve", "-s", "direct", "-v", &vni, "-p", &props, "ov0",
+    ]);
+    d.ctl_ok(&["activate", "ov0"]);
     // No IPv6 chatter of its own: the tests count what reaches the peer.
     ns.ok(&["sysctl", "-q", "-w", "net.ipv6.conf.ov0.disable_ipv6=1"]);
     ns.ip(&format!("addr add {addr}/24 dev ov0"));
@@ -134,8 +115,8 @@ fn two_overlayd_talk_geneve() {
     let opt = format!("geneve/options={OPTION}");
     geneve_device(&t.da, &t.a, A_UNDER, B_UNDER, A_OVER, &[&opt]);
     geneve_device(&t.db, &t.b, B_UNDER, A_UNDER, B_OVER, &[]);
-    ping(&t.a, B_OVER);
-    ping(&t.b, A_OVER);
+    t.a.ping(B_OVER, 2);
+    t.b.ping(A_OVER, 2);
     transfer_both_ways(&mut t.a, &mut t.b);
     let mut ca = t.da.client();
     let mut cb = t.db.client();
@@ -148,14 +129,11 @@ fn two_overlayd_talk_geneve() {
     // A critical option is one B does not understand: B drops everything
     // A sends, and counts it.
     let before = stats(&mut cb, "ov0").1["drop_bad_header"];
-    ctl_ok(
-        &t.da,
-        &["prop-set", "ov0", "geneve/options=0x0102:0x80:deadbeef"],
-    );
+    t.da.ctl_ok(&["prop-set", "ov0", "geneve/options=0x0102:0x80:deadbeef"]);
     ping_fails(&t.a, B_OVER);
     assert!(stats(&mut cb, "ov0").1["drop_bad_header"] >= before + 2);
-    ctl_ok(&t.da, &["prop-set", "ov0", &opt]);
-    ping(&t.a, B_OVER);
+    t.da.ctl_ok(&["prop-set", "ov0", &opt]);
+    t.a.ping(B_OVER, 2);
 
     // Malformed and OAM packets straight at A's mux: counted, not
     // delivered, and forwarding goes on. (Octal escapes: the shell's
@@ -182,7 +160,7 @@ fn two_overlayd_talk_geneve() {
     }
     // The ping's replies come through the same socket after the packets
     // above, so the counters include them once it succeeds.
-    ping(&t.b, A_OVER);
+    t.b.ping(A_OVER, 2);
     let (dev_after, mux_after) = stats(&mut ca, "ov0");
     assert_eq!(
         mux_after["drop_bad_header"],
@@ -238,7 +216,7 @@ fn geneve_in_dynamic_mode_with_files() {
     geneve_device(&t.db, &t.b, B_UNDER, A_UNDER, B_OVER, &[]);
     t.b.ip(&format!("link set ov0 address {B_MAC}"));
 
-    ping(&t.a, B_OVER);
+    t.a.ping(B_OVER, 2);
     transfer_both_ways(&mut t.a, &mut t.b);
     let mut ca = t.da.client();
     let (dev_a, _) = stats(&mut ca, "ov0");
@@ -248,7 +226,7 @@ fn geneve_in_dynamic_mode_with_files() {
     assert_eq!(dev_a["lookup_replicated"], 0, "{dev_a:?}");
     assert!(dev_a["lookup_answers"] >= 1, "{dev_a:?}");
     assert!(dev_a["tx_packets"] > 10_000, "{dev_a:?}");
-    let shown = ctl_ok(&t.da, &["show", "-t", "ov0"]);
+    let shown = t.da.ctl_ok(&["show", "-t", "ov0"]);
     assert!(
         shown.contains(&format!("{B_MAC}  {B_UNDER}:6081")),
         "{shown}"
@@ -639,10 +617,8 @@ fn overlayd_with_open_vswitch_geneve() {
     // packets when it translates them into a flow. (A flow it had already
     // cached without looking at options would still forward them, hence
     // the flush.)
-    ctl_ok(
-        &t.daemon,
-        &["prop-set", "ov0", "geneve/options=0x0102:0x80:deadbeef"],
-    );
+    t.daemon
+        .ctl_ok(&["prop-set", "ov0", "geneve/options=0x0102:0x80:deadbeef"]);
     let before = t.ovs.coverage("drop_action_invalid_tunnel_metadata");
     t.ovs.appctl(&["dpctl/del-flows"]);
     t.a.ok(&["ip", "neigh", "flush", "all"]);
@@ -653,9 +629,9 @@ fn overlayd_with_open_vswitch_geneve() {
         t.ovs.appctl(&["coverage/show"])
     );
     // Non-critical again: traffic flows again.
-    ctl_ok(&t.daemon, &["prop-set", "ov0", &opt]);
+    t.daemon.ctl_ok(&["prop-set", "ov0", &opt]);
     t.ovs.appctl(&["dpctl/del-flows"]);
-    ping(&t.a, B_OVER);
+    t.a.ping(B_OVER, 2);
 }
 
 fn on_path(bin: &str) -> bool {

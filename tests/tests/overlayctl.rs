@@ -3,9 +3,8 @@
 //! checks that change nothing.
 
 use overlay_tests::proto::{self, full_props, ip};
-use overlay_tests::{stderr, stdout, Daemon};
+use overlay_tests::{ctl_failed as fails, ctl_succeeded as ok, Daemon};
 use serde_json::Value;
-use std::process::Output;
 
 const PROP_COLUMNS: [&str; 7] = [
     "LINK", "PROPERTY", "PERM", "REQ", "VALUE", "DEFAULT", "POSSIBLE",
@@ -13,32 +12,6 @@ const PROP_COLUMNS: [&str; 7] = [
 const SHOW_COLUMNS: [&str; 6] = ["LINK", "ENCAP", "SEARCH", "VNETID", "STATE", "STATUS"];
 const FAULT_COLUMNS: [&str; 3] = ["LINK", "STATUS", "DETAILS"];
 const PLUGIN_COLUMNS: [&str; 5] = ["NAME", "KIND", "VERSION", "FILE", "PROPERTIES"];
-
-/// Asserts success with nothing on stderr; returns stdout.
-#[track_caller]
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "overlayctl failed ({}): {}",
-        o.status,
-        stderr(&o)
-    );
-    assert!(o.stderr.is_empty(), "stderr: {}", stderr(&o));
-    stdout(&o)
-}
-
-/// Asserts failure: non-zero exit, nothing on stdout, exactly one line on
-/// stderr; returns that line.
-#[track_caller]
-fn fails(o: Output) -> String {
-    assert!(!o.status.success(), "overlayctl succeeded: {}", stdout(&o));
-    assert_ne!(o.status.code(), Some(0));
-    assert!(o.stdout.is_empty(), "stdout: {}", stdout(&o));
-    let err = stderr(&o);
-    assert!(err.ends_with('\n'), "{err:?}");
-    assert_eq!(err.lines().count(), 1, "one line on stderr: {err:?}");
-    err.trim_end().to_string()
-}
 
 /// A text table: the header cells and the rows' cells (no cell in these
 /// tests holds a blank).

@@ -6,7 +6,7 @@ use nlproto::spec::overlay as ov;
 use nlproto::AttrsExt;
 use overlay_tests::net::{self, Netns};
 use overlay_tests::proto::{self, full_props, ip, uint};
-use overlay_tests::{stderr, Daemon};
+use overlay_tests::Daemon;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,28 +26,6 @@ fn device<'a>(state: &'a serde_json::Value, name: &str) -> Option<&'a serde_json
         .expect("devices")
         .iter()
         .find(|d| d["name"] == name)
-}
-
-fn ctl_ok(d: &Daemon, args: &[&str]) -> String {
-    let out = d.ctl(args);
-    assert!(
-        out.status.success(),
-        "overlayctl {}: {}\n{}",
-        args.join(" "),
-        stderr(&out),
-        d.log()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn ping(ns: &Netns, addr: &str) {
-    let out = ns.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", addr]);
-    assert!(
-        out.status.success(),
-        "ping {addr} from {}: {}",
-        ns.name,
-        String::from_utf8_lossy(&out.stdout)
-    );
 }
 
 fn status_msg(d: &Daemon, dev: &str) -> (u32, String) {
@@ -100,18 +78,18 @@ fn devices_survive_kill_and_clean_stop_and_traffic_resumes() {
             args.push("-t");
         }
         args.push(name);
-        ctl_ok(&d, &args);
+        d.ctl_ok(&args);
     };
     create("ov0", "42", false);
-    ctl_ok(&d, &["prop-set", "ov0", "mtu=1380"]);
-    ctl_ok(&d, &["activate", "ov0"]);
+    d.ctl_ok(&["prop-set", "ov0", "mtu=1380"]);
+    d.ctl_ok(&["activate", "ov0"]);
     create("ov1", "43", false);
-    ctl_ok(&d, &["prop-set", "ov1", "mtu=1300", "srcport_min=40000"]);
+    d.ctl_ok(&["prop-set", "ov1", "mtu=1300", "srcport_min=40000"]);
     create("tmp0", "44", true);
-    let shown = ctl_ok(&d, &["show", "tmp0"]);
+    let shown = d.ctl_ok(&["show", "tmp0"]);
     assert!(shown.contains("created,temporary"), "{shown}");
     a.ip("addr add 192.0.2.1/24 dev ov0");
-    ping(&a, "192.0.2.2");
+    a.ping("192.0.2.2", 2);
 
     let state = read_state(&d);
     assert_eq!(state["version"], 1);
@@ -160,8 +138,8 @@ fn devices_survive_kill_and_clean_stop_and_traffic_resumes() {
         assert_eq!((linkid(&mut c, "ov0"), linkid(&mut c, "ov1")), (1, 2));
         // The TAP is new: the host's address on it is configured again.
         a.ip("addr add 192.0.2.1/24 dev ov0");
-        ping(&a, "192.0.2.2");
-        ping(&b, "192.0.2.1");
+        a.ping("192.0.2.2", 2);
+        b.ping("192.0.2.1", 2);
     }
     let mut c = d.client();
     let fresh = proto::create(&mut c, "ov9", 99, &[]).unwrap();

@@ -51,18 +51,6 @@ fn testplug() -> PathBuf {
     )
 }
 
-fn ctl_ok(d: &Daemon, args: &[&str]) -> String {
-    let out = d.ctl(args);
-    assert!(
-        out.status.success(),
-        "overlayctl {}: {}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr),
-        d.log()
-    );
-    stdout(&out)
-}
-
 fn ctl_err(d: &Daemon, args: &[&str]) -> String {
     let out = d.ctl(args);
     assert!(
@@ -88,7 +76,7 @@ fn skip_lines(log: &str) -> Vec<String> {
 
 /// The one value of `prop-get -j LINK PROP`.
 fn prop(d: &Daemon, link: &str, name: &str) -> String {
-    let rows = json(&ctl_ok(d, &["prop-get", "-j", link, name]));
+    let rows = json(&d.ctl_ok(&["prop-get", "-j", link, name]));
     assert_eq!(rows.len(), 1, "{rows:?}");
     rows[0]["value"].as_str().unwrap().to_string()
 }
@@ -103,7 +91,7 @@ fn out_of_tree_examples_build_load_and_serve() {
     assert!(skip_lines(&log).is_empty(), "{log}");
 
     // plugins -j: kind, version, file, ABI version and every property.
-    let plugins = json(&ctl_ok(&d, &["plugins", "-j"]));
+    let plugins = json(&d.ctl_ok(&["plugins", "-j"]));
     let canon = std::fs::canonicalize(&dir.0).unwrap();
     let by_name: HashMap<&str, &Value> = plugins
         .iter()
@@ -155,7 +143,7 @@ fn out_of_tree_examples_build_load_and_serve() {
 
     // plugins -v: one line per property with type, permissions, default
     // and range.
-    let verbose = ctl_ok(&d, &["plugins", "-v"]);
+    let verbose = d.ctl_ok(&["plugins", "-v"]);
     assert!(
         verbose.contains(
             "magicid/listen_port UINT rw req=- runtime=- default=7000 possible=1024-65535"
@@ -168,26 +156,23 @@ fn out_of_tree_examples_build_load_and_serve() {
     );
 
     // A device with both, configured and inspected through overlayctl.
-    ctl_ok(
-        &d,
-        &[
-            "create",
-            "-e",
-            "magicid",
-            "-s",
-            "fixed",
-            "-v",
-            "4000000000",
-            "-p",
-            "magicid/listen_ip=10.0.0.1,fixed/dest_ip=10.0.0.9",
-            "ov0",
-        ],
-    );
+    d.ctl_ok(&[
+        "create",
+        "-e",
+        "magicid",
+        "-s",
+        "fixed",
+        "-v",
+        "4000000000",
+        "-p",
+        "magicid/listen_ip=10.0.0.1,fixed/dest_ip=10.0.0.9",
+        "ov0",
+    ]);
     assert_eq!(prop(&d, "ov0", "magicid/listen_port"), "7000");
     assert_eq!(prop(&d, "ov0", "magicid/header_version"), "1");
     assert_eq!(prop(&d, "ov0", "fixed/family"), "any");
     assert_eq!(prop(&d, "ov0", "vnetid"), "4000000000");
-    ctl_ok(&d, &["prop-set", "ov0", "magicid/listen_port=7001"]);
+    d.ctl_ok(&["prop-set", "ov0", "magicid/listen_port=7001"]);
     assert_eq!(prop(&d, "ov0", "magicid/listen_port"), "7001");
     // The plugins' own checks reach the user with their words.
     let e = ctl_err(&d, &["prop-set", "ov0", "magicid/listen_port=80"]);
@@ -200,13 +185,13 @@ fn out_of_tree_examples_build_load_and_serve() {
 
     // Activation opens the plugin's socket and the TAP; runtime
     // properties still change, others are refused.
-    ctl_ok(&d, &["activate", "ov0"]);
-    let shown = json(&ctl_ok(&d, &["show", "-j", "ov0"]));
+    d.ctl_ok(&["activate", "ov0"]);
+    let shown = json(&d.ctl_ok(&["show", "-j", "ov0"]));
     assert_eq!(shown[0]["state"], "active", "{shown:?}");
-    ctl_ok(&d, &["prop-set", "ov0", "fixed/dest_port=7002"]);
+    d.ctl_ok(&["prop-set", "ov0", "fixed/dest_port=7002"]);
     assert_eq!(prop(&d, "ov0", "fixed/dest_port"), "7002");
     ctl_err(&d, &["prop-set", "ov0", "magicid/listen_port=7003"]);
-    let faults = ctl_ok(&d, &["show", "-f"]);
+    let faults = d.ctl_ok(&["show", "-f"]);
     assert!(faults.contains("ONLINE"), "{faults}");
 }
 
@@ -243,7 +228,7 @@ fn invalid_registrations_are_refused_with_a_reason() {
         assert!(skips[0].contains(reason), "{mode}: {}", skips[0]);
         // The daemon goes on with the plugin it could load.
         assert!(d.alive());
-        let plugins = json(&ctl_ok(&d, &["plugins", "-j"]));
+        let plugins = json(&d.ctl_ok(&["plugins", "-j"]));
         let names: Vec<&str> = plugins
             .iter()
             .map(|p| p["name"].as_str().unwrap())
@@ -366,7 +351,7 @@ fn plugins_built_against_an_incompatible_abi_are_refused() {
     assert!(v.contains("ABI version mismatch"), "{v}");
     assert!(v.contains("2.0.0"), "{v}");
     // The compatible build of the same plugin loads beside them.
-    let plugins = json(&ctl_ok(&d, &["plugins", "-j"]));
+    let plugins = json(&d.ctl_ok(&["plugins", "-j"]));
     let names: Vec<&str> = plugins
         .iter()
         .map(|p| p["name"].as_str().unwrap())
@@ -376,7 +361,7 @@ fn plugins_built_against_an_incompatible_abi_are_refused() {
 
 /// (status, message) of one device from `show -f -j`.
 fn fault(d: &Daemon, link: &str) -> (String, String) {
-    let rows = json(&ctl_ok(d, &["show", "-f", "-j"]));
+    let rows = json(&d.ctl_ok(&["show", "-f", "-j"]));
     let row = rows
         .iter()
         .find(|r| r["link"] == link)
@@ -385,16 +370,6 @@ fn fault(d: &Daemon, link: &str) -> (String, String) {
         row["status"].as_str().unwrap().to_string(),
         row["details"].as_str().unwrap().to_string(),
     )
-}
-
-fn ping(ns: &Netns, addr: &str) {
-    let out = ns.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", addr]);
-    assert!(
-        out.status.success(),
-        "ping {addr} from {}: {}",
-        ns.name,
-        String::from_utf8_lossy(&out.stdout)
-    );
 }
 
 /// Sends a few frames into a TAP: pings to an address behind it, whose
@@ -430,41 +405,35 @@ fn a_panicking_plugin_degrades_its_device_and_nothing_else() {
 
     // ovok: vxlan to the kernel. ovbad: the panicking plugin, sending to
     // its own listen port, so that its packets come back through decap.
-    ctl_ok(
-        &d,
-        &[
-            "create",
-            "-e",
-            "vxlan",
-            "-s",
-            "direct",
-            "-v",
-            "42",
-            "-p",
-            "vxlan/listen_ip=198.51.100.1,direct/dest_ip=198.51.100.2,direct/dest_port=4789",
-            "ovok",
-        ],
-    );
-    ctl_ok(
-        &d,
-        &[
-            "create",
-            "-e",
-            "panicky",
-            "-s",
-            "direct",
-            "-v",
-            "7",
-            "-p",
-            "panicky/listen_ip=198.51.100.1,direct/dest_ip=198.51.100.1,direct/dest_port=7100",
-            "ovbad",
-        ],
-    );
-    ctl_ok(&d, &["activate", "ovok"]);
-    ctl_ok(&d, &["activate", "ovbad"]);
+    d.ctl_ok(&[
+        "create",
+        "-e",
+        "vxlan",
+        "-s",
+        "direct",
+        "-v",
+        "42",
+        "-p",
+        "vxlan/listen_ip=198.51.100.1,direct/dest_ip=198.51.100.2,direct/dest_port=4789",
+        "ovok",
+    ]);
+    d.ctl_ok(&[
+        "create",
+        "-e",
+        "panicky",
+        "-s",
+        "direct",
+        "-v",
+        "7",
+        "-p",
+        "panicky/listen_ip=198.51.100.1,direct/dest_ip=198.51.100.1,direct/dest_port=7100",
+        "ovbad",
+    ]);
+    d.ctl_ok(&["activate", "ovok"]);
+    d.ctl_ok(&["activate", "ovbad"]);
     a.ip("addr add 192.0.2.1/24 dev ovok");
     a.ip("addr add 203.0.113.1/24 dev ovbad");
-    ping(&a, "192.0.2.2");
+    a.ping("192.0.2.2", 2);
     let mut c = d.client();
 
     // Without a panic, ovbad's frames go out and come back decapsulated.
@@ -474,7 +443,7 @@ fn a_panicking_plugin_degrades_its_device_and_nothing_else() {
     assert_eq!(fault(&d, "ovbad").0, "ONLINE");
 
     // decap: counted on the mux, the mux's devices degraded.
-    ctl_ok(&d, &["prop-set", "ovbad", "panicky/panic_on=decap"]);
+    d.ctl_ok(&["prop-set", "ovbad", "panicky/panic_on=decap"]);
     poke(&a, "203.0.113.3");
     let (_, mux) = stats(&mut c, "ovbad");
     assert!(mux["plugin_panics"] > 0, "{mux:?}");
@@ -483,7 +452,7 @@ fn a_panicking_plugin_degrades_its_device_and_nothing_else() {
     assert!(msg.contains("panicked in decap"), "{msg}");
 
     // encap: counted on the device.
-    ctl_ok(&d, &["prop-set", "ovbad", "panicky/panic_on=encap"]);
+    d.ctl_ok(&["prop-set", "ovbad", "panicky/panic_on=encap"]);
     poke(&a, "203.0.113.4");
     let (dev, _) = stats(&mut c, "ovbad");
     assert!(dev["plugin_panics"] > 0, "{dev:?}");
@@ -493,7 +462,7 @@ fn a_panicking_plugin_degrades_its_device_and_nothing_else() {
 
     // A property call: that call fails with the panic's message.
     let before = stats(&mut c, "ovbad").0["plugin_panics"];
-    ctl_ok(&d, &["prop-set", "ovbad", "panicky/panic_on=getprop"]);
+    d.ctl_ok(&["prop-set", "ovbad", "panicky/panic_on=getprop"]);
     let e = ctl_err(&d, &["prop-get", "ovbad", "panicky/listen_port"]);
     assert!(e.contains("panicked in getprop"), "{e}");
     assert_eq!(stats(&mut c, "ovbad").0["plugin_panics"], before + 1);
@@ -502,7 +471,7 @@ fn a_panicking_plugin_degrades_its_device_and_nothing_else() {
 
     // Everything else goes on: the healthy device is untouched and still
     // carries traffic, the daemon answers.
-    ping(&a, "192.0.2.2");
+    a.ping("192.0.2.2", 2);
     let (dev, mux) = stats(&mut c, "ovok");
     assert_eq!(dev["plugin_panics"], 0, "{dev:?}");
     assert_eq!(mux["plugin_panics"], 0, "{mux:?}");
@@ -519,8 +488,8 @@ fn a_panicking_plugin_degrades_its_device_and_nothing_else() {
         status.attrs.get_u32(ov::ATTR_STATUS),
         Some(ov::STATUS_DEGRADED)
     );
-    ctl_ok(&d, &["delete", "ovbad"]);
-    ping(&a, "192.0.2.2");
+    d.ctl_ok(&["delete", "ovbad"]);
+    a.ping("192.0.2.2", 2);
     drop(c);
     d.stop();
 }
@@ -534,16 +503,13 @@ fn a_panic_is_notified_to_the_status_group() {
     let plug_dir = TempDir::new("kit-status");
     install_plugin(&testplug(), &plug_dir, "libpanicky.so", 0o644);
     let d = Daemon::start_opts(&[target_dir(), plug_dir.0.clone()], None, &[]);
-    ctl_ok(
-        &d,
-        &[
-            "create", "-e", "panicky", "-s", "direct", "-v", "7", "ovbad",
-        ],
-    );
+    d.ctl_ok(&[
+        "create", "-e", "panicky", "-s", "direct", "-v", "7", "ovbad",
+    ]);
     let mut sub = d.client();
     let group = sub.mcast_group_id(ov::NAME, "status").unwrap();
     sub.join_group(group).unwrap();
-    ctl_ok(&d, &["prop-set", "ovbad", "panicky/panic_on=getprop"]);
+    d.ctl_ok(&["prop-set", "ovbad", "panicky/panic_on=getprop"]);
     ctl_err(&d, &["prop-get", "ovbad", "panicky/listen_port"]);
     let m = match sub.next_notification().expect("a notification") {
         Notification::Event(m) => m,

@@ -5,35 +5,18 @@
 //! notifications `monitor` prints for them.
 
 use overlay_tests::monitor::{wait_until_subscribed, Monitor};
-use overlay_tests::{stderr, stdout, Daemon, TempDir};
+use overlay_tests::{ctl_failed, ctl_succeeded as ok, Daemon, TempDir};
 use serde_json::Value;
 use std::process::Output;
 
 const HEADER: &str = "LINK  TARGET             DESTINATION\n";
 
-/// Asserts success with nothing on stderr; returns stdout.
-#[track_caller]
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "overlayctl failed ({}): {}",
-        o.status,
-        stderr(&o)
-    );
-    assert!(o.stderr.is_empty(), "stderr: {}", stderr(&o));
-    stdout(&o)
-}
-
-/// Asserts failure with nothing on stdout and one line on stderr; returns
-/// that line without the program name.
+/// Asserts failure as [`ctl_failed`]; returns the line without the
+/// program name.
 #[track_caller]
 fn fails(o: Output) -> String {
-    assert!(!o.status.success(), "overlayctl succeeded: {}", stdout(&o));
-    assert!(o.stdout.is_empty(), "stdout: {}", stdout(&o));
-    let err = stderr(&o);
-    assert_eq!(err.lines().count(), 1, "one line on stderr: {err:?}");
-    err.trim_end()
-        .strip_prefix("overlayctl: ")
+    let err = ctl_failed(o);
+    err.strip_prefix("overlayctl: ")
         .unwrap_or_else(|| panic!("{err:?}"))
         .to_string()
 }
