@@ -137,17 +137,7 @@ impl EncapInstance for VxlanDevice {
     }
 
     fn socket(&self) -> Result<SocketSpec, PluginError> {
-        let ip = self
-            .props
-            .value(LISTEN_IP)
-            .and_then(|v| v.as_ip())
-            .ok_or_else(|| PluginError::invalid(format!("{LISTEN_IP} is not set")))?;
-        let port = self
-            .props
-            .value(LISTEN_PORT)
-            .and_then(|v| v.as_uint())
-            .unwrap_or(DEFAULT_PORT as u64) as u16;
-        Ok(SocketSpec::udp(ip, port))
+        SocketSpec::udp_from_props(&self.props, LISTEN_IP, LISTEN_PORT, DEFAULT_PORT)
     }
 
     fn header_len(&self) -> usize {

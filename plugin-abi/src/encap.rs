@@ -78,6 +78,27 @@ impl SocketSpec {
             options: RVec::new(),
         }
     }
+
+    /// The UDP socket of an encapsulation that listens on the address in
+    /// its property `ip_prop` and the port in `port_prop` (or
+    /// `default_port` while that has no value); an error naming
+    /// `ip_prop` while the address is not set.
+    pub fn udp_from_props(
+        props: &crate::prop::PropStore,
+        ip_prop: &str,
+        port_prop: &str,
+        default_port: u16,
+    ) -> Result<SocketSpec, PluginError> {
+        let ip = props.ip(ip_prop).ok_or_else(|| {
+            PluginError::invalid(format!(
+                "{ip_prop} is not set; set it to the underlay address to listen on"
+            ))
+        })?;
+        let port = props
+            .uint(port_prop)
+            .map_or(default_port, |p| p.clamp(1, u16::MAX as u64) as u16);
+        Ok(SocketSpec::udp(ip, port))
+    }
 }
 
 /// The result of parsing an encapsulation header.
@@ -140,3 +161,30 @@ pub trait EncapDevice: Send + Sync {
 pub type EncapPluginBox = EncapPlugin_TO<'static, RBox<()>>;
 /// A boxed per-device encapsulation instance.
 pub type EncapDeviceBox = EncapDevice_TO<'static, RBox<()>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prop::{ip_to_in6, PropStore};
+
+    #[test]
+    fn udp_socket_from_listen_properties() {
+        let props = PropStore::new(vec![
+            PropInfo::ip("t/listen_ip"),
+            PropInfo::uint("t/listen_port").range(1, 65535),
+        ]);
+        let e =
+            SocketSpec::udp_from_props(&props, "t/listen_ip", "t/listen_port", 7000).unwrap_err();
+        assert_eq!(e.errno, libc::EINVAL);
+        assert!(e.msg.starts_with("t/listen_ip is not set"), "{}", e.msg);
+
+        let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        props.set("t/listen_ip", &ip_to_in6(v6)).unwrap();
+        let s = SocketSpec::udp_from_props(&props, "t/listen_ip", "t/listen_port", 7000).unwrap();
+        assert_eq!(s, SocketSpec::udp(v6, 7000));
+        assert_eq!(s.domain, libc::AF_INET6);
+        props.set("t/listen_port", &4789u64.to_ne_bytes()).unwrap();
+        let s = SocketSpec::udp_from_props(&props, "t/listen_ip", "t/listen_port", 7000).unwrap();
+        assert_eq!(s, SocketSpec::udp(v6, 4789));
+    }
+}

@@ -75,7 +75,7 @@
 //! use overlay_plugin_abi::{
 //!     buf, dest,
 //!     kit::{Encap, EncapInstance},
-//!     prop::{ip_to_in6, PropStore},
+//!     prop::PropStore,
 //!     DecapInfo, EncapInfo, PluginError, PropInfo, SocketSpec,
 //! };
 //!
@@ -126,16 +126,7 @@
 //!         self.0.missing_required()
 //!     }
 //!     fn socket(&self) -> Result<SocketSpec, PluginError> {
-//!         let ip = self.0.ip("tiny/listen_ip")
-//!             .ok_or_else(|| PluginError::invalid("tiny/listen_ip is not set"))?;
-//!         Ok(SocketSpec {
-//!             domain: if ip.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 },
-//!             sotype: libc::SOCK_DGRAM,
-//!             protocol: libc::IPPROTO_UDP,
-//!             addr: ip_to_in6(ip),
-//!             port: self.0.uint("tiny/listen_port").unwrap_or(7000) as u16,
-//!             options: Default::default(),
-//!         })
+//!         SocketSpec::udp_from_props(&self.0, "tiny/listen_ip", "tiny/listen_port", 7000)
 //!     }
 //!     fn header_len(&self) -> usize {
 //!         HEADER_LEN

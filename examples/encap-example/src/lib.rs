@@ -20,10 +20,9 @@
 use overlay_plugin_abi::{
     buf, dest,
     kit::{Encap, EncapInstance},
-    prop::{check_unicast_endpoint, ip_to_in6, PropStore, PropValue},
+    prop::{check_unicast_endpoint, PropStore, PropValue},
     DecapInfo, EncapInfo, PluginError, PropInfo, SocketSpec, DECAP_F_OAM,
 };
-use std::net::IpAddr;
 
 /// Length of the header.
 pub const HEADER_LEN: usize = 8;
@@ -125,21 +124,7 @@ impl EncapInstance for MagicIdDevice {
     }
 
     fn socket(&self) -> Result<SocketSpec, PluginError> {
-        let ip = self.props.ip(LISTEN_IP).ok_or_else(|| {
-            PluginError::invalid(format!("{LISTEN_IP} is not set; set the underlay address"))
-        })?;
-        let port = self.props.uint(LISTEN_PORT).unwrap_or(DEFAULT_PORT as u64) as u16;
-        Ok(SocketSpec {
-            domain: match ip {
-                IpAddr::V4(_) => libc::AF_INET,
-                IpAddr::V6(_) => libc::AF_INET6,
-            },
-            sotype: libc::SOCK_DGRAM,
-            protocol: libc::IPPROTO_UDP,
-            addr: ip_to_in6(ip),
-            port,
-            options: Default::default(),
-        })
+        SocketSpec::udp_from_props(&self.props, LISTEN_IP, LISTEN_PORT, DEFAULT_PORT)
     }
 
     fn header_len(&self) -> usize {
@@ -173,8 +158,14 @@ mod tests {
         assert_eq!(&hdr[..8], &[0x4d, 0x49, 1, 0, 0xde, 0xad, 0xbe, 0xef]);
         assert_eq!(hdr[8], 0xaa, "nothing written past the header");
         let info = MagicId.decap(&hdr).unwrap();
-        assert_eq!((info.vnetid, info.header_len, info.flags), (0xdead_beef, 8, 0));
-        assert!(dev.encap(1 << 32, &[], &mut hdr).is_err(), "id over 32 bits");
+        assert_eq!(
+            (info.vnetid, info.header_len, info.flags),
+            (0xdead_beef, 8, 0)
+        );
+        assert!(
+            dev.encap(1 << 32, &[], &mut hdr).is_err(),
+            "id over 32 bits"
+        );
         assert!(dev.encap(1, &[], &mut hdr[..7]).is_err(), "short buffer");
         assert!(MagicId.decap(&hdr[..7]).is_err());
         hdr[3] = FLAG_OAM;
@@ -188,10 +179,13 @@ mod tests {
         let dev = MagicId.new_instance().unwrap();
         assert_eq!(dev.missing_required(), [LISTEN_IP]);
         assert!(dev.socket().is_err());
-        let ip = ip_to_in6("192.0.2.1".parse().unwrap());
+        let ip = overlay_plugin_abi::prop::ip_to_in6("192.0.2.1".parse().unwrap());
         dev.setprop(LISTEN_IP, &ip).unwrap();
         assert!(dev.setprop(LISTEN_PORT, &80u64.to_ne_bytes()).is_err());
         let s = dev.socket().unwrap();
-        assert_eq!((s.domain, s.port, s.addr), (libc::AF_INET, DEFAULT_PORT, ip));
+        assert_eq!(
+            (s.domain, s.port, s.addr),
+            (libc::AF_INET, DEFAULT_PORT, ip)
+        );
     }
 }
