@@ -8,7 +8,7 @@
 //! of entries.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use datapath::cache::{CacheLimits, TargetCache, Verdict};
+use datapath::target::cache::{CacheLimits, TargetCache, Verdict};
 use overlay_plugin_abi::Point;
 use std::{hint::black_box, time::Instant};
 

@@ -7,7 +7,7 @@
 //! `cargo build --release -p encap-vxlan -p encap-geneve && cargo bench -p datapath`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use datapath::mux;
+use datapath::dataplane::mux;
 use overlay_plugin_abi::{
     abi_stable::std_types::{RSlice, RSliceMut, RStr},
     loader::{self, PluginObject},

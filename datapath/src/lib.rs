@@ -98,25 +98,19 @@
 //! * Every successful change is in the state file before its reply is sent,
 //!   written atomically; a restart brings back every device not created
 //!   temporary, active ones active, or degraded with the reason
-//!   ([`persist`]).
+//!   ([`devices::persist`]).
 //! * Every change is notified to the members of its multicast group before
 //!   the reply to the request that made it is queued. A member that does
 //!   not read is sent one ENOBUFS report and misses notifications until its
-//!   queue drains ([`notify`]); nobody else waits for it.
+//!   queue drains ([`devices::notify`]); nobody else waits for it.
 //! * A device-table dump is produced as the client reads it; its parts
 //!   produced after a change carry NLM_F_DUMP_INTR.
 #![warn(missing_docs)]
 
-pub mod backend;
-pub mod cache;
 pub mod control;
 pub mod dataplane;
-pub mod device;
+pub mod devices;
 pub mod error;
-pub mod lookup;
-pub mod mux;
-pub mod notify;
-pub mod persist;
 pub mod plugins;
-pub mod registry;
 pub mod stats;
+pub mod target;

@@ -4,9 +4,8 @@
 use clap::Parser;
 use datapath::{
     control::{self, handlers::Handlers, Server},
-    persist::Persist,
+    devices::{persist::Persist, registry::Registry},
     plugins::Plugins,
-    registry::Registry,
 };
 use nix::unistd::{Gid, Group};
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
@@ -65,7 +64,7 @@ struct Args {
         long = "lookup-threads",
         env = "OVERLAYD_LOOKUP_THREADS",
         value_name = "N",
-        default_value_t = datapath::lookup::DEFAULT_THREADS as u16,
+        default_value_t = datapath::target::lookup::DEFAULT_THREADS as u16,
         value_parser = clap::value_parser!(u16).range(1..=256)
     )]
     lookup_threads: u16,

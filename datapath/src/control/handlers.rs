@@ -15,11 +15,11 @@
 
 use super::{Dispatch, Outbox, Outgoing, Peer};
 use crate::{
-    device::Device,
+    devices::device::Device,
+    devices::notify::{status_attrs, truncate},
+    devices::persist::Persist,
+    devices::registry::{CreateArgs, DevRef, Registry},
     error::CtlError,
-    notify::{status_attrs, truncate},
-    persist::Persist,
-    registry::{CreateArgs, DevRef, Registry},
 };
 use nlproto::{
     attr::align4,

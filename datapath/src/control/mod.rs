@@ -15,7 +15,7 @@
 //!
 //! A connection may join multicast groups; the notifications a request
 //! causes are queued on every member connection (bounded, see
-//! [`crate::notify::OutQueue`]) before the request's own reply, so a member
+//! [`crate::devices::notify::OutQueue`]) before the request's own reply, so a member
 //! that made the change sees the notification first, as on Linux.
 //!
 //! Connections are polled edge-triggered for both directions. A writable
@@ -29,7 +29,7 @@ pub mod cred;
 pub mod handlers;
 pub mod target;
 
-use crate::notify::{Delivery, OutQueue};
+use crate::devices::notify::{Delivery, OutQueue};
 use nix::sys::{
     signal::{SigSet, Signal},
     signalfd::{SfdFlags, SignalFd},

@@ -9,10 +9,10 @@ use super::{
     Outbox, Outgoing,
 };
 use crate::{
-    cache::Mac,
-    device::Device,
-    lookup::{DynTarget, Taken, Taker},
-    registry::Registry,
+    devices::device::Device,
+    devices::registry::Registry,
+    target::cache::Mac,
+    target::lookup::{DynTarget, Taken, Taker},
 };
 use nlproto::{
     server::{notification, Request, RequestError},
@@ -195,7 +195,7 @@ fn inject_args(
     reg: &Registry,
     req: &Request,
     pid: u32,
-) -> Result<(Vec<u8>, Arc<crate::dataplane::Injector>), RequestError> {
+) -> Result<(Vec<u8>, Arc<dyn crate::target::PacketPath>), RequestError> {
     let frame = req
         .attrs
         .get_bytes(tg::ATTR_FRAME)
@@ -209,7 +209,9 @@ fn inject_args(
         t.injector()
     } else {
         let dev = device(reg, req)?;
-        dev.dp.as_ref().map(|dp| dp.injector())
+        dev.dp
+            .as_ref()
+            .map(|dp| dp.injector() as Arc<dyn crate::target::PacketPath>)
     };
     let injector = injector.ok_or_else(|| {
         req.fail(
@@ -365,8 +367,10 @@ pub fn handle(reg: &mut Registry, req: &Request, pid: u32, out: &mut Outbox) -> 
                 let t = dyn_target(dev, req)?;
                 let state = t.lock().cache.get(&mac).map(|(s, _)| s);
                 match state {
-                    Some(crate::cache::State::Valid(p)) => vec![entry_attrs(dev, &mac, Some(&p))],
-                    Some(crate::cache::State::Drop) => vec![entry_attrs(dev, &mac, None)],
+                    Some(crate::target::cache::State::Valid(p)) => {
+                        vec![entry_attrs(dev, &mac, Some(&p))]
+                    }
+                    Some(crate::target::cache::State::Drop) => vec![entry_attrs(dev, &mac, None)],
                     _ => {
                         return Err(req.fail(
                             libc::ENOENT,

@@ -33,9 +33,9 @@
 //! device's requests.
 
 use crate::{
-    cache::{CacheLimits, Fallout, Mac, TargetCache},
-    dataplane::Injector,
     stats::{add, DeviceStats, Health},
+    target::cache::{CacheLimits, Fallout, Mac, TargetCache},
+    target::PacketPath,
 };
 use overlay_plugin_abi::{
     abi_stable::std_types::RSlice, dest, Action, LookupAnswer, LookupDeviceBox, LookupRequest,
@@ -81,7 +81,7 @@ pub struct DynTarget {
     pub stats: Arc<DeviceStats>,
     /// Health of the device.
     pub health: Arc<Health>,
-    injector: RwLock<Option<Arc<Injector>>>,
+    injector: RwLock<Option<Arc<dyn PacketPath>>>,
     service: Weak<LookupService>,
 }
 
@@ -156,7 +156,7 @@ impl DynTarget {
 
     /// Connects the target to the running packet path (answers wake its
     /// transmit thread; proxies inject through it).
-    pub fn attach(&self, injector: Arc<Injector>) {
+    pub fn attach(&self, injector: Arc<dyn PacketPath>) {
         *self.injector.write().unwrap() = Some(injector);
     }
 
@@ -166,7 +166,7 @@ impl DynTarget {
     }
 
     /// The packet path's injector, while running.
-    pub fn injector(&self) -> Option<Arc<Injector>> {
+    pub fn injector(&self) -> Option<Arc<dyn PacketPath>> {
         self.injector.read().unwrap().clone()
     }
 
@@ -826,7 +826,7 @@ fn unknown_request(reqid: u64) -> impl Fn() -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::cache::CacheLimits;
+    use crate::target::cache::CacheLimits;
     use overlay_plugin_abi::{
         kit, prop::ip_to_in6, LookupInfo, PluginError, PropInfo, MODE_DYNAMIC,
     };
@@ -927,7 +927,10 @@ pub(crate) mod tests {
         f[..6].copy_from_slice(&mac);
         f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
         let (v, _) = t.lock().cache.lookup(&mac, &f, Instant::now());
-        assert!(matches!(v, crate::cache::Verdict::Queued { lookup: true }));
+        assert!(matches!(
+            v,
+            crate::target::cache::Verdict::Queued { lookup: true }
+        ));
         t.request(mac);
     }
 
@@ -989,7 +992,7 @@ pub(crate) mod tests {
         assert_eq!(st.ready[0].1, p);
         assert!(matches!(
             st.cache.get(&KNOWN),
-            Some((crate::cache::State::Valid(_), 0))
+            Some((crate::target::cache::State::Valid(_), 0))
         ));
         drop(st);
         // An unusable destination is refused and the request stays held.

@@ -9,7 +9,7 @@ use super::vnet;
 
 /// Copies `src` into `out`, inserting `vlan` after the MAC addresses.
 /// `None` if it does not fit.
-pub(in crate::backend) fn copy_tagged(
+pub(in crate::dataplane::backend) fn copy_tagged(
     src: &[u8],
     vlan: Option<[u8; 4]>,
     out: &mut [u8],
@@ -36,20 +36,20 @@ pub(in crate::backend) fn copy_tagged(
 pub(super) mod l4 {
     use super::super::{fold, ones_sum};
 
-    pub(in crate::backend) const TCP: u8 = 6;
-    pub(in crate::backend) const UDP: u8 = 17;
+    pub(in crate::dataplane::backend) const TCP: u8 = 6;
+    pub(in crate::dataplane::backend) const UDP: u8 = 17;
 
     /// Where an IP packet's parts lie in an Ethernet frame.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub(in crate::backend) struct Layout {
-        pub(in crate::backend) v6: bool,
+    pub(in crate::dataplane::backend) struct Layout {
+        pub(in crate::dataplane::backend) v6: bool,
         /// Start of the IP header.
-        pub(in crate::backend) l3: usize,
+        pub(in crate::dataplane::backend) l3: usize,
         /// Start of the TCP/UDP header.
-        pub(in crate::backend) l4: usize,
+        pub(in crate::dataplane::backend) l4: usize,
         /// End of the IP packet (Ethernet padding excluded).
-        pub(in crate::backend) end: usize,
-        pub(in crate::backend) proto: u8,
+        pub(in crate::dataplane::backend) end: usize,
+        pub(in crate::dataplane::backend) proto: u8,
     }
 
     fn be16(f: &[u8], at: usize) -> Option<u16> {
@@ -59,7 +59,7 @@ pub(super) mod l4 {
     /// Finds the IP and TCP/UDP headers of an Ethernet frame (VLAN tags
     /// allowed). IPv4 fragments and IPv6 extension headers are not
     /// followed: `None`.
-    pub(in crate::backend) fn layout(f: &[u8]) -> Option<Layout> {
+    pub(in crate::dataplane::backend) fn layout(f: &[u8]) -> Option<Layout> {
         let mut l3 = 12;
         let mut ethertype = be16(f, l3)?;
         while ethertype == 0x8100 || ethertype == 0x88a8 {
@@ -113,7 +113,7 @@ pub(super) mod l4 {
 
     /// Computes and stores the TCP/UDP checksum of the packet laid out as
     /// `l` in `f` (`f[l.l4..l.end]` is the segment).
-    pub(in crate::backend) fn write_checksum(f: &mut [u8], l: &Layout) {
+    pub(in crate::dataplane::backend) fn write_checksum(f: &mut [u8], l: &Layout) {
         let at = l.l4 + if l.proto == TCP { 16 } else { 6 };
         f[at..at + 2].fill(0);
         let addrs = if l.v6 {
@@ -132,7 +132,7 @@ pub(super) mod l4 {
     }
 
     /// Computes the IPv4 header checksum in place.
-    pub(in crate::backend) fn write_ipv4_checksum(f: &mut [u8], l: &Layout) {
+    pub(in crate::dataplane::backend) fn write_ipv4_checksum(f: &mut [u8], l: &Layout) {
         f[l.l3 + 10..l.l3 + 12].fill(0);
         let c = !fold(ones_sum(&f[l.l3..l.l4], 0));
         f[l.l3 + 10..l.l3 + 12].copy_from_slice(&c.to_be_bytes());
@@ -141,7 +141,7 @@ pub(super) mod l4 {
     /// Completes the TCP/UDP checksum of a frame whose checksum the kernel
     /// left partial without saying where it goes. False if the frame is
     /// not one we can parse.
-    pub(in crate::backend) fn fill_checksum(f: &mut [u8]) -> bool {
+    pub(in crate::dataplane::backend) fn fill_checksum(f: &mut [u8]) -> bool {
         match layout(f) {
             Some(l) => {
                 write_checksum(f, &l);
@@ -165,19 +165,19 @@ pub(super) mod gso {
 
     /// How one GSO frame splits.
     #[derive(Debug)]
-    pub(in crate::backend) struct Plan {
+    pub(in crate::dataplane::backend) struct Plan {
         layout: l4::Layout,
         /// Length of all headers (Ethernet to TCP/UDP).
         hdrs: usize,
         mss: usize,
         /// Number of segments.
-        pub(in crate::backend) count: usize,
+        pub(in crate::dataplane::backend) count: usize,
     }
 
     impl Plan {
         /// The split of `src` described by `h`; `None` for a GSO type we do
         /// not segment or a frame that does not match it.
-        pub(in crate::backend) fn new(src: &[u8], h: &vnet::Hdr) -> Option<Plan> {
+        pub(in crate::dataplane::backend) fn new(src: &[u8], h: &vnet::Hdr) -> Option<Plan> {
             let mut layout = l4::layout(src)?;
             let want = match h.gso_type & !ECN {
                 TCPV4 if !layout.v6 => l4::TCP,
@@ -209,7 +209,7 @@ pub(super) mod gso {
 
         /// Writes segment `i` of `src` into `out`, with `vlan` inserted;
         /// returns its length, `None` if it does not fit.
-        pub(in crate::backend) fn segment(
+        pub(in crate::dataplane::backend) fn segment(
             &self,
             src: &[u8],
             i: usize,

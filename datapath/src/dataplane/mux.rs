@@ -20,7 +20,7 @@
 //! to the removed device.
 
 use crate::{
-    backend::{Backend, ETH_HLEN},
+    dataplane::backend::{Backend, ETH_HLEN},
     error::{CtlError, CtlResult},
     plugins::EncapEntry,
     stats::{add, DeviceStats, Health, MuxStats},

@@ -19,13 +19,17 @@
 //! come from the underlay. Lookup proxies use this to answer ARP, NDP and
 //! DHCP, and to resend frames a lookup held back.
 
+pub mod backend;
+pub mod mux;
+
 use crate::{
-    backend::{Backend, RxBatch, BATCH, ETH_HLEN, MAX_FRAME, VLAN_TAGSZ},
-    cache::{Mac, Verdict},
+    dataplane::backend::{Backend, RxBatch, BATCH, ETH_HLEN, MAX_FRAME, VLAN_TAGSZ},
+    dataplane::mux::{Mux, Port},
     error::{CtlError, CtlResult},
-    lookup::DynTarget,
-    mux::{self, Mux, Port},
     stats::{add, DeviceStats},
+    target::cache::{Mac, Verdict},
+    target::lookup::DynTarget,
+    target::PacketPath,
 };
 use overlay_plugin_abi::{
     abi_stable::std_types::{RSlice, RSliceMut},
@@ -175,6 +179,21 @@ impl Injector {
         e
     }
 
+    /// Takes every waiting frame, in order.
+    fn take(&self, into: &mut Vec<Vec<u8>>) {
+        let mut q = self.queue.lock().unwrap();
+        std::mem::swap(&mut *q, into);
+    }
+
+    /// Refuses everything from now on and forgets the waiting frames.
+    fn close(&self) {
+        *self.backend.write().unwrap() = None;
+        let dropped = std::mem::take(&mut *self.queue.lock().unwrap());
+        add(&self.stats.drop_inject, dropped.len() as u64);
+    }
+}
+
+impl PacketPath for Injector {
     /// Queues `frame` for the transmit path, as if the hosts had sent it:
     /// it is encapsulated with the device's current virtual network id and
     /// sent to its current destination, in order with other injected
@@ -182,7 +201,7 @@ impl Injector {
     /// header or longer than the MTU allows, `ENOBUFS` when
     /// [`INJECT_QUEUE_MAX`] frames are already waiting, and `ENXIO` once
     /// the device is no longer active.
-    pub fn outbound(&self, frame: &[u8]) -> CtlResult<()> {
+    fn outbound(&self, frame: &[u8]) -> CtlResult<()> {
         let max = self.tunables.max_frame.load(Ordering::Relaxed);
         if frame.len() < ETH_HLEN || frame.len() > max {
             return Err(self.refuse(CtlError::invalid(format!(
@@ -212,7 +231,7 @@ impl Injector {
     /// decapsulated. Returns how many the backend took; the others are
     /// counted as `drop_backend`. Fails with `ENXIO` once the device is no
     /// longer active.
-    pub fn inbound(&self, frames: &[&[u8]]) -> CtlResult<usize> {
+    fn inbound(&self, frames: &[&[u8]]) -> CtlResult<usize> {
         let guard = self.backend.read().unwrap();
         let Some(backend) = guard.as_ref() else {
             return Err(self.refuse(not_active()));
@@ -229,21 +248,8 @@ impl Injector {
     }
 
     /// Wakes the transmit thread (frames were answered for it).
-    pub fn wake(&self) {
+    fn wake(&self) {
         mux::wake(&self.wake);
-    }
-
-    /// Takes every waiting frame, in order.
-    fn take(&self, into: &mut Vec<Vec<u8>>) {
-        let mut q = self.queue.lock().unwrap();
-        std::mem::swap(&mut *q, into);
-    }
-
-    /// Refuses everything from now on and forgets the waiting frames.
-    fn close(&self) {
-        *self.backend.write().unwrap() = None;
-        let dropped = std::mem::take(&mut *self.queue.lock().unwrap());
-        add(&self.stats.drop_inject, dropped.len() as u64);
     }
 }
 
@@ -777,8 +783,8 @@ impl TxContext {
 mod tests {
     use super::*;
     use crate::{
-        backend::tap::{testnet, Tap},
-        mux::{MuxKey, MuxSet},
+        dataplane::backend::tap::{testnet, Tap},
+        dataplane::mux::{MuxKey, MuxSet},
         plugins::{EncapEntry, PluginMeta},
     };
     use overlay_plugin_abi::{kit, prop::ip_to_in6};
@@ -861,7 +867,7 @@ mod tests {
     /// `ifname`) has a target cache whose lookups `service` serves.
     fn start_dynamic(
         ifname: &str,
-        service: &Arc<crate::lookup::LookupService>,
+        service: &Arc<crate::target::lookup::LookupService>,
     ) -> (
         Dataplane,
         MuxSet,
@@ -872,13 +878,13 @@ mod tests {
         let mut made = None;
         let (dp, muxes, stats, peer) = start_with(ifname, |stats| {
             let t = Arc::new(DynTarget::new(
-                crate::lookup::DynIdentity {
+                crate::target::lookup::DynIdentity {
                     linkid: 1,
                     name: ifname.into(),
                     needs: 6,
                     domain: libc::AF_INET,
                 },
-                crate::cache::CacheLimits::default(),
+                crate::target::cache::CacheLimits::default(),
                 stats.clone(),
                 Arc::new(crate::stats::Health::default()),
                 service,
@@ -1014,7 +1020,7 @@ mod tests {
         testnet::run(
             "dynamic_mode_counts_refused_sizes_without_a_single_destination",
             |ns| {
-                use crate::lookup::LookupService;
+                use crate::target::lookup::LookupService;
                 ns.ip(&["link", "set", "lo", "up"]);
                 let service = LookupService::new(1);
                 let (mut dp, mut muxes, stats, peer, target) = start_dynamic("dyn1", &service);
@@ -1068,10 +1074,10 @@ mod tests {
     #[test]
     fn dynamic_mode_looks_up_misses_and_sends_in_order() {
         testnet::run("dynamic_mode_looks_up_misses_and_sends_in_order", |ns| {
-            use crate::lookup::LookupService;
+            use crate::target::lookup::LookupService;
             ns.ip(&["link", "set", "lo", "up"]);
             let service = LookupService::new(2);
-            let plugin = kit::lookup_box(|| crate::lookup::tests::Table {
+            let plugin = kit::lookup_box(|| crate::target::lookup::tests::Table {
                 peer_port: PEER_PORT,
             })
             .into_result()
@@ -1094,7 +1100,7 @@ mod tests {
             let mac = [0x02, 0, 0, 0, 0, 0x09];
             assert!(matches!(
                 target.lock().cache.get(&mac),
-                Some((crate::cache::State::Valid(_), 0))
+                Some((crate::target::cache::State::Valid(_), 0))
             ));
             // A hit now needs no lookup.
             // (The host stack's own multicast, replicated by the table,
@@ -1121,7 +1127,7 @@ mod tests {
             assert!(stats.lookup_replicated.load(Ordering::Relaxed) >= 2);
             assert!(!matches!(
                 target.lock().cache.get(&[0xff; 6]),
-                Some((crate::cache::State::Valid(_), _))
+                Some((crate::target::cache::State::Valid(_), _))
             ));
             service.remove_device(1);
             let _backend = dp.stop(&mut muxes);

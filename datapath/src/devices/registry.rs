@@ -3,14 +3,14 @@
 //! here blocks.
 
 use crate::{
-    backend::{afpacket::AfPacket, tap::Tap, Backend},
+    dataplane::backend::{afpacket::AfPacket, tap::Tap, Backend},
+    dataplane::mux::{MuxKey, MuxSet, Port},
     dataplane::{Dataplane, TxDest, TxTarget},
-    device::{validate_generic, Device, Generic, Owner, UnderlayKey},
+    devices::device::{validate_generic, Device, Generic, Owner, UnderlayKey},
+    devices::notify::{Event, StatusTracker},
     error::{CtlError, CtlResult},
-    lookup::{DynIdentity, DynTarget, LookupService, DEFAULT_THREADS},
-    mux::{MuxKey, MuxSet, Port},
-    notify::{Event, StatusTracker},
     plugins::Plugins,
+    target::lookup::{DynIdentity, DynTarget, LookupService, DEFAULT_THREADS},
 };
 use overlay_plugin_abi::{
     abi_stable::std_types::{RSlice, RStr},

@@ -602,7 +602,7 @@ pub(crate) mod testnet {
 
     /// Whether the TCP/UDP checksum of the IP packet at `l3` verifies.
     pub fn l4_ok(f: &[u8], l3: usize) -> bool {
-        use crate::backend::{fold, ones_sum};
+        use crate::dataplane::backend::{fold, ones_sum};
         let (v6, l4, end, proto) = if f[l3] >> 4 == 6 {
             let plen = u16::from_be_bytes([f[l3 + 4], f[l3 + 5]]) as usize;
             (true, l3 + 40, l3 + 40 + plen, f[l3 + 6])
@@ -621,7 +621,7 @@ pub(crate) mod testnet {
 
     /// Whether the IPv4 header checksum at `l3` verifies.
     pub fn ipv4_ok(f: &[u8], l3: usize) -> bool {
-        use crate::backend::{fold, ones_sum};
+        use crate::dataplane::backend::{fold, ones_sum};
         fold(ones_sum(&f[l3..l3 + 20], 0)) == 0xffff
     }
 
@@ -656,7 +656,7 @@ pub(crate) mod testnet {
 mod tests {
     use super::testnet::{self, arp_reply, arp_request, readable, run};
     use super::*;
-    use crate::backend::{BATCH, MAX_FRAME};
+    use crate::dataplane::backend::{BATCH, MAX_FRAME};
     use std::time::{Duration, Instant};
 
     const OUR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];

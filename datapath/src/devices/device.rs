@@ -1,12 +1,12 @@
 //! Overlay devices: identity, plugin instances, generic properties, state.
 
 use crate::{
-    cache::CacheLimits,
     dataplane::{Dataplane, TxTunables},
     error::{CtlError, CtlResult},
-    lookup::DynTarget,
     plugins::{EncapEntry, LookupEntry, Plugins},
     stats::{add, DeviceStats, Health},
+    target::cache::CacheLimits,
+    target::lookup::DynTarget,
 };
 use overlay_plugin_abi::{
     abi_stable::std_types::{RSlice, RStr},

@@ -62,8 +62,8 @@
 //! keeps a second daemon from using the same state.
 
 use crate::{
-    device::Owner,
-    registry::{CreateArgs, DevRef, Registry},
+    devices::device::Owner,
+    devices::registry::{CreateArgs, DevRef, Registry},
 };
 use nix::fcntl::{Flock, FlockArg};
 use overlay_plugin_abi::{
@@ -351,7 +351,7 @@ pub fn parse(bytes: &[u8]) -> Result<StateFile, String> {
     Ok(state)
 }
 
-fn record(registry: &Registry, d: &crate::device::Device) -> DeviceRecord {
+fn record(registry: &Registry, d: &crate::devices::device::Device) -> DeviceRecord {
     let mut props = Vec::new();
     for (owner, info) in d.properties(registry.plugins()) {
         if !info.has(perm::WRITE) {

@@ -17,7 +17,7 @@
 //! it missed events and resynchronises with a dump, and the daemon never
 //! waits for it.
 
-use crate::device::Status;
+use crate::devices::device::Status;
 use nlproto::{msg::overrun, server::notification, spec::overlay as ov, Attr, Emit, GenlMsg};
 use std::collections::{BTreeMap, VecDeque};
 
