@@ -61,7 +61,11 @@ pub struct Plugins {
 impl Plugins {
     /// Scans `dirs`; returns the registry and the files refused.
     pub fn load(dirs: &[PathBuf]) -> (Plugins, Vec<Refusal>) {
-        let scan = loader::scan(dirs);
+        // Named before anything of the file is read, so that a file that
+        // brings the daemon down while loading is named in the log.
+        let scan = loader::scan_with(dirs, |file| {
+            tracing::info!("loading plugin file {}", file.display())
+        });
         let mut plugins = Plugins::default();
         for p in scan.loaded {
             plugins.add(p);

@@ -1,6 +1,9 @@
 //! Finding, loading and checking plugins.
 //!
-//! Every `*.so` in the plugin directories is opened with
+//! Every `*.so` in the plugin directories is first checked as a file (a
+//! regular file nobody else could have written, then its ELF structure, see
+//! [`elf`]: a file that would make the dynamic loader read past its end is
+//! refused before `dlopen` sees it). It is then opened with
 //! `lib_header_from_path(..).init_root_module()`, which checks the ABI
 //! version and the whole type layout before any plugin code runs (never
 //! `RootModule::load_from_file`, which caches one library per root-module
@@ -12,13 +15,15 @@ use crate::{
     dest, EncapInfo, EncapPluginBox, LookupInfo, LookupPluginBox, PluginKind, PluginModRef,
     PropInfo, PropType, ENCAP_F_VLAN_TAG, MODE_DYNAMIC, MODE_POINT, PROP_NAMELEN, PROP_SIZEMAX,
 };
-use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::library::{lib_header_from_path, LibraryError, ROOT_MODULE_LOADER_NAME};
 use std::{
     collections::HashSet,
     fmt,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
 };
+
+pub mod elf;
 
 /// Longest plugin name, in bytes.
 pub const PLUGIN_NAMEMAX: usize = 31;
@@ -102,6 +107,13 @@ pub struct Scan {
 /// read is reported as a refusal. A plugin whose name is already loaded is
 /// refused.
 pub fn scan(dirs: &[PathBuf]) -> Scan {
+    scan_with(dirs, |_| {})
+}
+
+/// [`scan`], calling `before_load` with each file's path before anything
+/// of it is read: a daemon logs it there, so that a file that crashes the
+/// process while being loaded is named in the log.
+pub fn scan_with(dirs: &[PathBuf], mut before_load: impl FnMut(&Path)) -> Scan {
     let mut scan = Scan::default();
     let mut names = HashSet::new();
     let mut seen_files = HashSet::new();
@@ -129,6 +141,7 @@ pub fn scan(dirs: &[PathBuf]) -> Scan {
             if !seen_files.insert(canon) {
                 continue;
             }
+            before_load(&file);
             match load(&file) {
                 Ok(p) => {
                     if !names.insert(p.name.clone()) {
@@ -179,6 +192,7 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, String> {
             meta.uid()
         ));
     }
+    check_file(&path)?;
     let header = lib_header_from_path(&path).map_err(|e| library_reason(&e))?;
     let abi_version = header.version_strings().version.to_string();
     let module = header
@@ -216,6 +230,14 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, String> {
     })
 }
 
+/// Reads the file and checks its ELF structure ([`elf::check`]): what
+/// passes can be handed to `dlopen` without it reading past the end of
+/// the file. The error is a one-line reason.
+pub fn check_file(path: &Path) -> Result<(), String> {
+    let data = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    elf::check(&data)
+}
+
 /// One line saying why abi_stable refused a file, by kind of failure, with
 /// what to do about it.
 fn library_reason(e: &LibraryError) -> String {
@@ -231,7 +253,17 @@ fn library_reason(e: &LibraryError) -> String {
                 format!("cannot load: {last}")
             }
         }
-        LibraryError::GetSymbolError { .. } => short_reason(&e.to_string()),
+        LibraryError::GetSymbolError { symbol, .. } => {
+            // The loader's text carries the symbol with its NUL byte; say
+            // it in our words.
+            let symbol = String::from_utf8_lossy(symbol);
+            let symbol = symbol.trim_end_matches('\0');
+            if symbol == ROOT_MODULE_LOADER_NAME {
+                NO_ROOT_MODULE.to_string()
+            } else {
+                format!("cannot find symbol {symbol} in the library")
+            }
+        }
         LibraryError::IncompatibleVersionNumber {
             expected_version,
             actual_version,
@@ -258,18 +290,27 @@ fn library_reason(e: &LibraryError) -> String {
     }
 }
 
+/// The refusal of a library without the root module every plugin exports.
+const NO_ROOT_MODULE: &str = "not an overlayd plugin (no root module symbol): the library \
+    does not export the plugin entry point; end the plugin crate with \
+    export_encap_plugin! or export_lookup_plugin! and build it with \
+    crate-type = [\"cdylib\"]";
+
 /// abi_stable's errors run to thousands of lines for layout mismatches; a
-/// log line keeps the last `Error:` block, whitespace collapsed.
+/// log line keeps the last `Error:` block, whitespace collapsed and control
+/// characters (the NUL ending a symbol name) dropped.
 fn short_reason(full: &str) -> String {
+    if full.contains("undefined symbol") {
+        return NO_ROOT_MODULE.to_string();
+    }
     let tail = match full.rfind("Error:") {
         Some(at) => &full[at..],
         None => full,
     };
-    let one_line = tail.split_whitespace().collect::<Vec<_>>().join(" ");
-    if full.contains("undefined symbol") {
-        return format!("not an overlayd plugin (no root module symbol): {one_line}");
-    }
-    one_line
+    tail.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -377,8 +418,11 @@ mod tests {
             short_reason(long),
             "Error:too many fields Expected: 4 Found: 3"
         );
-        let sym = "Could load symbol:\n\t_1as\nin library:\n\tx.so\nbecause:\n\tx.so: undefined symbol: _1as";
-        assert!(short_reason(sym).starts_with("not an overlayd plugin"));
+        let sym = "Could load symbol:\n\t_1as\0\nin library:\n\tx.so\nbecause:\n\tx.so: undefined symbol: _1as";
+        let reason = short_reason(sym);
+        assert!(reason.starts_with("not an overlayd plugin"), "{reason}");
+        assert!(!reason.contains('\0'), "{reason:?}");
+        assert_eq!(short_reason("Error:\0a\tb\u{1}c"), "Error: a b c");
     }
 
     #[test]

@@ -286,7 +286,8 @@ fn example_against_modified_abi(tag: &str, change: impl Fn(&Path)) -> PathBuf {
     // become plain values.
     let manifest = "[package]\nname = \"overlay-plugin-abi\"\nversion = \"1.0.0\"\n\
         edition = \"2021\"\n[lib]\nname = \"overlay_plugin_abi\"\n[dependencies]\n\
-        abi_stable = { version = \"0.11.3\", default-features = false }\nlibc = \"0.2\"\n";
+        abi_stable = { version = \"0.11.3\", default-features = false }\nlibc = \"0.2\"\n\
+        object = { version = \"0.40\", default-features = false, features = [\"read_core\", \"elf\", \"std\"] }\n";
     write_if_changed(&abi.join("Cargo.toml"), manifest.as_bytes());
     change(&abi);
     sync_tree(&root.join("examples/encap-example"), &example, &["target"]);

@@ -118,6 +118,8 @@ fn real_plugins_load_and_everything_else_is_skipped_with_a_reason() {
     assert!(junk.contains("invalid ELF header"), "{junk}");
     let notplugin = skip_for("notplugin.so");
     assert!(notplugin.contains("not an overlayd plugin"), "{notplugin}");
+    assert!(notplugin.contains("export_encap_plugin!"), "{notplugin}");
+    assert!(!log.contains('\0'), "the log holds a NUL byte: {log:?}");
     let dup = skip_for("vxlan-copy.so");
     assert!(dup.contains("duplicate plugin name 'vxlan'"), "{dup}");
     assert!(
@@ -237,4 +239,105 @@ fn directories_are_searched_in_order_and_each_file_loaded_once() {
     assert_eq!(skips.len(), 1, "{log}");
     assert!(skips[0].contains(&not_a_dir.display().to_string()), "{log}");
     assert!(!log.contains("duplicate"), "{log}");
+}
+
+/// Where the last loadable segment of the ELF file `data` ends in the file.
+fn loadable_end(data: &[u8]) -> usize {
+    use object::read::elf::{FileHeader, ProgramHeader};
+    let h = object::elf::FileHeader64::<object::Endianness>::parse(data).unwrap();
+    let en = h.endian().unwrap();
+    h.program_headers(en, data)
+        .unwrap()
+        .iter()
+        .filter(|p| p.p_type(en) == object::elf::PT_LOAD)
+        .map(|p| (p.p_offset(en) + p.p_filesz(en)) as usize)
+        .max()
+        .unwrap()
+}
+
+#[test]
+fn every_cut_inside_a_real_plugin_is_refused_before_it_is_opened() {
+    for lib in [
+        "overlay_vxlan",
+        "overlay_geneve",
+        "overlay_direct",
+        "overlay_files",
+    ] {
+        let data = std::fs::read(plugin_path(lib)).unwrap();
+        overlay_plugin_abi::loader::elf::check(&data)
+            .unwrap_or_else(|e| panic!("{lib} whole is refused: {e}"));
+        let end = loadable_end(&data);
+        // About 2,000 cut points per plugin, and the last bytes one by one.
+        let step = (end / 2000).max(1);
+        let cuts = (0..end).step_by(step).chain(end.saturating_sub(64)..end);
+        for cut in cuts {
+            let e = overlay_plugin_abi::loader::elf::check(&data[..cut])
+                .expect_err(&format!("{lib} cut at {cut} of {end} accepted"));
+            assert!(!e.contains('\0'), "{e:?}");
+        }
+    }
+}
+
+#[test]
+fn truncated_plugins_are_skipped_and_the_daemon_serves() {
+    let dir = TempDir::new("plugins-cut");
+    install(
+        &plugin_path("overlay_vxlan"),
+        &dir,
+        "liboverlay_vxlan.so",
+        0o755,
+    );
+    install(
+        &plugin_path("overlay_direct"),
+        &dir,
+        "liboverlay_direct.so",
+        0o644,
+    );
+    // Copies of a real plugin cut inside its loadable segments, as an
+    // interrupted copy or upgrade leaves them: header only, in the
+    // program headers, in each segment, one byte short.
+    let data = std::fs::read(plugin_path("overlay_geneve")).unwrap();
+    let end = loadable_end(&data);
+    let mut cuts: Vec<usize> = vec![1, 16, 63, 64, 100, 1000, end - 1];
+    cuts.extend((1..24).map(|k| end * k / 24));
+    cuts.sort();
+    cuts.dedup();
+    let mut names = Vec::new();
+    for cut in &cuts {
+        let name = format!("libcut-{cut:08}.so");
+        let path = dir.join(&name);
+        std::fs::write(&path, &data[..*cut]).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        names.push(name);
+    }
+
+    let mut d = Daemon::start_with(std::slice::from_ref(&dir.0));
+    assert!(d.alive(), "overlayd died:\n{}", d.log());
+    let loaded: Vec<String> = loaded(&d).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(loaded, ["vxlan", "direct"]);
+    let log = d.log();
+    assert!(!log.contains('\0'), "the log holds a NUL byte:\n{log:?}");
+    let skips = skip_lines(&log);
+    assert_eq!(skips.len(), cuts.len(), "one SKIP per cut file:\n{log}");
+    for name in &names {
+        let line = skips
+            .iter()
+            .find(|l| l.contains(&format!("/{name}:")))
+            .unwrap_or_else(|| panic!("no SKIP for {name}:\n{log}"));
+        assert!(
+            line.contains("invalid ELF header")
+                || line.contains("truncated or damaged")
+                || line.contains("shorter than an ELF header"),
+            "{line}"
+        );
+        // Each file is named before it is read.
+        let loading = log
+            .find(&format!("loading plugin file {}", dir.join(name).display()))
+            .unwrap_or_else(|| panic!("{name} not named before loading:\n{log}"));
+        assert!(loading < log.find(line).unwrap(), "{log}");
+    }
+
+    let mut c = d.client();
+    proto::create(&mut c, "ov0", 1, &proto::full_props("10.0.0.1", "10.0.0.2")).unwrap();
+    assert!(d.alive());
 }
