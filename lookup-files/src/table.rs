@@ -8,7 +8,7 @@
 use overlay_plugin_abi::{
     dest,
     prop::{check_unicast_endpoint, ip_to_in6},
-    Point,
+    Mac, Point,
 };
 use serde::{
     de::{self, MapAccess, Visitor},
@@ -21,74 +21,28 @@ use std::{
     path::Path,
 };
 
-/// An Ethernet address of a host (never a group address or all zeros).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Mac(pub [u8; 6]);
+/// An Ethernet address of a host (never a group address or all zeros),
+/// in any spelling [`Mac::parse`] accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HostMac(pub Mac);
 
-impl Mac {
-    /// Parses any usual spelling: six groups of one or two hex digits
-    /// separated by `:` or `-` (`02:00:5e:10:00:01`, `2:0:5e:10:0:1`,
-    /// `02-00-5E-10-00-01`), three dot-separated groups of four
-    /// (`0200.5e10.0001`), or twelve hex digits (`02005e100001`), in either
-    /// case.
-    pub fn parse(s: &str) -> Result<Mac, String> {
-        let bad = || {
-            format!("invalid MAC address \"{s}\": write six hex bytes, such as 02:00:5e:10:00:01")
-        };
-        let hex = |g: &str, max: usize| -> Option<u64> {
-            if g.is_empty() || g.len() > max || !g.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return None;
-            }
-            u64::from_str_radix(g, 16).ok()
-        };
-        let value = if s.contains(':') || s.contains('-') {
-            let sep = if s.contains(':') { ':' } else { '-' };
-            let groups: Vec<&str> = s.split(sep).collect();
-            if groups.len() != 6 {
-                return Err(bad());
-            }
-            groups.iter().try_fold(0u64, |acc, g| {
-                hex(g, 2).map(|v| (acc << 8) | v).ok_or_else(bad)
-            })?
-        } else if s.contains('.') {
-            let groups: Vec<&str> = s.split('.').collect();
-            if groups.len() != 3 || groups.iter().any(|g| g.len() != 4) {
-                return Err(bad());
-            }
-            groups.iter().try_fold(0u64, |acc, g| {
-                hex(g, 4).map(|v| (acc << 16) | v).ok_or_else(bad)
-            })?
-        } else if s.len() == 12 {
-            hex(s, 12).ok_or_else(bad)?
-        } else {
-            return Err(bad());
-        };
-        let mut mac = [0u8; 6];
-        mac.copy_from_slice(&value.to_be_bytes()[2..]);
-        let mac = Mac(mac);
-        if mac.0[0] & 1 != 0 {
+impl HostMac {
+    /// Parses `s` as [`Mac::parse`] does, refusing the addresses no host
+    /// has.
+    pub fn parse(s: &str) -> Result<HostMac, String> {
+        let mac = Mac::parse(s)?;
+        if mac.is_group() {
             return Err(format!(
                 "invalid MAC address \"{s}\": {mac} is a group (multicast) address; \
                  entries are for the unicast address of a host"
             ));
         }
-        if mac.0 == [0; 6] {
+        if mac.is_zero() {
             return Err(format!(
                 "invalid MAC address \"{s}\": the all-zero address belongs to no host"
             ));
         }
-        Ok(mac)
-    }
-}
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
+        Ok(HostMac(mac))
     }
 }
 
@@ -115,9 +69,9 @@ macro_rules! string_value {
 }
 
 string_value!(
-    Mac,
+    HostMac,
     "a MAC address string such as \"02:00:5e:10:00:01\"",
-    Mac::parse
+    HostMac::parse
 );
 
 /// The underlay address of the host owning a MAC (`ip`).
@@ -219,7 +173,7 @@ pub struct Entry {
     pub ndp: Option<NdpAddr>,
     /// The DHCP server this host's broadcast DHCP requests go to.
     #[serde(default, rename = "dhcp-proxy")]
-    pub dhcp_proxy: Option<Mac>,
+    pub dhcp_proxy: Option<HostMac>,
 }
 
 /// The entries of a file, in file order, with every key normalised, as
@@ -239,7 +193,7 @@ impl<'de> Deserialize<'de> for Entries {
                 let mut seen: HashMap<Mac, ()> = HashMap::new();
                 let mut arp: HashMap<Ipv4Addr, Mac> = HashMap::new();
                 let mut ndp: HashMap<Ipv6Addr, Mac> = HashMap::new();
-                while let Some(mac) = map.next_key::<Mac>()? {
+                while let Some(HostMac(mac)) = map.next_key::<HostMac>()? {
                     if seen.insert(mac, ()).is_some() {
                         return Err(de::Error::custom(format!(
                             "duplicate entry for MAC {mac}: an earlier key spells the same \
@@ -393,7 +347,7 @@ impl Table {
 
     /// The DHCP server of the host owning `client`.
     pub fn dhcp_server(&self, client: [u8; 6]) -> Option<[u8; 6]> {
-        self.entry(&client)?.dhcp_proxy.map(|m| m.0)
+        self.entry(&client)?.dhcp_proxy.map(|m| m.0 .0)
     }
 
     /// Every distinct underlay destination, in file order.
@@ -498,7 +452,7 @@ mod tests {
             "0200.5e10.0001",
             "02005e100001",
         ] {
-            assert_eq!(Mac::parse(s), Ok(Mac(A)), "{s}");
+            assert_eq!(HostMac::parse(s), Ok(HostMac(Mac(A))), "{s}");
         }
         assert_eq!(Mac(A).to_string(), "02:00:5e:10:00:01");
         for bad in [
@@ -513,16 +467,18 @@ mod tests {
             "02:00:zz:10:00:01",
             "+2:00:5e:10:00:01",
         ] {
-            let e = Mac::parse(bad).unwrap_err();
+            let e = HostMac::parse(bad).unwrap_err();
             assert!(e.starts_with("invalid MAC address"), "{bad}: {e}");
         }
-        assert!(Mac::parse("01:00:5e:00:00:01")
+        assert!(HostMac::parse("01:00:5e:00:00:01")
             .unwrap_err()
             .contains("group"));
-        assert!(Mac::parse("ff:ff:ff:ff:ff:ff")
+        assert!(HostMac::parse("ff:ff:ff:ff:ff:ff")
             .unwrap_err()
             .contains("group"));
-        assert!(Mac::parse("0:0:0:0:0:0").unwrap_err().contains("all-zero"));
+        assert!(HostMac::parse("0:0:0:0:0:0")
+            .unwrap_err()
+            .contains("all-zero"));
     }
 
     /// Each kind of bad file, with where and what.

@@ -172,6 +172,7 @@ pub mod error;
 pub mod kit;
 pub mod loader;
 pub mod lookup;
+pub mod mac;
 pub mod prop;
 pub mod proxy;
 
@@ -184,6 +185,7 @@ pub use lookup::{
     Action, LookupAnswer, LookupDevice, LookupDeviceBox, LookupDevice_TO, LookupInfo, LookupPlugin,
     LookupPluginBox, LookupPlugin_TO, LookupRequest, Point, MODE_DYNAMIC, MODE_POINT, REQ_F_FLOOD,
 };
+pub use mac::Mac;
 pub use prop::{PropInfo, PropRange, PropType, PROP_NAMELEN, PROP_SIZEMAX};
 
 use abi_stable::{

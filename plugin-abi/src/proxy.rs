@@ -208,20 +208,6 @@ impl ProxyError {
     }
 }
 
-/// A MAC address as `02:00:5e:10:00:01`.
-struct MacFmt<'a>(&'a [u8; 6]);
-
-impl fmt::Display for MacFmt<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    }
-}
-
 impl fmt::Display for ProxyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -235,7 +221,7 @@ impl fmt::Display for ProxyError {
             ProxyError::Destination { expected, found } => write!(
                 f,
                 "Ethernet destination {} is not {expected}",
-                MacFmt(found)
+                crate::Mac(*found)
             ),
             ProxyError::ArpFormat {
                 htype,
@@ -309,7 +295,7 @@ impl fmt::Display for ProxyError {
             ),
             ProxyError::Unresolved(ip) => write!(f, "no answer for {ip}"),
             ProxyError::NoDhcpServer(mac) => {
-                write!(f, "no DHCP server to redirect {} to", MacFmt(mac))
+                write!(f, "no DHCP server to redirect {} to", crate::Mac(*mac))
             }
         }
     }

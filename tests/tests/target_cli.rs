@@ -180,8 +180,10 @@ fn refusals_name_what_was_wrong_and_set_nothing() {
         ),
         (
             "02:00:00:00:00=10.9.0.8:4789",
-            "invalid MAC address \"02:00:00:00:00\": 5 groups instead of 6; expected six \
-             hexadecimal bytes separated by ':' or '-', such as 02:00:00:00:00:02",
+            "invalid MAC address \"02:00:00:00:00\": 5 groups instead of 6; write six \
+             hexadecimal bytes separated by ':' or '-' (02:00:5e:10:00:01, 2-0-5e-10-0-1), \
+             three dot-separated groups of four digits (0200.5e10.0001) or twelve digits \
+             (02005e100001)",
         ),
     ] {
         let e = fails(d.ctl(&["cache-set", "dyn0", arg]));

@@ -122,7 +122,7 @@ impl Fake {
                 ])
             }
             tg::CMD_CACHE_GET => {
-                let key = Mac::from_bytes(attrs.get_bytes(tg::ATTR_MAC).unwrap()).unwrap();
+                let key = Mac::from_slice(attrs.get_bytes(tg::ATTR_MAC).unwrap()).unwrap();
                 let (name, t) = self.active_target(&attrs)?;
                 let answer = match t.point {
                     Some(d) => Answer::To(d),
@@ -140,7 +140,7 @@ impl Fake {
     pub(super) fn target_write(&mut self, cmd: u8, attrs: Vec<Attr>) -> Result<(), ClientError> {
         self.target_log.push((Op::Write, cmd, attrs.clone()));
         let (_, t) = self.active_target(&attrs)?;
-        let key = attrs.get_bytes(tg::ATTR_MAC).and_then(Mac::from_bytes);
+        let key = attrs.get_bytes(tg::ATTR_MAC).and_then(Mac::from_slice);
         match cmd {
             tg::CMD_CACHE_SET => {
                 if t.point.is_some() {
@@ -387,8 +387,7 @@ fn cache_get_errors() {
     let sent = f.target_log.len();
     assert_eq!(
         run(&mut f, &["cache-get", "ov1", "02:00:00:00:00"]).unwrap_err(),
-        "cache-get ov1: invalid MAC address \"02:00:00:00:00\": 5 groups instead of 6; \
-         expected six hexadecimal bytes separated by ':' or '-', such as 02:00:00:00:00:02"
+        format!("cache-get ov1: invalid MAC address \"02:00:00:00:00\": 5 groups instead of 6; write {}", overlay_plugin_abi::mac::MAC_FORMS)
     );
     assert_eq!(f.target_log.len(), sent, "nothing sent for a bad MAC");
 }
@@ -501,8 +500,10 @@ fn cache_set_parse_errors_send_nothing() {
         ("02:00:00:00:00:05=10.9.0.5:0", "port 0 outside 1-65535"),
         (
             "2:0:0:0:0=10.9.0.5:1",
-            "invalid MAC address \"2:0:0:0:0\": 5 groups instead of 6; expected six hexadecimal \
-             bytes separated by ':' or '-', such as 02:00:00:00:00:02",
+            &format!(
+                "invalid MAC address \"2:0:0:0:0\": 5 groups instead of 6; write {}",
+                overlay_plugin_abi::mac::MAC_FORMS
+            ),
         ),
         (
             "02:00:00:00:00:05=10.9.0.5:x",
@@ -556,8 +557,7 @@ fn cache_remove_and_flush() {
     let sent = f.target_log.len();
     assert_eq!(
         run(&mut f, &["cache-remove", "ov1", "2:0:0:0:0:2:3"]).unwrap_err(),
-        "cache-remove ov1: invalid MAC address \"2:0:0:0:0:2:3\": 7 groups instead of 6; \
-         expected six hexadecimal bytes separated by ':' or '-', such as 02:00:00:00:00:02"
+        format!("cache-remove ov1: invalid MAC address \"2:0:0:0:0:2:3\": 7 groups instead of 6; write {}", overlay_plugin_abi::mac::MAC_FORMS)
     );
     assert_eq!(f.target_log.len(), sent);
     assert_eq!(
