@@ -8,15 +8,18 @@
 //! of entries.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use datapath::target::cache::{CacheLimits, TargetCache, Verdict};
+use datapath::target::{
+    cache::{TargetCache, Verdict},
+    Answer, CacheLimits, Mac,
+};
 use overlay_plugin_abi::Point;
 use std::{hint::black_box, time::Instant};
 
 const ENTRIES: u32 = 1_000_000;
 
-fn mac(i: u32) -> [u8; 6] {
+fn mac(i: u32) -> Mac {
     let b = i.to_be_bytes();
-    [0x02, 0x00, b[0], b[1], b[2], b[3]]
+    Mac([0x02, 0x00, b[0], b[1], b[2], b[3]])
 }
 
 fn point(i: u32) -> Point {
@@ -42,7 +45,7 @@ fn filled() -> TargetCache {
     let mut c = TargetCache::new(CacheLimits::default());
     let now = Instant::now();
     for i in 0..ENTRIES {
-        c.set(&mac(i), Some(point(i)), now);
+        c.set(&mac(i), Answer::To(point(i)), now);
     }
     c
 }

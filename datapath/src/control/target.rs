@@ -11,8 +11,10 @@ use super::{
 use crate::{
     devices::device::Device,
     devices::registry::Registry,
-    target::cache::Mac,
-    target::lookup::{DynTarget, Taken, Taker},
+    target::{
+        lookup::{Taken, Taker},
+        Answer, DynTarget, Mac,
+    },
 };
 use nlproto::{
     server::{notification, Request, RequestError},
@@ -29,18 +31,9 @@ fn device<'r>(reg: &'r Registry, req: &Request) -> Result<&'r Device, RequestErr
     reg.get(&r).map_err(|e| req.fail(e.errno, e.msg))
 }
 
-fn mac_attr(req: &Request) -> Result<[u8; 6], RequestError> {
+fn mac_attr(req: &Request) -> Result<Mac, RequestError> {
     let b = req.attrs.get_bytes(tg::ATTR_MAC).unwrap_or_default();
-    b.try_into()
-        .map_err(|_| req.fail(libc::EINVAL, "MAC (16) must be 6 bytes"))
-}
-
-/// Formats a MAC the usual way.
-pub fn mac_str(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    Mac::from_slice(b).ok_or_else(|| req.fail(libc::EINVAL, "MAC (16) must be 6 bytes"))
 }
 
 /// The destination a request carries, checked against what the device
@@ -107,19 +100,23 @@ fn point_attrs(p: &Point, needs: u32, attrs: &mut Vec<Attr>) {
     }
 }
 
-/// The attributes of one cache entry: `None` as the point means drop.
-fn entry_attrs(dev: &Device, mac: &[u8; 6], point: Option<&Point>) -> Vec<Attr> {
+/// The attributes of one cache entry.
+fn entry_attrs(dev: &Device, mac: &Mac, answer: Answer) -> Vec<Attr> {
     let mut attrs = vec![
         Attr::u32(tg::ATTR_LINKID, dev.linkid),
         Attr::str(tg::ATTR_NAME, &dev.name),
-        Attr::bytes(tg::ATTR_MAC, mac.to_vec()),
+        Attr::bytes(tg::ATTR_MAC, mac.0.to_vec()),
         Attr::u32(
             tg::ATTR_FLAGS,
-            if point.is_none() { tg::ENTRY_DROP } else { 0 },
+            if answer == Answer::Drop {
+                tg::ENTRY_DROP
+            } else {
+                0
+            },
         ),
     ];
-    if let Some(p) = point {
-        point_attrs(p, dev.encap.info.dest, &mut attrs);
+    if let Answer::To(p) = answer {
+        point_attrs(&p, dev.encap.info.dest, &mut attrs);
     }
     attrs
 }
@@ -362,22 +359,15 @@ pub fn handle(reg: &mut Registry, req: &Request, pid: u32, out: &mut Outbox) -> 
                         ),
                     )
                 })?;
-                vec![entry_attrs(dev, &mac, Some(&p))]
+                vec![entry_attrs(dev, &mac, Answer::To(p))]
             } else {
-                let t = dyn_target(dev, req)?;
-                let state = t.lock().cache.get(&mac).map(|(s, _)| s);
-                match state {
-                    Some(crate::target::cache::State::Valid(p)) => {
-                        vec![entry_attrs(dev, &mac, Some(&p))]
-                    }
-                    Some(crate::target::cache::State::Drop) => vec![entry_attrs(dev, &mac, None)],
-                    _ => {
-                        return Err(req.fail(
-                            libc::ENOENT,
-                            format!("{} has no answer cached for {}", dev.name, mac_str(&mac)),
-                        ))
-                    }
-                }
+                let answer = dyn_target(dev, req)?.answer(&mac).ok_or_else(|| {
+                    req.fail(
+                        libc::ENOENT,
+                        format!("{} has no answer cached for {mac}", dev.name),
+                    )
+                })?;
+                vec![entry_attrs(dev, &mac, answer)]
             }
         }
         tg::CMD_CACHE_SET => {
@@ -391,32 +381,25 @@ pub fn handle(reg: &mut Registry, req: &Request, pid: u32, out: &mut Outbox) -> 
                     format!("FLAGS {flags:#x}: the only entry flag is DROP (0x1)"),
                 ));
             }
-            let point = if flags & tg::ENTRY_DROP != 0 {
-                None
+            let answer = if flags & tg::ENTRY_DROP != 0 {
+                Answer::Drop
             } else {
                 let p = dest_attrs(req, dev.encap.info.dest)?;
                 t.check_point(&p).map_err(fail)?;
-                Some(p)
+                Answer::To(p)
             };
-            let fallout = t.set(&mac, point);
-            if let Some(m) = fallout.cancel {
-                t.cancel(&m);
-            }
-            notify(
-                out,
-                tg::CMD_CACHE_SET,
-                entry_attrs(dev, &mac, point.as_ref()),
-            );
+            t.set(&mac, answer);
+            notify(out, tg::CMD_CACHE_SET, entry_attrs(dev, &mac, answer));
             vec![]
         }
         tg::CMD_CACHE_REMOVE => {
             let dev = device(reg, req)?;
             let mac = mac_attr(req)?;
             let t = dyn_target(dev, req)?;
-            if !t.lock().cache.remove(&mac) {
+            if !t.remove(&mac) {
                 return Err(req.fail(
                     libc::ENOENT,
-                    format!("{} has no cache entry for {}", dev.name, mac_str(&mac)),
+                    format!("{} has no cache entry for {mac}", dev.name),
                 ));
             }
             notify(
@@ -425,7 +408,7 @@ pub fn handle(reg: &mut Registry, req: &Request, pid: u32, out: &mut Outbox) -> 
                 vec![
                     Attr::u32(tg::ATTR_LINKID, dev.linkid),
                     Attr::str(tg::ATTR_NAME, &dev.name),
-                    Attr::bytes(tg::ATTR_MAC, mac.to_vec()),
+                    Attr::bytes(tg::ATTR_MAC, mac.0.to_vec()),
                 ],
             );
             vec![]
@@ -433,7 +416,7 @@ pub fn handle(reg: &mut Registry, req: &Request, pid: u32, out: &mut Outbox) -> 
         tg::CMD_CACHE_FLUSH => {
             let dev = device(reg, req)?;
             let t = dyn_target(dev, req)?;
-            t.lock().cache.flush();
+            t.flush();
             notify(
                 out,
                 tg::CMD_CACHE_FLUSH,
@@ -550,18 +533,16 @@ pub(super) fn cache_part(
             cur.after = None;
         }
         if let Some(p) = point_of(dev) {
-            if cur.after.is_none() && !part.add(req.reply(pid, entry_attrs(dev, &[0; 6], Some(&p))))
+            if cur.after.is_none()
+                && !part.add(req.reply(pid, entry_attrs(dev, &Mac::ZERO, Answer::To(p))))
             {
                 return false;
             }
         } else if let Some(t) = &dev.dyn_target {
             loop {
-                let run = {
-                    let state = t.lock();
-                    state.cache.answers_after(cur.after.as_ref(), CACHE_RUN)
-                };
-                for (mac, p) in &run.entries {
-                    if !part.add(req.reply(pid, entry_attrs(dev, mac, p.as_ref()))) {
+                let run = t.answers_after(cur.after.as_ref(), CACHE_RUN);
+                for (mac, answer) in &run.entries {
+                    if !part.add(req.reply(pid, entry_attrs(dev, mac, *answer))) {
                         return false;
                     }
                     cur.after = Some(*mac);

@@ -27,9 +27,7 @@ use crate::{
     dataplane::mux::{Mux, Port},
     error::{CtlError, CtlResult},
     stats::{add, DeviceStats},
-    target::cache::{Mac, Verdict},
-    target::lookup::DynTarget,
-    target::PacketPath,
+    target::{DynTarget, PacketPath, Route},
 };
 use overlay_plugin_abi::{
     abi_stable::std_types::{RSlice, RSliceMut},
@@ -43,7 +41,6 @@ use std::{
         Arc, Mutex, RwLock,
     },
     thread::JoinHandle,
-    time::Instant,
 };
 
 /// Room for the UDP header plus the largest encapsulation header.
@@ -432,16 +429,12 @@ enum FrameDest {
     Held,
 }
 
-/// What the cache said about a batch, applied once its lock is released.
+/// What the target said about a batch.
 struct ClassifiedBatch {
     /// Where each frame of the batch goes.
     batch: [FrameDest; BATCH],
     /// Frames answered meanwhile, with their destinations, to send first.
     ready: Vec<(Vec<u8>, Point)>,
-    /// MACs that need a lookup.
-    ask: Vec<Mac>,
-    /// MACs whose lookups must be cancelled (their entries were evicted).
-    cancel: Vec<Mac>,
 }
 
 impl Default for ClassifiedBatch {
@@ -449,8 +442,6 @@ impl Default for ClassifiedBatch {
         ClassifiedBatch {
             batch: [FrameDest::Refused; BATCH],
             ready: Vec::new(),
-            ask: Vec::new(),
-            cancel: Vec::new(),
         }
     }
 }
@@ -564,22 +555,16 @@ impl TxContext {
             }
             self.transmit(b, chunk.len(), |i| &chunk[i].0[..]);
         }
-        let sent = if n > 0 {
+        if n > 0 {
             b.dests[..n].copy_from_slice(&c.batch[..n]);
             self.transmit(b, n, frame_at)
         } else {
             0
-        };
-        for m in &c.cancel {
-            d.cancel(m);
         }
-        for m in &c.ask {
-            d.request(*m);
-        }
-        sent
     }
 
-    /// Asks the cache about each frame, under one lock.
+    /// Asks the target about each frame, in one batch (one lock; the
+    /// lookups for misses are asked when the batch ends).
     fn classify<'f>(
         &self,
         d: &DynTarget,
@@ -588,30 +573,18 @@ impl TxContext {
     ) -> ClassifiedBatch {
         let max_frame = self.tunables.max_frame.load(Ordering::Relaxed);
         let mut out = ClassifiedBatch::default();
-        let now = Instant::now();
-        let mut st = d.lock();
-        out.ready = std::mem::take(&mut st.ready);
+        let mut batch = d.batch();
+        out.ready = batch.released();
         for i in 0..n {
             let frame = frame_at(i);
             if frame.len() < ETH_HLEN || frame.len() > max_frame {
                 out.batch[i] = FrameDest::Refused;
                 continue;
             }
-            let mut mac = [0u8; 6];
-            mac.copy_from_slice(&frame[..6]);
-            let (verdict, fallout) = st.cache.lookup(&mac, frame, now);
-            out.batch[i] = match verdict {
-                Verdict::Send(p) => FrameDest::To(p),
-                Verdict::Queued { lookup } | Verdict::Dropped { lookup, .. } => {
-                    if lookup {
-                        out.ask.push(mac);
-                    }
-                    FrameDest::Held
-                }
+            out.batch[i] = match batch.route(frame) {
+                Route::Send(p) => FrameDest::To(p),
+                Route::Held => FrameDest::Held,
             };
-            if let Some(m) = fallout.cancel {
-                out.cancel.push(m);
-            }
         }
         out
     }
@@ -786,6 +759,7 @@ mod tests {
         dataplane::backend::tap::{testnet, Tap},
         dataplane::mux::{MuxKey, MuxSet},
         plugins::{EncapEntry, PluginMeta},
+        target::{Answer, Mac},
     };
     use overlay_plugin_abi::{kit, prop::ip_to_in6};
     use std::{
@@ -878,13 +852,13 @@ mod tests {
         let mut made = None;
         let (dp, muxes, stats, peer) = start_with(ifname, |stats| {
             let t = Arc::new(DynTarget::new(
-                crate::target::lookup::DynIdentity {
+                crate::target::DynIdentity {
                     linkid: 1,
                     name: ifname.into(),
                     needs: 6,
                     domain: libc::AF_INET,
                 },
-                crate::target::cache::CacheLimits::default(),
+                crate::target::CacheLimits::default(),
                 stats.clone(),
                 Arc::new(crate::stats::Health::default()),
                 service,
@@ -1037,10 +1011,7 @@ mod tests {
                     ip: loopback(),
                     port: PEER_PORT,
                 };
-                target
-                    .lock()
-                    .cache
-                    .set(&known, Some(peer_point), Instant::now());
+                target.set(&Mac(known), Answer::To(peer_point));
                 let mut big = vec![0u8; 1519];
                 big[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x0b]);
                 let runt = vec![0x02u8; 10];
@@ -1060,7 +1031,7 @@ mod tests {
                 assert_eq!(before(&stats.drop_no_destination) - no_dest, 0);
                 assert_eq!(before(&stats.tx_packets) - tx, 1);
                 // Refused frames never reach the cache.
-                assert_eq!(target.lock().cache.get(&[0x02, 0, 0, 0, 0, 0x0b]), None);
+                assert_eq!(target.entry(&Mac([0x02, 0, 0, 0, 0, 0x0b])), None);
                 let got = receive(&peer, 1, Duration::from_secs(5), |f| {
                     f[12..14] == [0x88, 0xb5]
                 });
@@ -1099,8 +1070,8 @@ mod tests {
             assert_eq!(stats.lookup_answers.load(Ordering::Relaxed), 1);
             let mac = [0x02, 0, 0, 0, 0, 0x09];
             assert!(matches!(
-                target.lock().cache.get(&mac),
-                Some((crate::target::cache::State::Valid(_), 0))
+                target.entry(&Mac(mac)),
+                Some((crate::target::State::Valid(_), 0))
             ));
             // A hit now needs no lookup.
             // (The host stack's own multicast, replicated by the table,
@@ -1126,8 +1097,8 @@ mod tests {
             assert_eq!(got, vec![bcast.clone(), bcast.clone()]);
             assert!(stats.lookup_replicated.load(Ordering::Relaxed) >= 2);
             assert!(!matches!(
-                target.lock().cache.get(&[0xff; 6]),
-                Some((crate::target::cache::State::Valid(_), _))
+                target.entry(&Mac::BROADCAST),
+                Some((crate::target::State::Valid(_), _))
             ));
             service.remove_device(1);
             let _backend = dp.stop(&mut muxes);

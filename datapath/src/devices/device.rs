@@ -5,8 +5,7 @@ use crate::{
     error::{CtlError, CtlResult},
     plugins::{EncapEntry, LookupEntry, Plugins},
     stats::{add, DeviceStats, Health},
-    target::cache::CacheLimits,
-    target::lookup::DynTarget,
+    target::{CacheLimits, DynSettings, DynTarget},
 };
 use overlay_plugin_abi::{
     abi_stable::std_types::{RSlice, RStr},
@@ -476,14 +475,12 @@ impl Device {
     /// Passes the dynamic-mode settings on to the running target cache.
     pub fn apply_dynamic(&self) {
         let Some(t) = &self.dyn_target else { return };
-        use std::sync::atomic::Ordering::Relaxed;
-        t.flood.store(self.flood, Relaxed);
-        t.timeout_ms.store(self.lookup_timeout, Relaxed);
-        t.vnetid.store(self.vnetid, Relaxed);
-        let evicted = t.lock().cache.set_limits(self.cache_limits);
-        for m in &evicted {
-            t.cancel(m);
-        }
+        t.configure(&DynSettings {
+            flood: self.flood,
+            lookup_timeout_ms: self.lookup_timeout,
+            vnetid: self.vnetid,
+            limits: self.cache_limits,
+        });
     }
 
     /// Checks a generic value beyond its declaration: interface names, and

@@ -10,7 +10,10 @@ use crate::{
     devices::notify::{Event, StatusTracker},
     error::{CtlError, CtlResult},
     plugins::Plugins,
-    target::lookup::{DynIdentity, DynTarget, LookupService, DEFAULT_THREADS},
+    target::{
+        lookup::{LookupService, DEFAULT_THREADS},
+        DynIdentity, DynTarget, Mac,
+    },
 };
 use overlay_plugin_abi::{
     abi_stable::std_types::{RSlice, RStr},
@@ -217,7 +220,7 @@ impl Registry {
         let id = self.get(r)?.linkid;
         let mut dev = self.devices.remove(&id).expect("device just found");
         if dev.active {
-            deactivate(&mut dev, &mut self.muxes, &self.lookups);
+            deactivate(&mut dev, &mut self.muxes);
             self.record(Event::Deactivated {
                 linkid: id,
                 name: dev.name.clone(),
@@ -383,11 +386,13 @@ impl Registry {
                 dev.plugin_call(r)?;
                 // A reload may have changed answers: forget those.
                 if let Some(t) = &dev.dyn_target {
-                    let stale = dev.lookup_dev.take_stale();
-                    let mut st = t.lock();
-                    for mac in stale.iter() {
-                        st.cache.remove(mac);
-                    }
+                    let stale: Vec<Mac> = dev
+                        .lookup_dev
+                        .take_stale()
+                        .iter()
+                        .map(|m| Mac(*m))
+                        .collect();
+                    t.forget(&stale);
                 }
                 Ok(())
             }
@@ -538,16 +543,13 @@ fn apply_runtime(
 /// Undoes activation. Infallible: deactivation must always complete.
 /// Once it returns no frame of the device is sent or delivered, and its
 /// backend interface is gone.
-fn deactivate(dev: &mut Device, muxes: &mut MuxSet, lookups: &LookupService) {
+fn deactivate(dev: &mut Device, muxes: &mut MuxSet) {
     if let Some(dp) = dev.dp.take() {
         drop(dp.stop(muxes));
     }
     if let Some(t) = dev.dyn_target.take() {
         // Outstanding lookups are cancelled; queued frames freed, counted.
-        lookups.remove_device(t.linkid);
-        let mut st = t.lock();
-        st.cache.clear();
-        st.ready.clear();
+        t.stop();
     }
     dev.lookup_dev.stop();
     dev.active = false;

@@ -36,7 +36,7 @@
 //! The cache is a plain single-threaded structure: the device puts it
 //! behind a lock that the transmit thread takes once per batch.
 
-use overlay_plugin_abi::Point;
+use overlay_plugin_abi::{Mac, Point};
 use slab::Slab;
 use std::{
     collections::{BTreeSet, HashMap, VecDeque},
@@ -44,9 +44,6 @@ use std::{
     ops::Bound,
     time::{Duration, Instant},
 };
-
-/// An Ethernet address.
-pub type Mac = [u8; 6];
 
 /// Limits of one device's cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +80,26 @@ pub enum State {
     Valid(Point),
     /// Frames are dropped.
     Drop,
+}
+
+/// What an answered entry says: where its frames go, or that they are
+/// dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Frames go to this destination.
+    To(Point),
+    /// Frames are dropped.
+    Drop,
+}
+
+impl Answer {
+    /// The destination, `None` for drop.
+    pub fn point(&self) -> Option<Point> {
+        match self {
+            Answer::To(p) => Some(*p),
+            Answer::Drop => None,
+        }
+    }
 }
 
 /// What to do with a frame the cache was asked about.
@@ -145,8 +162,8 @@ pub const LIST_SCAN: usize = 1024;
 /// A run of answered entries, from [`TargetCache::answers_after`].
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Answers {
-    /// Each entry's MAC and destination (`None`: drop), in MAC order.
-    pub entries: Vec<(Mac, Option<Point>)>,
+    /// Each entry's MAC and answer, in MAC order.
+    pub entries: Vec<(Mac, Answer)>,
     /// Where the listing goes on once every entry above is used: after
     /// this MAC. `None`: the end of the cache was reached.
     pub next: Option<Mac>,
@@ -194,7 +211,7 @@ pub struct TargetCache {
 
 fn key(mac: &Mac) -> u64 {
     let mut k = [0u8; 8];
-    k[..6].copy_from_slice(mac);
+    k[..6].copy_from_slice(&mac.0);
     u64::from_le_bytes(k)
 }
 
@@ -299,8 +316,8 @@ impl TargetCache {
             last = Some(*mac);
             let e = &self.entries[self.index[&key(mac)] as usize];
             match e.state {
-                State::Valid(p) => entries.push((*mac, Some(p))),
-                State::Drop => entries.push((*mac, None)),
+                State::Valid(p) => entries.push((*mac, Answer::To(p))),
+                State::Drop => entries.push((*mac, Answer::Drop)),
                 State::Invalid | State::Pending => {}
             }
         }
@@ -430,9 +447,9 @@ impl TargetCache {
 
     /// An administrator sets `mac`'s entry: to a destination (the drop
     /// state is cleared and queued frames are returned to be sent), or to
-    /// drop (`None`: queued frames are freed and counted). Creates the
-    /// entry if needed, evicting the least recently used one when full.
-    pub fn set(&mut self, mac: &Mac, dest: Option<Point>, now: Instant) -> (Vec<Vec<u8>>, Fallout) {
+    /// drop (queued frames are freed and counted). Creates the entry if
+    /// needed, evicting the least recently used one when full.
+    pub fn set(&mut self, mac: &Mac, answer: Answer, now: Instant) -> (Vec<Vec<u8>>, Fallout) {
         let (slot, fallout) = match self.index.get(&key(mac)) {
             Some(&slot) => {
                 self.touch(slot);
@@ -447,7 +464,10 @@ impl TargetCache {
                 (self.insert(*mac, State::Invalid), fallout)
             }
         };
-        let state = dest.map_or(State::Drop, State::Valid);
+        let state = match answer {
+            Answer::To(p) => State::Valid(p),
+            Answer::Drop => State::Drop,
+        };
         (self.set_state(slot, state, now), fallout)
     }
 
@@ -634,7 +654,7 @@ mod tests {
     use super::*;
 
     fn mac(n: u8) -> Mac {
-        [0x02, 0, 0, 0, 0, n]
+        Mac([0x02, 0, 0, 0, 0, n])
     }
 
     fn point(n: u8) -> Point {
@@ -651,7 +671,7 @@ mod tests {
 
     fn frame(tag: u8, len: usize) -> Vec<u8> {
         let mut f = vec![tag; len];
-        f[..6].copy_from_slice(&mac(1));
+        f[..6].copy_from_slice(&mac(1).0);
         f
     }
 
@@ -767,7 +787,7 @@ mod tests {
         let now = Instant::now();
         c.lookup(&mac(1), &frame(1, 60), now);
         // Set to drop: the queued frame is freed and counted.
-        let (sent, _) = c.set(&mac(1), None, now);
+        let (sent, _) = c.set(&mac(1), Answer::Drop, now);
         assert!(sent.is_empty());
         assert_eq!(c.stats().queued_freed, 1);
         assert_eq!(c.get(&mac(1)), Some((State::Drop, 0)));
@@ -779,7 +799,7 @@ mod tests {
             }
         );
         // Set to a destination: drop is cleared.
-        c.set(&mac(1), Some(point(3)), now);
+        c.set(&mac(1), Answer::To(point(3)), now);
         assert_eq!(c.get(&mac(1)), Some((State::Valid(point(3)), 0)));
         assert_eq!(
             c.lookup(&mac(1), &frame(3, 60), now).0,
@@ -787,7 +807,7 @@ mod tests {
         );
         // Set on a pending entry drains it to the new destination.
         c.lookup(&mac(2), &frame(4, 60), now);
-        let (sent, _) = c.set(&mac(2), Some(point(4)), now);
+        let (sent, _) = c.set(&mac(2), Answer::To(point(4)), now);
         assert_eq!(sent, vec![frame(4, 60)]);
     }
 
@@ -795,8 +815,8 @@ mod tests {
     fn remove_and_flush_clear_answers_but_keep_pending_entries() {
         let mut c = TargetCache::new(CacheLimits::default());
         let now = Instant::now();
-        c.set(&mac(1), Some(point(1)), now);
-        c.set(&mac(2), None, now);
+        c.set(&mac(1), Answer::To(point(1)), now);
+        c.set(&mac(2), Answer::Drop, now);
         c.lookup(&mac(3), &frame(3, 60), now);
         assert!(c.remove(&mac(1)));
         assert!(!c.remove(&mac(7)));
@@ -818,8 +838,8 @@ mod tests {
         };
         let mut c = TargetCache::new(limits);
         let t0 = Instant::now();
-        c.set(&mac(1), Some(point(1)), t0);
-        c.set(&mac(2), Some(point(2)), t0);
+        c.set(&mac(1), Answer::To(point(1)), t0);
+        c.set(&mac(2), Answer::To(point(2)), t0);
         let t1 = t0 + Duration::from_secs(29);
         assert_eq!(
             c.lookup(&mac(1), &frame(1, 60), t1).0,
@@ -847,11 +867,11 @@ mod tests {
         let mut c = TargetCache::new(limits);
         let now = Instant::now();
         c.lookup(&mac(1), &frame(1, 60), now); // pending
-        c.set(&mac(2), Some(point(2)), now);
-        c.set(&mac(3), Some(point(3)), now);
+        c.set(&mac(2), Answer::To(point(2)), now);
+        c.set(&mac(3), Answer::To(point(3)), now);
         // Using 1 makes 2 the oldest.
         c.lookup(&mac(1), &frame(1, 60), now);
-        let (_, fallout) = c.set(&mac(4), Some(point(4)), now);
+        let (_, fallout) = c.set(&mac(4), Answer::To(point(4)), now);
         assert_eq!(fallout, Fallout::default());
         assert_eq!(c.get(&mac(2)), None);
         assert_eq!(c.len(), 3);
@@ -859,8 +879,8 @@ mod tests {
         assert_eq!(order, vec![mac(4), mac(1), mac(3)]);
         // Evicting 3, then the pending 1: its frames are freed and its
         // lookup must be cancelled.
-        c.set(&mac(5), Some(point(5)), now);
-        let (_, fallout) = c.set(&mac(6), Some(point(6)), now);
+        c.set(&mac(5), Answer::To(point(5)), now);
+        let (_, fallout) = c.set(&mac(6), Answer::To(point(6)), now);
         assert_eq!(fallout.cancel, Some(mac(1)));
         assert_eq!(c.queued_bytes(), 0);
         assert_eq!(c.stats().evictions, 3);
@@ -952,7 +972,7 @@ mod tests {
                         c.drop_head(&mac(m));
                     }
                     Op::Set(m, drop) => {
-                        c.set(&mac(m), (!drop).then(|| point(m)), now);
+                        c.set(&mac(m), if drop { Answer::Drop } else { Answer::To(point(m)) }, now);
                     }
                     Op::Remove(m) => {
                         c.remove(&mac(m));
@@ -974,7 +994,7 @@ mod tests {
         c: &mut TargetCache,
         max: usize,
         mut between: impl FnMut(&mut TargetCache, usize),
-    ) -> Vec<(Mac, Option<Point>)> {
+    ) -> Vec<(Mac, Answer)> {
         let mut all = Vec::new();
         let mut after = None;
         for run in 0.. {
@@ -992,7 +1012,7 @@ mod tests {
 
     fn wide_mac(n: u32) -> Mac {
         let b = n.to_be_bytes();
-        [0x02, 0, b[0], b[1], b[2], b[3]]
+        Mac([0x02, 0, b[0], b[1], b[2], b[3]])
     }
 
     #[test]
@@ -1003,20 +1023,27 @@ mod tests {
         let n = 3000u32;
         for i in 0..n {
             let m = wide_mac((i * 7919) % n);
-            if m[5].is_multiple_of(5) {
-                c.set(&m, None, now);
+            if m.0[5].is_multiple_of(5) {
+                c.set(&m, Answer::Drop, now);
             } else {
-                c.set(&m, Some(point(m[5])), now);
+                c.set(&m, Answer::To(point(m.0[5])), now);
             }
         }
         // Unanswered entries are not listed: a pending one and a removed one.
         c.lookup(&wide_mac(n + 1), &frame(1, 60), now);
         assert!(c.remove(&wide_mac(7)));
         let listed = list_in_runs(&mut c, 40, |_, _| {});
-        let expected: Vec<(Mac, Option<Point>)> = (0..n)
+        let expected: Vec<(Mac, Answer)> = (0..n)
             .filter(|&i| i != 7)
             .map(wide_mac)
-            .map(|m| (m, (!m[5].is_multiple_of(5)).then(|| point(m[5]))))
+            .map(|m| {
+                let a = if m.0[5].is_multiple_of(5) {
+                    Answer::Drop
+                } else {
+                    Answer::To(point(m.0[5]))
+                };
+                (m, a)
+            })
             .collect();
         assert_eq!(listed, expected);
     }
@@ -1030,12 +1057,12 @@ mod tests {
         for i in 0..pending {
             c.lookup(&wide_mac(i), &frame(1, 14), now);
         }
-        c.set(&wide_mac(pending), Some(point(1)), now);
+        c.set(&wide_mac(pending), Answer::To(point(1)), now);
         let first = c.answers_after(None, 10);
         assert!(first.entries.is_empty());
         assert_eq!(first.next, Some(wide_mac(LIST_SCAN as u32 - 1)));
         let listed = list_in_runs(&mut c, 10, |_, _| {});
-        assert_eq!(listed, vec![(wide_mac(pending), Some(point(1)))]);
+        assert_eq!(listed, vec![(wide_mac(pending), Answer::To(point(1)))]);
     }
 
     #[test]
@@ -1051,12 +1078,12 @@ mod tests {
         // listing is, and go: swept once expired, or their answer removed.
         let n = 2000u32;
         for i in (0..n).step_by(2) {
-            c.set(&wide_mac(i), Some(point(1)), late);
+            c.set(&wide_mac(i), Answer::To(point(1)), late);
         }
         let listed = list_in_runs(&mut c, 25, |c, run| {
             let run = run as u32;
-            c.set(&wide_mac(2 * (run * 13 % 1000) + 1), None, early);
-            c.set(&wide_mac(n + 2 * run + 1), None, early);
+            c.set(&wide_mac(2 * (run * 13 % 1000) + 1), Answer::Drop, early);
+            c.set(&wide_mac(n + 2 * run + 1), Answer::Drop, early);
             c.remove(&wide_mac(2 * (run * 17 % 1000) + 1));
             if run.is_multiple_of(3) {
                 c.sweep(early + Duration::from_secs(50));

@@ -1,6 +1,5 @@
-//! Dynamic mode: each device's target cache as the packet path sees it
-//! ([`DynTarget`]), and the lookup service that answers its misses
-//! ([`LookupService`]), the daemon's varpd.
+//! The lookup service that answers the misses of every dynamic-mode
+//! device's target cache ([`LookupService`]): the daemon's varpd.
 //!
 //! # Requests
 //!
@@ -32,20 +31,17 @@
 //! Every request is retired exactly once; deactivation cancels the
 //! device's requests.
 
-use crate::{
-    stats::{add, DeviceStats, Health},
-    target::cache::{CacheLimits, Fallout, Mac, TargetCache},
-    target::PacketPath,
-};
+use super::DynTarget;
+use crate::stats::add;
 use overlay_plugin_abi::{
-    abi_stable::std_types::RSlice, dest, Action, LookupAnswer, LookupDeviceBox, LookupRequest,
-    Point, REQ_F_FLOOD,
+    abi_stable::std_types::RSlice, Action, LookupAnswer, LookupDeviceBox, LookupRequest, Mac,
+    REQ_F_FLOOD,
 };
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, Weak,
+        atomic::{AtomicU64, Ordering},
+        Arc, Condvar, Mutex, MutexGuard, OnceLock,
     },
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -57,168 +53,6 @@ pub const TIMEOUTS_TO_DEGRADE: u32 = 3;
 pub const DEFAULT_THREADS: usize = 4;
 /// How often idle lookup threads look for expired requests.
 const TICK: Duration = Duration::from_millis(50);
-
-/// What the transmit thread and the lookup service share of a device in
-/// dynamic mode.
-pub struct DynTarget {
-    /// The device's link id.
-    pub linkid: u32,
-    /// The device's name (for messages).
-    pub name: String,
-    /// Destination kinds the device's encapsulation needs.
-    pub needs: u32,
-    /// `AF_INET` or `AF_INET6`: the underlay's family.
-    pub domain: i32,
-    /// The cache and the frames answered, behind one lock.
-    pub state: Mutex<DynState>,
-    /// The device's `flood` property.
-    pub flood: AtomicBool,
-    /// The device's `lookup_timeout`, in milliseconds.
-    pub timeout_ms: AtomicU64,
-    /// The virtual network id lookups are told about.
-    pub vnetid: AtomicU64,
-    /// Counters of the device.
-    pub stats: Arc<DeviceStats>,
-    /// Health of the device.
-    pub health: Arc<Health>,
-    injector: RwLock<Option<Arc<dyn PacketPath>>>,
-    service: Weak<LookupService>,
-}
-
-/// Who a [`DynTarget`] belongs to.
-pub struct DynIdentity {
-    /// The device's link id.
-    pub linkid: u32,
-    /// The device's name.
-    pub name: String,
-    /// Destination kinds its encapsulation needs.
-    pub needs: u32,
-    /// `AF_INET` or `AF_INET6`: the underlay's family.
-    pub domain: i32,
-}
-
-/// The lock-protected part of a [`DynTarget`].
-pub struct DynState {
-    /// The target cache.
-    pub cache: TargetCache,
-    /// Frames answered and waiting for the transmit thread, each with its
-    /// destination, in order.
-    pub ready: Vec<(Vec<u8>, Point)>,
-}
-
-impl DynTarget {
-    /// A fresh, empty target for the device `id`, whose counters and
-    /// health are `stats` and `health`.
-    pub fn new(
-        id: DynIdentity,
-        limits: CacheLimits,
-        stats: Arc<DeviceStats>,
-        health: Arc<Health>,
-        service: &Arc<LookupService>,
-    ) -> DynTarget {
-        DynTarget {
-            linkid: id.linkid,
-            name: id.name,
-            needs: id.needs,
-            domain: id.domain,
-            state: Mutex::new(DynState {
-                cache: TargetCache::new(limits),
-                ready: Vec::new(),
-            }),
-            flood: AtomicBool::new(false),
-            timeout_ms: AtomicU64::new(2000),
-            vnetid: AtomicU64::new(0),
-            stats,
-            health,
-            injector: RwLock::new(None),
-            service: Arc::downgrade(service),
-        }
-    }
-
-    /// Asks the lookup service for a lookup of `mac`.
-    pub fn request(&self, mac: Mac) {
-        if let Some(s) = self.service.upgrade() {
-            s.request(self.linkid, mac);
-        }
-    }
-
-    /// Cancels the queued lookups of `mac` (its entry was evicted).
-    pub fn cancel(&self, mac: &Mac) {
-        if let Some(s) = self.service.upgrade() {
-            s.cancel(self.linkid, mac);
-        }
-    }
-
-    /// Locks the cache.
-    pub fn lock(&self) -> MutexGuard<'_, DynState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Connects the target to the running packet path (answers wake its
-    /// transmit thread; proxies inject through it).
-    pub fn attach(&self, injector: Arc<dyn PacketPath>) {
-        *self.injector.write().unwrap() = Some(injector);
-    }
-
-    /// Disconnects it: the packet path is stopping.
-    pub fn detach(&self) {
-        *self.injector.write().unwrap() = None;
-    }
-
-    /// The packet path's injector, while running.
-    pub fn injector(&self) -> Option<Arc<dyn PacketPath>> {
-        self.injector.read().unwrap().clone()
-    }
-
-    fn wake_tx(&self) {
-        if let Some(i) = self.injector() {
-            i.wake();
-        }
-    }
-
-    /// Checks that `p` is a destination this device can send to; the
-    /// error says what is missing.
-    pub fn check_point(&self, p: &Point) -> Result<(), String> {
-        if self.needs & dest::IP != 0 {
-            let ip = overlay_plugin_abi::prop::ip_from_in6(p.ip);
-            if ip.is_unspecified() || ip.is_multicast() {
-                return Err(format!("destination address {ip} is not a unicast address"));
-            }
-            let v4 = ip.is_ipv4();
-            if (self.domain == libc::AF_INET) != v4 {
-                return Err(format!(
-                    "destination address {ip} is not of the underlay's IP version ({})",
-                    if self.domain == libc::AF_INET {
-                        "IPv4"
-                    } else {
-                        "IPv6"
-                    }
-                ));
-            }
-        }
-        if self.needs & dest::PORT != 0 && p.port == 0 {
-            return Err("the device needs a destination port (1-65535)".into());
-        }
-        Ok(())
-    }
-
-    /// Sets `mac` to `dest` (or to drop) as an administrator does: queued
-    /// frames go out (or are freed). Returns the MAC whose lookup must be
-    /// cancelled after an eviction.
-    pub fn set(&self, mac: &Mac, point: Option<Point>) -> Fallout {
-        let mut st = self.lock();
-        let (frames, fallout) = st.cache.set(mac, point, Instant::now());
-        if let Some(p) = point {
-            let sent = !frames.is_empty();
-            st.ready.extend(frames.into_iter().map(|f| (f, p)));
-            drop(st);
-            if sent {
-                self.wake_tx();
-            }
-        }
-        fallout
-    }
-}
 
 /// Who holds an outstanding request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -470,8 +304,7 @@ impl LookupService {
                     let Some((reqid, mac)) = d.queue.pop_front() else {
                         continue;
                     };
-                    let timeout =
-                        Duration::from_millis(d.target.timeout_ms.load(Ordering::Relaxed));
+                    let timeout = d.target.lookup_timeout();
                     let (target, plugin) = (d.target.clone(), d.plugin.clone());
                     if !d.queue.is_empty() {
                         inner.turns.push_back(linkid);
@@ -490,13 +323,9 @@ impl LookupService {
                 }
                 found?
             };
-            let head = target.lock().cache.head(&mac).map(<[u8]>::to_vec);
-            let flags = if target.flood.load(Ordering::Relaxed) {
-                REQ_F_FLOOD
-            } else {
-                0
-            };
-            let vnetid = target.vnetid.load(Ordering::Relaxed);
+            let head = target.head(&mac);
+            let flags = if target.flood() { REQ_F_FLOOD } else { 0 };
+            let vnetid = target.vnetid();
             match head.and_then(|f| LookupRequest::parse(vnetid, &f, flags).map(|r| (r, f))) {
                 Some((req, frame)) => {
                     return Some((
@@ -527,8 +356,9 @@ impl LookupService {
     pub fn frame_of(&self, taker: Taker, reqid: u64) -> Result<Vec<u8>, String> {
         let (linkid, mac) = self.held(taker, reqid)?;
         let target = self.target(linkid).ok_or_else(unknown_request(reqid))?;
-        let frame = target.lock().cache.head(&mac).map(<[u8]>::to_vec);
-        frame.ok_or_else(|| format!("request {reqid} has no frame left"))
+        target
+            .head(&mac)
+            .ok_or_else(|| format!("request {reqid} has no frame left"))
     }
 
     /// The device of an outstanding request held by `taker`.
@@ -578,35 +408,21 @@ impl LookupService {
     }
 
     fn apply(&self, t: &DynTarget, mac: &Mac, answer: LookupAnswer) {
-        let now = Instant::now();
-        let mut st = t.lock();
         let more = match answer.action {
             Action::RESPOND => {
-                let p = answer.points[0];
                 add(&t.stats.lookup_answers, 1);
-                if let Some(frames) = st.cache.respond(mac, p, now) {
-                    st.ready.extend(frames.into_iter().map(|f| (f, p)));
-                }
-                drop(st);
-                t.wake_tx();
+                t.respond(mac, answer.points[0]);
                 return;
             }
             Action::REPLICATE => {
                 add(&t.stats.lookup_replicated, 1);
-                let (frame, more) = st.cache.take_head(mac);
-                if let Some(f) = frame {
-                    for p in answer.points.iter().filter(|p| t.check_point(p).is_ok()) {
-                        st.ready.push((f.clone(), *p));
-                    }
-                }
-                more
+                t.replicate(mac, &answer.points)
             }
             _ => {
                 add(&t.stats.lookup_drops, 1);
-                st.cache.drop_head(mac)
+                t.drop_head(mac)
             }
         };
-        drop(st);
         match answer.action {
             Action::INJECT => {
                 if let Some(i) = t.injector() {
@@ -622,7 +438,7 @@ impl LookupService {
             }
             _ => {}
         }
-        t.wake_tx();
+        t.released_some();
         if more {
             self.request(t.linkid, *mac);
         }
@@ -676,7 +492,7 @@ impl LookupService {
                         d.target.clone(),
                         format!(
                             "{who} did not answer {TIMEOUTS_TO_DEGRADE} lookups in a row within lookup_timeout ({} ms)",
-                            d.target.timeout_ms.load(Ordering::Relaxed)
+                            d.target.lookup_timeout().as_millis()
                         ),
                     ));
                 }
@@ -826,9 +642,12 @@ fn unknown_request(reqid: u64) -> impl Fn() -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::target::cache::CacheLimits;
+    use crate::{
+        stats::{DeviceStats, Health},
+        target::{CacheLimits, DynIdentity},
+    };
     use overlay_plugin_abi::{
-        kit, prop::ip_to_in6, LookupInfo, PluginError, PropInfo, MODE_DYNAMIC,
+        dest, kit, prop::ip_to_in6, LookupInfo, PluginError, Point, PropInfo, MODE_DYNAMIC,
     };
     use std::net::{IpAddr, Ipv4Addr};
 
@@ -840,9 +659,9 @@ pub(crate) mod tests {
     }
     pub(crate) struct TableDev(u16);
 
-    pub(crate) const KNOWN: Mac = [0x02, 0, 0, 0, 0, 0x09];
-    const SLOW: Mac = [0x02, 0, 0, 0, 0, 0x0d];
-    const PANICS: Mac = [0x02, 0, 0, 0, 0, 0x0e];
+    pub(crate) const KNOWN: [u8; 6] = [0x02, 0, 0, 0, 0, 0x09];
+    const SLOW: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0d];
+    const PANICS: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0e];
 
     impl kit::Lookup for Table {
         type Instance = TableDev;
@@ -922,19 +741,20 @@ pub(crate) mod tests {
     }
 
     /// A frame from the hosts to `mac` misses the cache and asks.
-    fn miss(t: &DynTarget, mac: Mac) {
+    fn miss(t: &DynTarget, mac: [u8; 6]) {
         let mut f = vec![0u8; 60];
         f[..6].copy_from_slice(&mac);
         f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-        let (v, _) = t.lock().cache.lookup(&mac, &f, Instant::now());
-        assert!(matches!(
-            v,
-            crate::target::cache::Verdict::Queued { lookup: true }
-        ));
-        t.request(mac);
+        let queued = svc_queued(t);
+        assert_eq!(t.batch().route(&f), crate::target::Route::Held);
+        assert_eq!(svc_queued(t), queued + 1, "the miss asked for a lookup");
     }
 
-    fn mac(n: u8) -> Mac {
+    fn svc_queued(t: &DynTarget) -> u64 {
+        t.stats.lookup_requests.load(Ordering::Relaxed)
+    }
+
+    fn mac(n: u8) -> [u8; 6] {
         [0x02, 0, 0, 0, 1, n]
     }
 
@@ -948,7 +768,7 @@ pub(crate) mod tests {
         }
         miss(&quiet, mac(9));
         assert_eq!(svc.queued_total(), 4);
-        let order: Vec<(u32, Mac)> = (0..4)
+        let order: Vec<(u32, [u8; 6])> = (0..4)
             .map(|_| {
                 let t = svc.take_external(5).expect("a request waits");
                 (t.target.linkid, t.req.dst)
@@ -987,14 +807,10 @@ pub(crate) mod tests {
         svc.answer(Taker::Handle(6), again.reqid, LookupAnswer::respond(p))
             .unwrap();
         // The queued frame was released towards that destination.
-        let st = t.lock();
-        assert_eq!(st.ready.len(), 1);
-        assert_eq!(st.ready[0].1, p);
-        assert!(matches!(
-            st.cache.get(&KNOWN),
-            Some((crate::target::cache::State::Valid(_), 0))
-        ));
-        drop(st);
+        let released = t.batch().released();
+        assert_eq!(released.len(), 1);
+        assert_eq!(released[0].1, p);
+        assert_eq!(t.answer(&Mac(KNOWN)), Some(crate::target::Answer::To(p)));
         // An unusable destination is refused and the request stays held.
         miss(&t, mac(3));
         let r = svc.take_external(6).unwrap();
@@ -1033,7 +849,12 @@ pub(crate) mod tests {
     fn a_slow_plugin_is_asked_again_then_degrades_the_device() {
         let svc = LookupService::new(2);
         let t = device(&svc, 1, false);
-        t.timeout_ms.store(20, Ordering::Relaxed);
+        t.configure(&crate::target::DynSettings {
+            flood: false,
+            lookup_timeout_ms: 20,
+            vnetid: 7,
+            limits: CacheLimits::default(),
+        });
         miss(&t, SLOW);
         eventually("three timeouts", || {
             t.stats.lookup_timeouts.load(Ordering::Relaxed) >= TIMEOUTS_TO_DEGRADE as u64
@@ -1061,7 +882,7 @@ pub(crate) mod tests {
         assert!(t.health.fault().unwrap().contains("table corrupted"));
         assert_eq!(t.stats.plugin_panics.load(Ordering::Relaxed), 1);
         eventually("the frame dropped", || {
-            t.lock().cache.get(&PANICS).map(|(_, n)| n) == Some(0)
+            t.entry(&Mac(PANICS)).map(|(_, n)| n) == Some(0)
         });
         // The service lives on: the next lookup is answered.
         miss(&t, KNOWN);

@@ -1,9 +1,20 @@
 //! The target: where a device's frames go. In dynamic mode, each device's
-//! target cache ([`cache`]) and the lookup service that answers its misses
-//! ([`lookup`]).
+//! target cache ([`cache`]), the device's view of it that the packet path,
+//! the control side and the lookups share ([`DynTarget`]), and the lookup
+//! service that answers its misses ([`lookup`]).
+//!
+//! Nothing outside this module touches a cache: the packet path routes
+//! frames through a [`Batch`] (one lock per batch), administrators read
+//! and change answers through [`DynTarget`]'s methods, and the lookup
+//! service applies answers the same way.
 
 pub mod cache;
+mod dynamic;
 pub mod lookup;
+
+pub use cache::{Answer, Answers, CacheLimits, State};
+pub use dynamic::{Batch, DynIdentity, DynSettings, DynTarget, Route};
+pub use overlay_plugin_abi::Mac;
 
 use crate::error::CtlResult;
 
