@@ -7,7 +7,7 @@
 //! a PID the daemon assigns; the daemon puts it in `nlmsg_pid` of everything
 //! it sends.
 //!
-//! The crate has six parts, each usable alone:
+//! The crate has seven parts, each usable alone:
 //!
 //! - [`spec`]: the families declared once as data (ids, commands, operation
 //!   kinds, privileges, attribute policies) and the Markdown rendering that
@@ -20,9 +20,11 @@
 //! - [`server`]: what the daemon needs, without I/O: datagram splitting,
 //!   the dispatch validation in the protocol's order, reply building, and
 //!   the whole nlctrl handler.
-//! - [`client`]: a blocking client over the Unix socket (the only part that
-//!   does I/O, and the only `unsafe`, at the socket calls), with a
+//! - [`client`]: a blocking client over the Unix socket, with a
 //!   [`client::Tap`] that sees every datagram.
+//! - [`sys`]: the transport, Unix `SOCK_SEQPACKET` sockets through `nix`,
+//!   which the client and the daemon both use (the only part that does
+//!   I/O).
 //! - [`transcript`]: the text format of recorded exchanges with the daemon
 //!   (golden transcripts), its parser and writer, and a recording tap.
 //!
@@ -40,6 +42,7 @@ pub mod errno;
 pub mod msg;
 pub mod server;
 pub mod spec;
+pub mod sys;
 pub mod transcript;
 
 pub use attr::{Attr, AttrValue, AttrsExt};

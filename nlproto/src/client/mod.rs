@@ -33,9 +33,7 @@
 //! # Ok::<(), nlproto::client::Error>(())
 //! ```
 
-mod sys;
-
-pub use sys::seqpacket_pair;
+pub use crate::sys::seqpacket_pair;
 
 use crate::attr::{Attr, AttrsExt, Unknown};
 use crate::errno;
@@ -44,6 +42,7 @@ use crate::msg::{
 };
 use crate::server::split_datagram;
 use crate::spec::{self, ctrl, handle, FamilySpec};
+use crate::sys;
 use crate::Emit;
 use std::collections::{HashMap, VecDeque};
 use std::io;

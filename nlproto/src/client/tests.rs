@@ -264,9 +264,12 @@ fn connect_by_path() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("overlayd.sock");
     let _ = std::fs::remove_file(&path);
-    let listener = sys::testing::listen(&path).unwrap();
+    let listener = crate::sys::seqpacket_socket(false).unwrap();
+    crate::sys::bind_listen(listener.as_fd(), &path, 4).unwrap();
     let acceptor = thread::spawn(move || {
-        let conn = sys::testing::accept(listener.as_fd()).unwrap();
+        let conn = crate::sys::accept(listener.as_fd(), false)
+            .unwrap()
+            .unwrap();
         serve(conn).join().unwrap();
     });
     let mut c = Client::connect(&path).unwrap();
