@@ -113,4 +113,5 @@ pub mod devices;
 pub mod error;
 pub mod plugins;
 pub mod stats;
+pub mod sys;
 pub mod target;

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use datapath::{
-    control::{self, handlers::Handlers, Server},
+    control::{handlers::Handlers, Server},
     devices::{persist::Persist, registry::Registry},
     plugins::Plugins,
 };
@@ -87,7 +87,7 @@ fn main() -> ExitCode {
 
     // Exit signals are read through a signalfd by the control loop; block
     // them before any thread starts so none of them takes the signal.
-    if let Err(e) = control::block_exit_signals() {
+    if let Err(e) = datapath::sys::signal::block_exit_signals() {
         tracing::error!("cannot block exit signals: {e}");
         return ExitCode::FAILURE;
     }

@@ -122,21 +122,13 @@ fn status_field(pid: i32, label: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
     #[test]
     fn a_socketpair_peer_is_this_process() {
-        let (a, _b) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .unwrap();
+        let (a, _b) = nlproto::sys::seqpacket_pair().unwrap();
         let cred = peer_cred(&a);
         assert_eq!(cred.pid, std::process::id() as i32);
-        // SAFETY: geteuid has no preconditions.
-        let euid = unsafe { libc::geteuid() };
+        let euid = nix::unistd::geteuid().as_raw();
         assert_eq!(cred.uid, euid);
         let caps = status_field(std::process::id() as i32, "CapEff:")
             .and_then(|v| u64::from_str_radix(&v, 16).ok())

@@ -29,22 +29,18 @@ pub mod cred;
 pub mod handlers;
 pub mod target;
 
-use crate::devices::notify::{Delivery, OutQueue};
-use nix::sys::{
-    signal::{SigSet, Signal},
-    signalfd::{SfdFlags, SignalFd},
-    socket::{
-        accept4, bind, listen, recv, send, socket, AddressFamily, Backlog, MsgFlags, SockFlag,
-        SockType, UnixAddr,
-    },
+use crate::{
+    devices::notify::{Delivery, OutQueue},
+    sys::{self, signal::ExitSignals},
 };
-use nlproto::{server::pack_datagrams, server::DEFAULT_DATAGRAM_LIMIT, Message};
+use nix::sys::signal::Signal;
+use nlproto::{server::pack_datagrams, server::DEFAULT_DATAGRAM_LIMIT, sys as seqpacket, Message};
 use polling::{Event, Events, PollMode, Poller};
 use slab::Slab;
 use std::{
     collections::BTreeSet,
     io,
-    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, OwnedFd},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -187,31 +183,16 @@ impl Server {
             if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
                 return Err(ServerError::NotASocket(path.to_path_buf()));
             }
-            if connect_seqpacket(path).is_ok() {
+            if seqpacket::connect(path).is_ok() {
                 return Err(ServerError::InUse(path.to_path_buf()));
             }
             std::fs::remove_file(path).map_err(io_err("cannot remove stale socket"))?;
         }
-        let fd = socket(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .map_err(|e| io_err("cannot create socket")(e.into()))?;
-        let addr = UnixAddr::new(path).map_err(|e| io_err("invalid socket path")(e.into()))?;
-        // The file is created with no access for others at all, so nobody
-        // outside root's group can connect before the group is set.
-        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o117));
-        let bound = bind(fd.as_raw_fd(), &addr);
-        nix::sys::stat::umask(old);
-        bound.map_err(|e| io_err("cannot bind")(e.into()))?;
+        let fd = sys::socket::listen_private(path, 128).map_err(io_err("cannot listen on"))?;
         nix::unistd::chown(path, None, Some(gid))
             .map_err(|e| io_err("cannot give the group (choose it with --group) to")(e.into()))?;
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o660))
             .map_err(io_err("cannot set the mode of"))?;
-        listen(&fd, Backlog::new(128).expect("valid backlog"))
-            .map_err(|e| io_err("cannot listen on")(e.into()))?;
         let poller =
             std::sync::Arc::new(Poller::new().map_err(io_err("cannot create poller for"))?);
         // SAFETY: the listener is deleted from the poller before it is dropped (in Drop).
@@ -241,17 +222,14 @@ impl Server {
     }
 
     /// Serves until SIGTERM, SIGINT or SIGHUP. The caller must have blocked
-    /// those signals in every thread (see [`block_exit_signals`]).
+    /// those signals in every thread (see
+    /// [`sys::signal::block_exit_signals`]).
     pub fn run(&mut self, dispatch: &mut impl Dispatch) -> io::Result<Signal> {
-        let mut mask = SigSet::empty();
-        for s in EXIT_SIGNALS {
-            mask.add(s);
-        }
-        let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        let sigfd = ExitSignals::new()?;
         // SAFETY: sigfd outlives its registration: it is deleted before returning.
         unsafe {
             self.poller
-                .add(sigfd.as_fd().as_raw_fd(), Event::readable(SIGNAL_KEY))?
+                .add(&sigfd.as_fd(), Event::readable(SIGNAL_KEY))?
         };
         let mut events = Events::new();
         let mut last_recheck = Instant::now();
@@ -298,11 +276,9 @@ impl Server {
                         self.poller
                             .modify(&self.listener, Event::readable(LISTENER_KEY))?;
                     }
-                    SIGNAL_KEY => match sigfd.read_signal() {
-                        Ok(Some(info)) => {
-                            stop = Signal::try_from(info.ssi_signo as i32).ok();
-                        }
-                        _ => {
+                    SIGNAL_KEY => match sigfd.read() {
+                        Some(sig) => stop = Some(sig),
+                        None => {
                             self.poller
                                 .modify(sigfd.as_fd(), Event::readable(SIGNAL_KEY))?;
                         }
@@ -320,13 +296,8 @@ impl Server {
 
     fn accept_all(&mut self) {
         loop {
-            match accept4(
-                self.listener.as_raw_fd(),
-                SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-            ) {
-                Ok(raw) => {
-                    // SAFETY: accept4 returned a new descriptor that nothing else owns.
-                    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            match seqpacket::accept(self.listener.as_fd(), true) {
+                Ok(Some(fd)) => {
                     let pid = self.next_pid;
                     self.next_pid = self.next_pid.checked_add(1).unwrap_or(1);
                     let peer = cred::peer_cred(&fd);
@@ -358,8 +329,7 @@ impl Server {
                         "connection opened"
                     );
                 }
-                Err(nix::errno::Errno::EAGAIN) => return,
-                Err(nix::errno::Errno::EINTR) => continue,
+                Ok(None) => return,
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
                     return;
@@ -388,7 +358,8 @@ impl Server {
             };
             let mut out = Outbox::default();
             if d.busy(peer) {
-                if !conn.out.is_empty() || unread_bytes(&conn.fd) >= UNREAD_MIN {
+                if !conn.out.is_empty() || sys::socket::unread_bytes(conn.fd.as_fd()) >= UNREAD_MIN
+                {
                     return;
                 }
                 d.resume(peer, &mut out);
@@ -399,20 +370,18 @@ impl Server {
             } else if conn.out.bytes() >= OUT_QUEUE_CAP {
                 return;
             } else {
-                let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
-                match recv(conn.fd.as_raw_fd(), &mut buf, flags) {
+                match seqpacket::try_recv(conn.fd.as_fd(), &mut buf) {
                     // A zero-length datagram also reads as 0: only a hang-up
                     // closes the connection; the empty datagram gets its error.
-                    Ok(0) if peer_hung_up(&conn.fd) => {
+                    Ok(Some(0)) if seqpacket::hung_up(conn.fd.as_fd()) => {
                         self.close(key, d);
                         return;
                     }
                     // A datagram longer than the buffer arrives cut; its last
                     // message then overruns what is there and gets the
                     // ordinary length error.
-                    Ok(n) => d.datagram(peer, &buf[..n.min(buf.len())], &mut out),
-                    Err(nix::errno::Errno::EAGAIN) => return,
-                    Err(nix::errno::Errno::EINTR) => continue,
+                    Ok(Some(n)) => d.datagram(peer, &buf[..n.min(buf.len())], &mut out),
+                    Ok(None) => return,
                     Err(_) => {
                         self.close(key, d);
                         return;
@@ -502,68 +471,15 @@ fn queue_replies(conn: &mut Conn, replies: &mut Vec<Message>) {
     }
 }
 
-/// Bytes sent on the socket that the client has not read yet (`SIOCOUTQ`;
-/// 0 when the kernel cannot tell, so that a dump never stalls on it).
-fn unread_bytes(fd: &OwnedFd) -> usize {
-    let mut n: libc::c_int = 0;
-    // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one c_int through the valid pointer.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n as *mut libc::c_int) };
-    if r < 0 {
-        0
-    } else {
-        usize::try_from(n).unwrap_or(0)
-    }
-}
-
-fn peer_hung_up(fd: &OwnedFd) -> bool {
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLRDHUP,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    let r = unsafe { libc::poll(&mut p, 1, 0) };
-    r > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
-}
-
 /// Writes queued datagrams without blocking. Returns false when the peer
 /// is gone.
 fn flush(conn: &mut Conn) -> bool {
     while let Some(front) = conn.out.front() {
-        match send(
-            conn.fd.as_raw_fd(),
-            front,
-            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
-        ) {
-            Ok(_) => conn.out.pop(),
-            Err(nix::errno::Errno::EAGAIN) => return true,
-            Err(nix::errno::Errno::EINTR) => continue,
+        match seqpacket::try_send(conn.fd.as_fd(), front) {
+            Ok(true) => conn.out.pop(),
+            Ok(false) => return true,
             Err(_) => return false,
         }
     }
     true
-}
-
-/// The signals that make the daemon exit cleanly.
-pub const EXIT_SIGNALS: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
-
-/// Blocks the exit signals in the calling thread (and the threads it
-/// starts afterwards), so that they are only seen through the signalfd.
-pub fn block_exit_signals() -> nix::Result<()> {
-    let mut mask = SigSet::empty();
-    for s in EXIT_SIGNALS {
-        mask.add(s);
-    }
-    mask.thread_block()
-}
-
-fn connect_seqpacket(path: &Path) -> nix::Result<OwnedFd> {
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    nix::sys::socket::connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
-    Ok(fd)
 }

@@ -1,0 +1,15 @@
+//! The OS edge: sockets and socket options, polling, eventfds and
+//! signals, on `nix` where nix has the call. Everything else in the daemon
+//! calls these instead of `libc`, so that the `unsafe` blocks of the OS
+//! edge are here (and in the packet path's ring and ioctl code), each with
+//! its `// SAFETY:` line.
+//!
+//! The Unix `SOCK_SEQPACKET` calls the control server shares with every
+//! client are nlproto's ([`nlproto::sys`]); this module adds what only the
+//! daemon needs.
+
+pub mod signal;
+pub mod socket;
+pub mod wake;
+
+pub use wake::WakeFd;
