@@ -21,6 +21,7 @@
 
 pub mod backend;
 pub mod mux;
+pub mod offload;
 
 use crate::{
     dataplane::backend::{Backend, RxBatch, BATCH, ETH_HLEN, MAX_FRAME, VLAN_TAGSZ},

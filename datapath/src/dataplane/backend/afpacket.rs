@@ -45,9 +45,14 @@
 //! every frame) and the frame, not copied. `PACKET_QDISC_BYPASS` is not set:
 //! frames sent with it are invisible to other packet sockets (captures).
 
-use super::offload::{copy_tagged, gso, l4};
 use super::tap::{ifname_bytes, with_context, IfCtl};
-use super::{complete_checksum, vnet, Backend, Caps, RxBatch, BATCH, MAX_FRAME};
+use super::{Backend, Caps, RxBatch, BATCH, MAX_FRAME};
+use crate::dataplane::offload::{
+    csum::complete_checksum,
+    layout as l4,
+    segment::{self as gso, copy_tagged},
+    vnet,
+};
 use std::{
     io,
     mem::{offset_of, size_of},
@@ -573,11 +578,11 @@ struct Meta {
 fn emit(src: &[u8], meta: &Meta, batch: &mut RxBatch, next_seg: &mut usize) -> bool {
     let shift = if meta.vlan.is_some() { 4 } else { 0 };
     if meta.vnet.gso_type != vnet::GSO_NONE {
-        let Some(plan) = gso::Plan::new(src, &meta.vnet) else {
+        let Some(plan) = gso::Plan::new(src, &meta.vnet).ok() else {
             *next_seg = 0;
             return true;
         };
-        while *next_seg < plan.count {
+        while *next_seg < plan.count() {
             let Some(buf) = batch.next_buf() else {
                 return false;
             };
@@ -798,8 +803,8 @@ mod tests {
     use super::super::tap::testnet::{
         arp_reply, arp_request, ipv4_ok, l4_ok, readable, run, Netns,
     };
-    use super::super::{fold, ones_sum};
     use super::*;
+    use crate::dataplane::offload::csum::{fold, ones_sum};
     use std::{
         net::UdpSocket,
         time::{Duration, Instant},
@@ -908,7 +913,7 @@ mod tests {
         let src = frame(false, l4::TCP, 2500);
         let h = gso_hdr(1, 1000, 34, 16);
         let plan = gso::Plan::new(&src, &h).unwrap();
-        assert_eq!(plan.count, 3);
+        assert_eq!(plan.count(), 3);
         let mut out = vec![0u8; 2000];
         let mut payload = Vec::new();
         for i in 0..3 {
@@ -963,9 +968,9 @@ mod tests {
     fn refuses_gso_it_does_not_know() {
         let src = frame(false, l4::UDP, 2000);
         // UFO (3) and a TCP type on a UDP packet are dropped, not passed on.
-        assert!(gso::Plan::new(&src, &gso_hdr(3, 1000, 34, 6)).is_none());
-        assert!(gso::Plan::new(&src, &gso_hdr(1, 1000, 34, 16)).is_none());
-        assert!(gso::Plan::new(&src, &gso_hdr(5, 0, 34, 6)).is_none());
+        assert!(gso::Plan::new(&src, &gso_hdr(3, 1000, 34, 6)).is_err());
+        assert!(gso::Plan::new(&src, &gso_hdr(1, 1000, 34, 16)).is_err());
+        assert!(gso::Plan::new(&src, &gso_hdr(5, 0, 34, 6)).is_err());
         let mut batch = RxBatch::new(4, 4096);
         let meta = Meta {
             vnet: gso_hdr(3, 1000, 34, 6),

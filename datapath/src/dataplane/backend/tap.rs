@@ -20,7 +20,8 @@
 //! left persistent by someone else, or any other kind) is refused instead
 //! of being attached to: a `Tap` always owns a fresh interface.
 
-use super::{complete_checksum, offload::gso, vnet, Backend, Caps, RxBatch, MAX_FRAME};
+use super::{Backend, Caps, RxBatch, MAX_FRAME};
+use crate::dataplane::offload::{csum::complete_checksum, segment as gso, vnet};
 use std::{
     ffi::CStr,
     fs::{File, OpenOptions},
@@ -211,7 +212,7 @@ impl Pending {
         let Some(plan) = &self.plan else {
             return true;
         };
-        while self.next_seg < plan.count {
+        while self.next_seg < plan.count() {
             let Some(out) = batch.next_buf() else {
                 return false;
             };
@@ -254,7 +255,7 @@ impl Backend for Tap {
                     // cut it into the batch's next buffers.
                     batch.swap_next(&mut pending.buf);
                     pending.len = len;
-                    pending.plan = gso::Plan::new(&pending.buf[..len], &h);
+                    pending.plan = gso::Plan::new(&pending.buf[..len], &h).ok();
                     pending.next_seg = 0;
                     self.gso_frames.fetch_add(1, Ordering::Relaxed);
                     if pending.plan.is_none() {
@@ -602,7 +603,7 @@ pub(crate) mod testnet {
 
     /// Whether the TCP/UDP checksum of the IP packet at `l3` verifies.
     pub fn l4_ok(f: &[u8], l3: usize) -> bool {
-        use crate::dataplane::backend::{fold, ones_sum};
+        use crate::dataplane::offload::csum::{fold, ones_sum};
         let (v6, l4, end, proto) = if f[l3] >> 4 == 6 {
             let plen = u16::from_be_bytes([f[l3 + 4], f[l3 + 5]]) as usize;
             (true, l3 + 40, l3 + 40 + plen, f[l3 + 6])
@@ -621,7 +622,7 @@ pub(crate) mod testnet {
 
     /// Whether the IPv4 header checksum at `l3` verifies.
     pub fn ipv4_ok(f: &[u8], l3: usize) -> bool {
-        use crate::dataplane::backend::{fold, ones_sum};
+        use crate::dataplane::offload::csum::{fold, ones_sum};
         fold(ones_sum(&f[l3..l3 + 20], 0)) == 0xffff
     }
 
