@@ -4,6 +4,7 @@
 use clap::Parser;
 use datapath::{
     control::{handlers::Handlers, Server},
+    dataplane::{probe::Offloads, Engine},
     devices::{persist::Persist, registry::Registry},
     plugins::Plugins,
 };
@@ -68,6 +69,28 @@ struct Args {
         value_parser = clap::value_parser!(u16).range(1..=256)
     )]
     lookup_threads: u16,
+
+    /// Packet threads serving every device and underlay socket (default:
+    /// one per CPU).
+    #[arg(
+        long = "packet-threads",
+        env = "OVERLAYD_PACKET_THREADS",
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
+    packet_threads: Option<u16>,
+
+    /// Turns an offload off, for debugging or to measure what it is worth:
+    /// tso (super-frames from the TAP), udp-gso (one send per super-frame),
+    /// udp-gro (several datagrams per read), coalesce (merged TCP segments
+    /// written to the TAP). Repeatable, or comma-separated.
+    #[arg(
+        long = "disable-offload",
+        env = "OVERLAYD_DISABLE_OFFLOAD",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    disable_offload: Vec<String>,
 
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, env = "OVERLAYD_LOG", default_value = "info")]
@@ -146,7 +169,28 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut registry = Registry::with_lookup_threads(Arc::new(plugins), args.lookup_threads.into());
+    let mut wanted = Offloads::default();
+    for name in &args.disable_offload {
+        if let Err(e) = wanted.disable(name.trim()) {
+            tracing::error!("--disable-offload: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let offloads = wanted.probe();
+    let threads = args.packet_threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    raise_fd_limit();
+    let engine = match Engine::start(threads, offloads) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!("cannot start the packet threads: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!("{threads} packet thread(s); offloads: {offloads}");
+    let mut registry = Registry::with_engine(Arc::new(plugins), args.lookup_threads.into(), engine);
     registry.lookups().set_waker(server.waker());
     if let Some(state) = persist.load() {
         tracing::info!(
@@ -181,6 +225,21 @@ fn main() -> ExitCode {
             handlers.shutdown();
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Raises the limit of open descriptors to the hard limit: every active
+/// device holds its backend's descriptor, so thousands of devices need
+/// thousands of descriptors (1024 is the usual soft limit).
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!("cannot raise the open-file limit from {soft} to {hard}: {e}");
+            }
+        }
+        tracing::debug!("open-file limit {}", hard.max(soft));
     }
 }
 

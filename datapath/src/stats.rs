@@ -73,6 +73,22 @@ counters! {
         lookup_timeouts,
         /// Lookups that failed in the plugin or gave an unusable answer.
         lookup_errors,
+        /// Super-frames from the hosts (TSO, up to 64 KiB) sent with one
+        /// UDP GSO send each.
+        tx_gso,
+        /// Super-frames cut into segments here (UDP GSO off or refused).
+        tx_segmented,
+        /// Frames written to the hosts as one GSO frame, each standing for
+        /// several received TCP segments merged.
+        rx_gso,
+        /// Frames from the hosts whose virtio-net header puts the partial
+        /// checksum outside the frame.
+        drop_vnet_csum,
+        /// Super-frames whose segment size is 0 or larger than the frame.
+        drop_vnet_gso_size,
+        /// Super-frames whose GSO type is unknown or does not match their
+        /// headers.
+        drop_vnet_gso_type,
     }
 }
 
@@ -99,6 +115,10 @@ counters! {
         tx_packets,
         /// Bytes sent (UDP payload).
         tx_bytes,
+        /// Reads that returned several datagrams at once (UDP GRO).
+        rx_gro,
+        /// Sends that carried several datagrams at once (UDP GSO).
+        tx_gso,
     }
 }
 
@@ -157,7 +177,7 @@ mod tests {
         let snap = s.snapshot();
         assert_eq!(snap[0], ("rx_packets", 3));
         assert!(snap.contains(&("drop_unknown_vnetid", 1)));
-        assert_eq!(snap.len(), 9);
+        assert_eq!(snap.len(), 11);
         assert!(snap.contains(&("plugin_panics", 0)));
     }
 

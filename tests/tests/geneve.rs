@@ -500,6 +500,11 @@ fn overlayd_with_open_vswitch_geneve() {
     // must keep out of what OVS reads from the veth, and what B's kernel
     // sends on the veth must carry finished checksums (peers.md).
     b.ok(&["ethtool", "-K", "ub", "tx", "off"]);
+    // OVS reads B's veth raw, without a virtio-net header, so what A sends
+    // must cross the veth as a NIC would put it on a wire: datagrams cut
+    // and checksums finished (A's UDP sockets leave both to the device, as
+    // the kernel's vxlan does).
+    a.ok(&["ethtool", "-K", "ua", "tx", "off"]);
     for knob in [
         "net.ipv4.conf.ub.rp_filter=1",
         "net.ipv4.conf.ub.arp_ignore=1",

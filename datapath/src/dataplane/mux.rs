@@ -1,31 +1,46 @@
 //! The mux: one underlay endpoint (encapsulation plugin, socket parameters,
 //! listen address and port) shared by every device that uses it.
 //!
-//! A mux owns two sockets. The **receive** socket is an ordinary UDP
-//! socket bound to the listen address and port; a thread reads it in
-//! batches (`recvmmsg`), asks the plugin to parse the header (`decap`),
-//! finds the device by virtual network id and hands it the inner frame.
-//! The **transmit** socket is a raw `IPPROTO_UDP` socket: the data path
-//! writes the UDP header itself, so that the source port can carry a hash
-//! of the inner flow as RFC 7348 recommends (an ordinary UDP socket would
-//! send every packet from the listen port). It is bound to the listen
-//! address, receives nothing (a socket filter drops every copy the kernel
-//! would queue to it), and for IPv6 lets the kernel fill the mandatory UDP
-//! checksum (`IPV6_CHECKSUM`). IPv4 packets go with checksum 0, which RFC
-//! 7348 allows and every VXLAN receiver accepts.
+//! A mux owns its sockets. The **receive** socket is an ordinary UDP
+//! socket bound to the listen address and port, with `UDP_GRO` where the
+//! kernel has it; a packet thread reads it ([`super::rx`]), asks the plugin
+//! to parse each header (`decap`), finds the device by virtual network id
+//! and hands it the inner frames. Two kinds of socket send:
 //!
-//! The device table is published as an immutable snapshot; the receive
-//! thread picks up a new one at the start of a batch. A change waits until
-//! the thread has seen it, so once `remove` returns no frame is delivered
-//! to the removed device.
+//! * a **raw** `IPPROTO_UDP` socket, for frames sent one datagram each: the
+//!   data path writes the UDP header itself, so that the source port can
+//!   carry a hash of the inner flow as RFC 7348 recommends. It is bound to
+//!   the listen address, receives nothing (a socket filter drops every copy
+//!   the kernel would queue to it), and for IPv6 lets the kernel fill the
+//!   mandatory UDP checksum (`IPV6_CHECKSUM`). IPv4 packets go with
+//!   checksum 0, which RFC 7348 allows and every VXLAN receiver accepts.
+//! * **source-port pools** ([`SportPool`]) of ordinary UDP sockets, each
+//!   bound to one port of a device's source-port range, for super-frames
+//!   sent with `UDP_SEGMENT` (UDP GSO: one `sendmsg` for up to 64 KiB of
+//!   datagrams, segmented by the kernel). A UDP socket sends from its own
+//!   port only, so per-flow entropy comes from choosing the socket by the
+//!   flow hash; the raw path uses the same port for the same flow, so a
+//!   flow keeps one source port whichever way its frames go. The price:
+//!   [`SPORT_POOL`] distinct source ports per range instead of the whole
+//!   range, which is plenty for ECMP hashing over a few paths.
+//!
+//! The device table is published as an immutable snapshot, read by the
+//! receive side at the start of each batch; a change waits until the
+//! packet thread has finished the batches that began before it
+//! ([`super::threads::Threads::sync`]), so once `remove` returns no frame
+//! is delivered to the removed device.
 
+use super::{
+    probe::Offloads,
+    threads::{Registration, Source, Threads},
+};
 use crate::{
     dataplane::backend::{Backend, ETH_HLEN},
     error::{CtlError, CtlResult},
     plugins::EncapEntry,
-    stats::{add, DeviceStats, Health, MuxStats},
+    stats::{DeviceStats, Health, MuxStats},
 };
-use overlay_plugin_abi::{abi_stable::std_types::RSlice, prop::ip_from_in6, SocketSpec};
+use overlay_plugin_abi::{prop::ip_from_in6, SocketSpec};
 use std::{
     collections::HashMap,
     io,
@@ -33,23 +48,15 @@ use std::{
     net::IpAddr,
     os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
         Arc, Mutex, RwLock,
     },
-    thread::JoinHandle,
-    time::{Duration, Instant},
+    time::Instant,
 };
 
-/// Packets read per `recvmmsg`.
-const RX_BATCH: usize = 32;
-/// Largest underlay payload read (jumbo frames plus headers).
-const RX_BUF: usize = 9216 + 256;
-/// How long a table change waits for the receive thread at most. The
-/// thread wakes within its poll interval, so this only bounds a wedged one.
-const SYNC_WAIT: Duration = Duration::from_secs(2);
-/// Poll interval of the packet threads, bounding how late they notice a
-/// stop or a table change if a wake-up were lost.
-pub const POLL_MS: i32 = 200;
+/// Sockets in a source-port pool: the distinct outer source ports a
+/// device's flows spread over when UDP GSO is in use.
+pub const SPORT_POOL: usize = 32;
 
 /// What makes two devices share a mux.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -104,7 +111,7 @@ pub struct Port {
     pub health: Arc<Health>,
 }
 
-type Table = Arc<HashMap<u64, Arc<Port>>>;
+pub(super) type Table = Arc<HashMap<u64, Arc<Port>>>;
 
 /// One shared underlay endpoint.
 pub struct Mux {
@@ -112,47 +119,48 @@ pub struct Mux {
     pub key: MuxKey,
     /// The encapsulation plugin all its devices use.
     pub encap: Arc<EncapEntry>,
-    rx: OwnedFd,
+    pub(super) rx: OwnedFd,
     tx: OwnedFd,
     table: RwLock<Table>,
-    generation: AtomicU64,
-    seen: AtomicU64,
-    wake: OwnedFd,
-    stop: AtomicBool,
+    pools: Mutex<Vec<Arc<SportPool>>>,
+    /// Whether the receive socket has `UDP_GRO` on.
+    pub(super) gro: bool,
+    /// Whether super-frames may be sent with UDP GSO: on when the kernel
+    /// has it and it is not turned off, off for good after a refusal.
+    gso: AtomicBool,
+    /// Whether frames are merged for the devices (receive coalescing).
+    pub(super) coalesce: bool,
     /// Its counters.
     pub stats: MuxStats,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Its place in the packet threads, while open.
+    reg: Mutex<Option<Registration>>,
 }
 
 impl Mux {
-    /// Opens the sockets and starts the receive thread. A failure leaves
-    /// nothing open.
-    pub fn open(key: MuxKey, encap: Arc<EncapEntry>) -> io::Result<Arc<Mux>> {
+    /// Opens the sockets; a failure leaves nothing open. The mux receives
+    /// nothing until [`MuxSet`] registers it with the packet threads.
+    pub fn open(key: MuxKey, encap: Arc<EncapEntry>, offloads: &Offloads) -> io::Result<Mux> {
         let rx = open_rx(&key)?;
+        // Asked for where probed and wanted; a refusal only means
+        // datagrams come one per read.
+        let gro = offloads.udp_gro && setsockopt_int(&rx, libc::SOL_UDP, libc::UDP_GRO, 1).is_ok();
         let tx = open_tx(&key)?;
-        let wake = eventfd()?;
-        let mux = Arc::new(Mux {
+        Ok(Mux {
             key,
             encap,
             rx,
             tx,
             table: RwLock::new(Arc::new(HashMap::new())),
-            generation: AtomicU64::new(0),
-            seen: AtomicU64::new(0),
-            wake,
-            stop: AtomicBool::new(false),
+            pools: Mutex::new(Vec::new()),
+            gro,
+            gso: AtomicBool::new(offloads.udp_gso),
+            coalesce: offloads.coalesce,
             stats: MuxStats::default(),
-            thread: Mutex::new(None),
-        });
-        let m = mux.clone();
-        let handle = std::thread::Builder::new()
-            .name(format!("mux-rx-{}", mux.key.port))
-            .spawn(move || m.rx_loop())?;
-        *mux.thread.lock().unwrap() = Some(handle);
-        Ok(mux)
+            reg: Mutex::new(None),
+        })
     }
 
-    /// The transmit socket.
+    /// The raw transmit socket.
     pub fn tx_fd(&self) -> BorrowedFd<'_> {
         self.tx.as_fd()
     }
@@ -162,160 +170,69 @@ impl Mux {
         self.table.read().unwrap().len()
     }
 
-    /// Attaches a device; returns once the receive thread delivers to it.
-    pub fn insert(&self, vnetid: u64, port: Arc<Port>) {
-        self.update(|t| {
+    /// The device table as it is now.
+    pub(super) fn table(&self) -> Table {
+        self.table.read().unwrap().clone()
+    }
+
+    /// Whether super-frames may go out with UDP GSO.
+    pub fn gso(&self) -> bool {
+        self.gso.load(Ordering::Relaxed)
+    }
+
+    /// Stops using UDP GSO on this mux after the kernel refused it.
+    #[cold]
+    pub(super) fn gso_refused(&self, e: &io::Error) {
+        if self.gso.swap(false, Ordering::Relaxed) {
+            tracing::warn!(
+                "mux {}: UDP GSO refused ({e}); super-frames are segmented here from now on",
+                self.key.endpoint()
+            );
+        }
+    }
+
+    /// The source-port pool for the range `lo..=hi`, opened on first use.
+    pub(super) fn sport_pool(&self, lo: u16, hi: u16) -> io::Result<Arc<SportPool>> {
+        let mut pools = self.pools.lock().unwrap();
+        if let Some(p) = pools.iter().find(|p| p.range == (lo, hi)) {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(SportPool::open(&self.key, lo, hi)?);
+        pools.push(p.clone());
+        Ok(p)
+    }
+
+    /// Attaches a device; returns once the receive side delivers to it.
+    pub fn insert(&self, vnetid: u64, port: Arc<Port>, threads: &Threads) {
+        self.update(threads, |t| {
             t.insert(vnetid, port);
         });
     }
 
-    /// Detaches a device; returns once the receive thread no longer
+    /// Detaches a device; returns once the receive side no longer
     /// delivers to it.
-    pub fn remove(&self, vnetid: u64) {
-        self.update(|t| {
+    pub fn remove(&self, vnetid: u64, threads: &Threads) {
+        self.update(threads, |t| {
             t.remove(&vnetid);
         });
     }
 
-    fn update(&self, change: impl FnOnce(&mut HashMap<u64, Arc<Port>>)) {
-        let gen = {
+    fn update(&self, threads: &Threads, change: impl FnOnce(&mut HashMap<u64, Arc<Port>>)) {
+        {
             let mut table = self.table.write().unwrap();
             let mut next = HashMap::clone(&table);
             change(&mut next);
             *table = Arc::new(next);
-            self.generation.fetch_add(1, Ordering::SeqCst) + 1
-        };
-        wake(&self.wake);
-        let deadline = Instant::now() + SYNC_WAIT;
-        while self.seen.load(Ordering::SeqCst) < gen && Instant::now() < deadline {
-            if self
-                .thread
-                .lock()
-                .unwrap()
-                .as_ref()
-                .is_none_or(|t| t.is_finished())
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_micros(200));
         }
-    }
-
-    /// Stops the receive thread. The sockets close when the last reference
-    /// (a device's transmit path) goes.
-    pub fn shutdown(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        wake(&self.wake);
-        if let Some(t) = self.thread.lock().unwrap().take() {
-            let _ = t.join();
-        }
-    }
-
-    fn rx_loop(&self) {
-        let mut bufs = vec![0u8; RX_BATCH * RX_BUF];
-        let mut iovs: Vec<libc::iovec> = Vec::with_capacity(RX_BATCH);
-        let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(RX_BATCH);
-        for i in 0..RX_BATCH {
-            iovs.push(libc::iovec {
-                iov_base: bufs[i * RX_BUF..].as_mut_ptr().cast(),
-                iov_len: RX_BUF,
-            });
-        }
-        for iov in iovs.iter_mut() {
-            // SAFETY: mmsghdr is plain data; all-zero is a valid value.
-            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            m.msg_hdr.msg_iov = iov;
-            m.msg_hdr.msg_iovlen = 1;
-            msgs.push(m);
-        }
-        let mut table: Table = self.table.read().unwrap().clone();
-        let mut gen = self.generation.load(Ordering::SeqCst);
-        self.seen.store(gen, Ordering::SeqCst);
-        let plugin = &self.encap.plugin;
-        while !self.stop.load(Ordering::SeqCst) {
-            let now = self.generation.load(Ordering::SeqCst);
-            if now != gen {
-                table = self.table.read().unwrap().clone();
-                gen = now;
-                self.seen.store(gen, Ordering::SeqCst);
-            }
-            let data = poll_two(self.rx.as_fd(), self.wake.as_fd(), POLL_MS);
-            // A wake-up alone must be consumed too, or poll keeps
-            // reporting it and the thread spins.
-            drain(&self.wake);
-            if !data {
-                continue;
-            }
-            // SAFETY: msgs holds RX_BATCH headers whose iovecs point into
-            // `bufs`, which outlives the call; the socket is open.
-            let n = unsafe {
-                libc::recvmmsg(
-                    self.rx.as_raw_fd(),
-                    msgs.as_mut_ptr(),
-                    RX_BATCH as u32,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                )
-            };
-            if n <= 0 {
-                continue;
-            }
-            let (mut pkts, mut bytes) = (0u64, 0u64);
-            let (mut unknown, mut bad, mut short, mut oam) = (0u64, 0u64, 0u64, 0u64);
-            let mut panics = 0u64;
-            for (i, m) in msgs.iter().take(n as usize).enumerate() {
-                let len = m.msg_len as usize;
-                let pkt = &bufs[i * RX_BUF..i * RX_BUF + len];
-                pkts += 1;
-                bytes += len as u64;
-                let info = match plugin.decap(RSlice::from_slice(pkt)).into_result() {
-                    Ok(info) => info,
-                    Err(e) => {
-                        bad += 1;
-                        if e.panicked {
-                            panics += 1;
-                            self.decap_panicked(&table, &e.msg);
-                        }
-                        continue;
-                    }
-                };
-                if info.flags & overlay_plugin_abi::DECAP_F_OAM != 0 {
-                    oam += 1;
-                    continue;
-                }
-                let hl = info.header_len as usize;
-                if hl > len || len - hl < ETH_HLEN {
-                    short += 1;
-                    continue;
-                }
-                let Some(port) = table.get(&info.vnetid) else {
-                    unknown += 1;
-                    continue;
-                };
-                let frame = &pkt[hl..];
-                match port.backend.write_batch(&[frame]) {
-                    Ok(1) => {
-                        add(&port.stats.rx_packets, 1);
-                        add(&port.stats.rx_bytes, frame.len() as u64);
-                    }
-                    _ => add(&port.stats.drop_backend, 1),
-                }
-            }
-            let s = &self.stats;
-            add(&s.rx_packets, pkts);
-            add(&s.rx_bytes, bytes);
-            add(&s.drop_unknown_vnetid, unknown);
-            add(&s.drop_bad_header, bad);
-            add(&s.drop_short, short);
-            add(&s.drop_oam, oam);
-            add(&s.plugin_panics, panics);
+        if let Some(reg) = self.reg.lock().unwrap().as_ref() {
+            threads.sync(reg);
         }
     }
 
     /// A `decap` panic: the packet's device is unknown, so every device
     /// of the mux (all of which use the plugin) is degraded. Cold path.
     #[cold]
-    fn decap_panicked(&self, table: &Table, msg: &str) {
+    pub(super) fn decap_panicked(&self, table: &Table, msg: &str) {
         let fault = format!("{msg} (on {})", self.key.endpoint());
         let mut first = false;
         for port in table.values() {
@@ -327,6 +244,88 @@ impl Mux {
     }
 }
 
+/// Ordinary UDP sockets bound to ports of one source-port range, to send
+/// super-frames with UDP GSO from a port chosen by the flow.
+pub struct SportPool {
+    /// The range the ports were chosen in.
+    pub range: (u16, u16),
+    socks: Vec<(OwnedFd, u16)>,
+}
+
+impl SportPool {
+    /// Binds up to [`SPORT_POOL`] sockets to distinct ports of `lo..=hi`
+    /// on the mux's listen address, skipping ports in use. Fails only when
+    /// not one port could be bound.
+    fn open(key: &MuxKey, lo: u16, hi: u16) -> io::Result<SportPool> {
+        let (lo, hi) = (lo.min(hi), lo.max(hi));
+        let span = (hi - lo) as u32 + 1;
+        let want = (SPORT_POOL as u32).min(span) as usize;
+        // Ports spread over the range from a start that differs between
+        // daemons, stepping by a stride coprime with the span.
+        let seed = std::process::id()
+            ^ (Instant::now().elapsed().as_nanos() as u32)
+            ^ (key.port as u32) << 16;
+        let stride = (0..span)
+            .map(|i| span / want as u32 + i)
+            .find(|s| gcd(*s, span) == 1)
+            .unwrap_or(1);
+        let mut socks = Vec::with_capacity(want);
+        let mut last_err = None;
+        for i in 0..span {
+            if socks.len() == want {
+                break;
+            }
+            let port = lo + ((seed.wrapping_add(i * stride)) % span) as u16;
+            match open_pool_socket(key, port) {
+                Ok(fd) => socks.push((fd, port)),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        if socks.is_empty() {
+            return Err(last_err.unwrap_or_else(|| io::Error::other("an empty port range")));
+        }
+        Ok(SportPool {
+            range: (lo, hi),
+            socks,
+        })
+    }
+
+    /// The socket and source port of the flow hashed to `hash`.
+    pub fn pick(&self, hash: u32) -> (BorrowedFd<'_>, u16) {
+        let (fd, port) = &self.socks[hash as usize % self.socks.len()];
+        (fd.as_fd(), *port)
+    }
+
+    /// Number of sockets (distinct source ports).
+    pub fn len(&self) -> usize {
+        self.socks.len()
+    }
+
+    /// Whether the pool has no socket (never: opening one fails instead).
+    pub fn is_empty(&self) -> bool {
+        self.socks.is_empty()
+    }
+}
+
+fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+fn open_pool_socket(key: &MuxKey, port: u16) -> io::Result<OwnedFd> {
+    let fd = new_socket(key.domain, libc::SOCK_DGRAM, libc::IPPROTO_UDP)?;
+    if key.domain == libc::AF_INET6 {
+        setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+    }
+    // It sends only: whatever reaches its port is dropped before queueing.
+    attach_drop_all(&fd)?;
+    let _ = setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, 4 << 20);
+    bind(&fd, key, port)?;
+    Ok(fd)
+}
+
 /// All muxes, with the devices attached to each. Owned by the control
 /// thread.
 #[derive(Default)]
@@ -335,14 +334,17 @@ pub struct MuxSet {
 }
 
 impl MuxSet {
-    /// Attaches a device to the mux for `key`, opening it when it is the
-    /// first. EEXIST when another encapsulation plugin holds the endpoint.
+    /// Attaches a device to the mux for `key`, opening it (and registering
+    /// it with the packet threads) when it is the first. EEXIST when
+    /// another encapsulation plugin holds the endpoint.
     pub fn join(
         &mut self,
         key: MuxKey,
         encap: &Arc<EncapEntry>,
         vnetid: u64,
         port: Arc<Port>,
+        threads: &Threads,
+        offloads: &Offloads,
     ) -> CtlResult<Arc<Mux>> {
         let same_endpoint = |m: &&Arc<Mux>| {
             m.key.domain == key.domain
@@ -365,11 +367,11 @@ impl MuxSet {
                     key.endpoint()
                 )));
             }
-            m.insert(vnetid, port);
+            m.insert(vnetid, port, threads);
             return Ok(m.clone());
         }
         let endpoint = key.endpoint();
-        let mux = Mux::open(key, encap.clone()).map_err(|e| {
+        let open_error = |e: io::Error| {
             let hint = if e.raw_os_error() == Some(libc::EADDRINUSE) {
                 " (another process, or a kernel vxlan device, uses it)"
             } else if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
@@ -381,18 +383,30 @@ impl MuxSet {
                 e.raw_os_error().unwrap_or(libc::EIO),
                 format!("cannot open {endpoint}: {e}{hint}"),
             )
-        })?;
-        tracing::info!("mux {} opened", mux.key.endpoint());
-        mux.insert(vnetid, port);
+        };
+        let mux = Arc::new(Mux::open(key, encap.clone(), offloads).map_err(open_error)?);
+        mux.insert(vnetid, port, threads);
+        let reg = threads
+            .add(mux.clone() as Arc<dyn Source>)
+            .map_err(open_error)?;
+        *mux.reg.lock().unwrap() = Some(reg);
+        tracing::info!(
+            "mux {} opened (UDP GRO {}, UDP GSO {})",
+            mux.key.endpoint(),
+            on_off(mux.gro),
+            on_off(mux.gso())
+        );
         self.muxes.push(mux.clone());
         Ok(mux)
     }
 
     /// Detaches a device; the mux closes when its last device leaves.
-    pub fn leave(&mut self, mux: &Arc<Mux>, vnetid: u64) {
-        mux.remove(vnetid);
+    pub fn leave(&mut self, mux: &Arc<Mux>, vnetid: u64, threads: &Threads) {
+        mux.remove(vnetid, threads);
         if mux.devices() == 0 {
-            mux.shutdown();
+            if let Some(reg) = mux.reg.lock().unwrap().take() {
+                threads.remove(reg);
+            }
             self.muxes.retain(|m| !Arc::ptr_eq(m, mux));
             tracing::info!("mux {} closed", mux.key.endpoint());
         }
@@ -401,6 +415,14 @@ impl MuxSet {
     /// The open muxes.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Mux>> {
         self.muxes.iter()
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
     }
 }
 
@@ -507,8 +529,24 @@ fn open_rx(key: &MuxKey) -> io::Result<OwnedFd> {
 
 fn open_tx(key: &MuxKey) -> io::Result<OwnedFd> {
     let fd = new_socket(key.domain, libc::SOCK_RAW, libc::IPPROTO_UDP)?;
-    // A raw UDP socket gets a copy of every UDP datagram the host receives;
-    // a filter returning 0 drops them all before they are queued.
+    // A raw UDP socket gets a copy of every UDP datagram the host receives.
+    attach_drop_all(&fd)?;
+    if key.domain == libc::AF_INET6 {
+        // The UDP checksum is mandatory over IPv6; the kernel computes it
+        // over the pseudo-header and stores it at offset 6 of the UDP header.
+        setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_CHECKSUM, 6)?;
+    }
+    let _ = setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, 4 << 20);
+    let unspecified = ip_from_in6(key.addr).is_unspecified();
+    if !unspecified {
+        bind(&fd, key, 0)?;
+    }
+    Ok(fd)
+}
+
+/// A socket filter that drops every packet before it is queued: for
+/// sockets that only send.
+fn attach_drop_all(fd: &OwnedFd) -> io::Result<()> {
     let mut drop_all = [libc::sock_filter {
         code: 0x06, // BPF_RET | BPF_K
         jt: 0,
@@ -532,66 +570,7 @@ fn open_tx(key: &MuxKey) -> io::Result<OwnedFd> {
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
-    if key.domain == libc::AF_INET6 {
-        // The UDP checksum is mandatory over IPv6; the kernel computes it
-        // over the pseudo-header and stores it at offset 6 of the UDP header.
-        setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_CHECKSUM, 6)?;
-    }
-    let _ = setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, 4 << 20);
-    let unspecified = ip_from_in6(key.addr).is_unspecified();
-    if !unspecified {
-        bind(&fd, key, 0)?;
-    }
-    Ok(fd)
-}
-
-fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain eventfd(2); checked.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: new descriptor, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// A new non-blocking eventfd, for waking a packet thread.
-pub fn new_wake_fd() -> io::Result<OwnedFd> {
-    eventfd()
-}
-
-/// Wakes the thread polling `fd`.
-pub fn wake(fd: &OwnedFd) {
-    let one = 1u64.to_ne_bytes();
-    // SAFETY: writes 8 bytes from a valid buffer to an eventfd.
-    unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), 8) };
-}
-
-/// Clears a wake-up.
-pub fn drain(fd: &OwnedFd) {
-    let mut v = [0u8; 8];
-    // SAFETY: reads at most 8 bytes into a valid buffer; non-blocking.
-    unsafe { libc::read(fd.as_raw_fd(), v.as_mut_ptr().cast(), 8) };
-}
-
-/// Waits until `data` is readable, `wake` is signalled or `ms` pass.
-/// Returns whether `data` may be readable.
-pub fn poll_two(data: BorrowedFd<'_>, wake: BorrowedFd<'_>, ms: i32) -> bool {
-    let mut fds = [
-        libc::pollfd {
-            fd: data.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: wake.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    // SAFETY: fds is a valid array of two pollfd for the call.
-    let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
-    r > 0 && fds[0].revents != 0
+    Ok(())
 }
 
 /// The outer UDP source port for a frame: a hash of its flow (Ethernet
@@ -682,6 +661,16 @@ pub fn udp_header(buf: &mut [u8], src: u16, dst: u16, payload_len: usize) {
 /// A destination as a socket address for the raw transmit socket (port 0:
 /// the UDP header carries the port).
 pub fn raw_dest(domain: i32, ip: [u8; 16]) -> Option<(libc::sockaddr_storage, libc::socklen_t)> {
+    udp_dest(domain, ip, 0)
+}
+
+/// A destination as a socket address for a UDP socket of the family
+/// `domain`; `None` when the address is of the other family.
+pub fn udp_dest(
+    domain: i32,
+    ip: [u8; 16],
+    port: u16,
+) -> Option<(libc::sockaddr_storage, libc::socklen_t)> {
     let is_v4 = matches!(ip_from_in6(ip), IpAddr::V4(_));
     match (domain, is_v4) {
         (libc::AF_INET, true) | (libc::AF_INET6, false) => {
@@ -690,10 +679,10 @@ pub fn raw_dest(domain: i32, ip: [u8; 16]) -> Option<(libc::sockaddr_storage, li
                 sotype: 0,
                 protocol: 0,
                 addr: ip,
-                port: 0,
+                port,
                 options: vec![],
             };
-            Some(sockaddr(&key, 0))
+            Some(sockaddr(&key, port))
         }
         _ => None,
     }

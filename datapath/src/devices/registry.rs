@@ -5,6 +5,7 @@
 use crate::{
     dataplane::backend::{afpacket::AfPacket, tap::Tap, Backend},
     dataplane::mux::{MuxKey, MuxSet, Port},
+    dataplane::{probe::Offloads, Engine},
     dataplane::{Dataplane, TxDest, TxTarget},
     devices::device::{validate_generic, Device, Generic, Owner, UnderlayKey},
     devices::notify::{Event, StatusTracker},
@@ -61,7 +62,7 @@ pub struct Registry {
     plugins: Arc<Plugins>,
     devices: BTreeMap<u32, Device>,
     next_linkid: u32,
-    muxes: MuxSet,
+    engine: Engine,
     /// Changes made since the handlers last took them.
     events: Vec<Event>,
     /// Bumped on every change of the device table (for dump consistency).
@@ -76,14 +77,24 @@ impl Registry {
         Self::with_lookup_threads(plugins, DEFAULT_THREADS)
     }
 
-    /// An empty registry whose lookup service runs `threads` lookup threads.
+    /// An empty registry whose lookup service runs `threads` lookup threads,
+    /// with one packet thread per CPU and every offload the kernel has.
     pub fn with_lookup_threads(plugins: Arc<Plugins>, threads: usize) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let engine = Engine::start(cpus, Offloads::default().probe())
+            .expect("cannot start the packet threads");
+        Self::with_engine(plugins, threads, engine)
+    }
+
+    /// An empty registry over the loaded plugins, with `lookup_threads`
+    /// lookup threads and the packet path `engine`.
+    pub fn with_engine(plugins: Arc<Plugins>, lookup_threads: usize, engine: Engine) -> Self {
         Registry {
-            lookups: LookupService::new(threads),
+            lookups: LookupService::new(lookup_threads),
             plugins,
             devices: BTreeMap::new(),
             next_linkid: 1,
-            muxes: MuxSet::default(),
+            engine,
             events: Vec::new(),
             generation: 0,
             status: StatusTracker::default(),
@@ -134,7 +145,12 @@ impl Registry {
 
     /// The open muxes.
     pub fn muxes(&self) -> &MuxSet {
-        &self.muxes
+        &self.engine.muxes
+    }
+
+    /// The packet path: threads, muxes, offloads.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Devices in link-id order.
@@ -220,7 +236,7 @@ impl Registry {
         let id = self.get(r)?.linkid;
         let mut dev = self.devices.remove(&id).expect("device just found");
         if dev.active {
-            deactivate(&mut dev, &mut self.muxes);
+            deactivate(&mut dev, &mut self.engine);
             self.record(Event::Deactivated {
                 linkid: id,
                 name: dev.name.clone(),
@@ -256,7 +272,7 @@ impl Registry {
         let dev = self.devices.get_mut(&id).expect("device just found");
         let started = dev.lookup_dev.start().into_result();
         dev.plugin_call(started)?;
-        match start_dataplane(dev, &mut self.muxes, &self.lookups) {
+        match start_dataplane(dev, &mut self.engine, &self.lookups) {
             Ok(dp) => dev.dp = Some(dp),
             Err(e) => {
                 dev.lookup_dev.stop();
@@ -362,7 +378,7 @@ impl Registry {
                     let key = dev.plugin_call(key)?;
                     self.check_unique(dev, key)?;
                 }
-                apply_runtime(dev, g, &v)?;
+                apply_runtime(dev, g, &v, &self.engine)?;
                 dev.set_generic(g, &v);
                 Ok(())
             }
@@ -424,7 +440,7 @@ impl Registry {
 /// undoes what was done (the backend closes when dropped, the mux is left).
 fn start_dataplane(
     dev: &mut Device,
-    muxes: &mut MuxSet,
+    engine: &mut Engine,
     lookups: &Arc<LookupService>,
 ) -> CtlResult<Dataplane> {
     let spec = dev.encap_dev.socket().into_result();
@@ -463,18 +479,23 @@ fn start_dataplane(
     let ifname = dev.ifname.clone().unwrap_or_default();
     let backend: Arc<dyn Backend> = match dev.backend.as_str() {
         "afpacket" => Arc::new(AfPacket::open(&ifname).map_err(|e| backend_error(&ifname, e))?),
-        _ => Arc::new(Tap::create(&ifname, dev.mtu as u32).map_err(|e| backend_error(&ifname, e))?),
+        _ => Arc::new(
+            Tap::create(&ifname, dev.mtu as u32, engine.offloads.tso)
+                .map_err(|e| backend_error(&ifname, e))?,
+        ),
     };
     let port = Arc::new(Port {
         backend: backend.clone(),
         stats: dev.stats.clone(),
         health: dev.health.clone(),
     });
-    let mux = muxes.join(
+    let mux = engine.muxes.join(
         MuxKey::from_spec(&spec),
         &dev.encap,
         dev.vnetid,
         port.clone(),
+        &engine.threads,
+        &engine.offloads,
     )?;
     let target = TxTarget {
         vnetid: dev.vnetid,
@@ -491,6 +512,7 @@ fn start_dataplane(
         );
     }
     let dp = Dataplane::start(
+        &engine.threads,
         backend,
         mux.clone(),
         port,
@@ -499,7 +521,7 @@ fn start_dataplane(
         dev.stats.clone(),
         target,
     )
-    .inspect_err(|_| muxes.leave(&mux, dev.vnetid));
+    .inspect_err(|_| engine.muxes.leave(&mux, dev.vnetid, &engine.threads));
     if dp.is_err() {
         if let Some(t) = dev.dyn_target.take() {
             lookups.remove_device(t.linkid);
@@ -518,6 +540,7 @@ fn apply_runtime(
     dev: &mut Device,
     g: Generic,
     v: &overlay_plugin_abi::prop::PropValue,
+    engine: &Engine,
 ) -> CtlResult<()> {
     let Some(dp) = dev.dp.as_mut() else {
         return Ok(());
@@ -534,7 +557,7 @@ fn apply_runtime(
                 vnetid: v.as_uint().unwrap_or(dev.vnetid),
                 ..dp.target().clone()
             };
-            dp.retarget(target)
+            dp.retarget(&engine.threads, target)
         }
         _ => Ok(()),
     }
@@ -543,9 +566,9 @@ fn apply_runtime(
 /// Undoes activation. Infallible: deactivation must always complete.
 /// Once it returns no frame of the device is sent or delivered, and its
 /// backend interface is gone.
-fn deactivate(dev: &mut Device, muxes: &mut MuxSet) {
+fn deactivate(dev: &mut Device, engine: &mut Engine) {
     if let Some(dp) = dev.dp.take() {
-        drop(dp.stop(muxes));
+        drop(dp.stop(engine));
     }
     if let Some(t) = dev.dyn_target.take() {
         // Outstanding lookups are cancelled; queued frames freed, counted.

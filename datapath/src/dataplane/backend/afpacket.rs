@@ -28,10 +28,11 @@
 //! in front of each frame. The header and a V3 ring go together: the
 //! kernel accepts `PACKET_VNET_HDR` set *before* `PACKET_RX_RING` (after,
 //! it refuses with `EBUSY`) and writes the header in the ten bytes before
-//! `tp_mac` (verified on Linux 6.18). That is the simplest correct choice:
-//! partial checksums are completed from `csum_start`/`csum_offset` with
-//! [`complete_checksum`], GSO frames are segmented in software from
-//! `gso_type`/`gso_size` (module `gso`). Should a kernel flag a partial checksum
+//! `tp_mac` (verified on Linux 6.18). Partial checksums are completed from
+//! `csum_start`/`csum_offset` with [`complete_checksum`]; GSO frames are
+//! handed over whole with their header, and the transmit path segments
+//! them as it sends them (one UDP GSO send each where it can), as it does
+//! for the TAP's. Should a kernel flag a partial checksum
 //! (`TP_STATUS_CSUMNOTREADY`) without saying where in the header, the frame
 //! is parsed and its TCP/UDP checksum computed in full (module `l4`).
 //!
@@ -42,16 +43,16 @@
 //!
 //! `sendmmsg`, each message made of two iovecs: a zeroed virtio-net header
 //! (the socket has `PACKET_VNET_HDR`, so the kernel expects one in front of
-//! every frame) and the frame, not copied. `PACKET_QDISC_BYPASS` is not set:
-//! frames sent with it are invisible to other packet sockets (captures).
+//! every frame) and the frame, not copied. TCP segments the receive side
+//! merged go as one GSO frame with a GSO header and a partial checksum
+//! ([`Backend::write_gso`]); the kernel segments it for the interface, or
+//! a veth passes it whole. `PACKET_QDISC_BYPASS` is not set: frames sent
+//! with it are invisible to other packet sockets (captures).
 
 use super::tap::{ifname_bytes, with_context, IfCtl};
 use super::{Backend, Caps, RxBatch, BATCH, MAX_FRAME};
 use crate::dataplane::offload::{
-    csum::complete_checksum,
-    layout as l4,
-    segment::{self as gso, copy_tagged},
-    vnet,
+    csum::complete_checksum, layout as l4, segment::copy_tagged, vnet,
 };
 use std::{
     io,
@@ -148,7 +149,6 @@ impl AfPacket {
                 },
                 ring,
                 stashed: None,
-                next_seg: 0,
             }),
             sock,
             ctl,
@@ -158,7 +158,7 @@ impl AfPacket {
     }
 
     /// Reads from the ring until the batch is full or no block is ready.
-    fn read_ring(ring: &mut Ring, next_seg: &mut usize, batch: &mut RxBatch) {
+    fn read_ring(ring: &mut Ring, batch: &mut RxBatch) {
         while batch.len() < batch.capacity() {
             if ring.left.is_none() && !ring.open_block() {
                 return;
@@ -184,7 +184,7 @@ impl AfPacket {
                     vlan: f.vlan,
                     csum_not_ready: f.csum_not_ready,
                 };
-                if !emit(frame, &meta, batch, next_seg) {
+                if !emit(frame, &meta, batch) {
                     return; // The batch is full; resume at this frame.
                 }
             }
@@ -200,7 +200,7 @@ impl AfPacket {
     fn read_plain(&self, rx: &mut Rx, batch: &mut RxBatch) -> io::Result<()> {
         while batch.len() < batch.capacity() {
             if let Some((meta, len)) = rx.stashed {
-                if !emit(&rx.stash[..len], &meta, batch, &mut rx.next_seg) {
+                if !emit(&rx.stash[..len], &meta, batch) {
                     return Ok(());
                 }
                 rx.stashed = None;
@@ -230,7 +230,7 @@ impl Backend for AfPacket {
         let mut rx = self.rx.lock().unwrap_or_else(|p| p.into_inner());
         let rx = &mut *rx;
         match rx.ring.as_mut() {
-            Some(ring) => Self::read_ring(ring, &mut rx.next_seg, batch),
+            Some(ring) => Self::read_ring(ring, batch),
             None => {
                 if let Err(e) = self.read_plain(rx, batch) {
                     if batch.len() == start {
@@ -346,10 +346,35 @@ impl Backend for AfPacket {
         self.link_addr
     }
 
-    /// None: partial checksums are completed and GSO frames segmented
-    /// before [`Backend::read_batch`] returns them.
+    /// Partial checksums are completed before [`Backend::read_batch`]
+    /// returns frames; GSO frames come whole, and GSO frames can be sent
+    /// (the kernel segments them for the interface if it must).
     fn caps(&self) -> Caps {
-        Caps::default()
+        Caps {
+            gso_write: true,
+            ..Caps::default()
+        }
+    }
+
+    fn write_gso(&self, hdr: &vnet::Hdr, parts: &[std::io::IoSlice<'_>]) -> io::Result<bool> {
+        let h = hdr.emit();
+        let mut iov = Vec::with_capacity(parts.len() + 1);
+        iov.push(std::io::IoSlice::new(&h));
+        iov.extend_from_slice(parts);
+        loop {
+            match nix::sys::socket::sendmsg::<()>(
+                self.sock.as_raw_fd(),
+                &iov,
+                &[],
+                nix::sys::socket::MsgFlags::empty(),
+                None,
+            ) {
+                Ok(_) => return Ok(true),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::ENOBUFS) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }
 
@@ -556,9 +581,6 @@ struct Rx {
     stash: Vec<u8>,
     /// Without a ring: a frame in `stash` not yet (fully) handed over.
     stashed: Option<(Meta, usize)>,
-    /// The next segment of the GSO frame being handed over (at the ring
-    /// cursor, or in `stash`): a batch may fill in the middle of one.
-    next_seg: usize,
 }
 
 /// What the kernel said about a frame besides its bytes.
@@ -572,27 +594,23 @@ struct Meta {
 }
 
 /// Hands the frame `src` to `batch`: completed, with its VLAN tag back in
-/// place, segmented if it is a GSO frame. Returns false when the batch
-/// filled before the whole frame went in (`next_seg` says where to resume);
-/// a frame that cannot be made whole is dropped (returns true).
-fn emit(src: &[u8], meta: &Meta, batch: &mut RxBatch, next_seg: &mut usize) -> bool {
+/// place; a GSO frame whole, with its header (offsets moved past the tag),
+/// for the transmit path to segment. Returns false when the batch is full
+/// (the frame is kept for the next call); a frame that cannot be made
+/// whole is dropped (returns true).
+fn emit(src: &[u8], meta: &Meta, batch: &mut RxBatch) -> bool {
     let shift = if meta.vlan.is_some() { 4 } else { 0 };
-    if meta.vnet.gso_type != vnet::GSO_NONE {
-        let Some(plan) = gso::Plan::new(src, &meta.vnet).ok() else {
-            *next_seg = 0;
-            return true;
+    if meta.vnet.is_gso() {
+        let Some(buf) = batch.next_buf() else {
+            return false;
         };
-        while *next_seg < plan.count() {
-            let Some(buf) = batch.next_buf() else {
-                return false;
+        if let Some(len) = copy_tagged(src, meta.vlan, buf) {
+            let hdr = vnet::Hdr {
+                csum_start: meta.vnet.csum_start + shift as u16,
+                ..meta.vnet
             };
-            let len = plan.segment(src, *next_seg, meta.vlan, buf);
-            *next_seg += 1;
-            if let Some(len) = len {
-                batch.commit(len);
-            }
+            batch.commit_with(len, hdr);
         }
-        *next_seg = 0;
         return true;
     }
     let Some(buf) = batch.next_buf() else {
@@ -805,6 +823,7 @@ mod tests {
     };
     use super::*;
     use crate::dataplane::offload::csum::{fold, ones_sum};
+    use crate::dataplane::offload::segment::Plan;
     use std::{
         net::UdpSocket,
         time::{Duration, Instant},
@@ -912,7 +931,7 @@ mod tests {
     fn segments_a_tcp4_gso_frame() {
         let src = frame(false, l4::TCP, 2500);
         let h = gso_hdr(1, 1000, 34, 16);
-        let plan = gso::Plan::new(&src, &h).unwrap();
+        let plan = Plan::new(&src, &h).unwrap();
         assert_eq!(plan.count(), 3);
         let mut out = vec![0u8; 2000];
         let mut payload = Vec::new();
@@ -942,16 +961,17 @@ mod tests {
             vlan: Some([0x81, 0x00, 0x00, 0x2a]),
             csum_not_ready: true,
         };
-        // A batch too small for the whole frame: it resumes where it stopped.
-        let mut batch = RxBatch::new(2, 2048);
-        let mut next = 0;
-        assert!(!emit(&src, &meta, &mut batch, &mut next));
-        assert_eq!((batch.len(), next), (2, 2));
-        let mut segs: Vec<Vec<u8>> = batch.frames().map(<[u8]>::to_vec).collect();
-        batch.clear();
-        assert!(emit(&src, &meta, &mut batch, &mut next));
-        assert_eq!((batch.len(), next), (1, 0));
-        segs.extend(batch.frames().map(<[u8]>::to_vec));
+        // A full batch takes nothing: the frame waits for the next call.
+        let mut batch = RxBatch::new(1, 4096);
+        batch.commit(0);
+        assert!(!emit(&src, &meta, &mut batch));
+        // The frame comes whole, tag back in, offsets moved past it.
+        let mut batch = RxBatch::new(1, 4096);
+        assert!(emit(&src, &meta, &mut batch));
+        assert_eq!(batch.frame(0).len(), src.len() + 4);
+        assert_eq!(batch.hdr(0).csum_start, 54 + 4);
+        let segs = frames_of(&batch);
+        assert_eq!(segs.len(), 3);
         let mut payload = Vec::new();
         for (i, s) in segs.iter().enumerate() {
             assert_eq!(s[12..18], [0x81, 0x00, 0x00, 0x2a, 0x86, 0xdd]);
@@ -968,16 +988,19 @@ mod tests {
     fn refuses_gso_it_does_not_know() {
         let src = frame(false, l4::UDP, 2000);
         // UFO (3) and a TCP type on a UDP packet are dropped, not passed on.
-        assert!(gso::Plan::new(&src, &gso_hdr(3, 1000, 34, 6)).is_err());
-        assert!(gso::Plan::new(&src, &gso_hdr(1, 1000, 34, 16)).is_err());
-        assert!(gso::Plan::new(&src, &gso_hdr(5, 0, 34, 6)).is_err());
+        assert!(Plan::new(&src, &gso_hdr(3, 1000, 34, 6)).is_err());
+        assert!(Plan::new(&src, &gso_hdr(1, 1000, 34, 16)).is_err());
+        assert!(Plan::new(&src, &gso_hdr(5, 0, 34, 6)).is_err());
+        // The backend hands such a frame over as it is, header and all: the
+        // transmit path refuses it and counts why.
         let mut batch = RxBatch::new(4, 4096);
         let meta = Meta {
             vnet: gso_hdr(3, 1000, 34, 6),
             ..Meta::default()
         };
-        assert!(emit(&src, &meta, &mut batch, &mut 0));
-        assert!(batch.is_empty());
+        assert!(emit(&src, &meta, &mut batch));
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch.hdr(0).gso_type, 3);
     }
 
     #[test]
@@ -997,7 +1020,7 @@ mod tests {
             csum_not_ready: true,
         };
         let mut batch = RxBatch::new(1, 2048);
-        assert!(emit(&src, &meta, &mut batch, &mut 0));
+        assert!(emit(&src, &meta, &mut batch));
         let f = batch.frame(0);
         assert_eq!(f.len(), src.len() + 4);
         assert_eq!(f[12..18], [0x81, 0x00, 0x00, 0x05, 0x08, 0x00]);
@@ -1006,7 +1029,7 @@ mod tests {
         let mut bad = meta;
         bad.vnet.csum_start = 5000;
         let mut batch = RxBatch::new(1, 2048);
-        assert!(emit(&src, &bad, &mut batch, &mut 0));
+        assert!(emit(&src, &bad, &mut batch));
         assert!(batch.is_empty());
     }
 
@@ -1097,9 +1120,30 @@ mod tests {
             batch.clear();
             let n = p.read_batch(&mut batch).unwrap();
             assert_eq!(n, batch.len());
-            got.extend(batch.frames().map(<[u8]>::to_vec));
+            got.extend(frames_of(&batch));
         }
         got
+    }
+
+    /// The frames of a batch as they go on the wire: super-frames cut into
+    /// their segments, as the transmit path cuts them.
+    fn frames_of(batch: &RxBatch) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for i in 0..batch.len() {
+            let (f, h) = (batch.frame(i), batch.hdr(i));
+            if !h.is_gso() {
+                out.push(f.to_vec());
+                continue;
+            }
+            let plan = Plan::new(f, h).expect("a GSO frame the transmit path can cut");
+            for k in 0..plan.count() {
+                let mut seg = vec![0u8; 9300];
+                let n = plan.segment(f, k, None, &mut seg).unwrap();
+                seg.truncate(n);
+                out.push(seg);
+            }
+        }
+        out
     }
 
     fn arp_roundtrip(ring: bool) {
@@ -1108,7 +1152,13 @@ mod tests {
             let p = AfPacket::open_with("ova", ring).unwrap();
             assert_eq!(p.has_rx_ring(), ring);
             assert_eq!(p.ifname(), "ova");
-            assert_eq!(p.caps(), Caps::default());
+            assert_eq!(
+                p.caps(),
+                Caps {
+                    gso_write: true,
+                    ..Caps::default()
+                }
+            );
             let ctl = IfCtl::new("ova").unwrap();
             assert_eq!(p.link_addr(), ctl.hwaddr().unwrap().1);
             assert_eq!(p.mtu().unwrap(), 1500);
@@ -1273,7 +1323,7 @@ mod tests {
                 }
                 batch.clear();
                 p.read_batch(&mut batch).unwrap();
-                for f in batch.frames().filter(|f| is_udp_to_9(f)) {
+                for f in frames_of(&batch).iter().filter(|f| is_udp_to_9(f)) {
                     assert!(ipv4_ok(f, 14) && l4_ok(f, 14), "bad checksum");
                     if f[34..36] == gso_port {
                         gso_data.extend_from_slice(&f[42..]);

@@ -24,7 +24,11 @@
 pub mod afpacket;
 pub mod tap;
 
-use std::{io, os::fd::BorrowedFd};
+use super::offload::vnet;
+use std::{
+    io::{self, IoSlice},
+    os::fd::BorrowedFd,
+};
 
 /// Largest frame a backend hands over (a 64 KiB GSO frame plus headers).
 pub const MAX_FRAME: usize = 65536 + 64;
@@ -44,12 +48,15 @@ pub struct Caps {
     pub csum_offload: bool,
     /// Frames may be larger than the MTU and segmented later (TSO/GSO).
     pub segmentation_offload: bool,
+    /// [`Backend::write_gso`] takes GSO frames (merged segments).
+    pub gso_write: bool,
 }
 
 /// A reusable set of receive buffers.
 pub struct RxBatch {
     bufs: Vec<Box<[u8]>>,
     lens: Vec<usize>,
+    hdrs: Vec<vnet::Hdr>,
     count: usize,
 }
 
@@ -59,6 +66,7 @@ impl RxBatch {
         RxBatch {
             bufs: (0..n).map(|_| vec![0u8; size].into_boxed_slice()).collect(),
             lens: vec![0; n],
+            hdrs: vec![vnet::Hdr::default(); n],
             count: 0,
         }
     }
@@ -105,8 +113,21 @@ impl RxBatch {
     /// Records that the buffer returned by [`RxBatch::next_buf`] now holds a
     /// frame of `len` bytes.
     pub fn commit(&mut self, len: usize) {
+        self.commit_with(len, vnet::Hdr::default());
+    }
+
+    /// As [`RxBatch::commit`], for a frame that still needs the work `hdr`
+    /// describes (a GSO super-frame to segment).
+    pub fn commit_with(&mut self, len: usize, hdr: vnet::Hdr) {
         self.lens[self.count] = len;
+        self.hdrs[self.count] = hdr;
         self.count += 1;
+    }
+
+    /// The virtio-net header of frame `i`: all zero for a whole frame, a
+    /// GSO type and size for a super-frame.
+    pub fn hdr(&self, i: usize) -> &vnet::Hdr {
+        &self.hdrs[i]
     }
 
     /// Frame `i`.
@@ -136,6 +157,9 @@ pub trait Backend: Send + Sync {
 
     /// Reads frames the hosts sent, without blocking, until the batch is
     /// full or nothing is left. Returns the number read (0: none waiting).
+    /// Every frame has complete checksums, except GSO super-frames (whose
+    /// header, [`RxBatch::hdr`], says how to segment them: segmentation
+    /// computes every checksum).
     fn read_batch(&self, batch: &mut RxBatch) -> io::Result<usize>;
 
     /// Whether frames already read are waiting to be handed over (the rest
@@ -148,6 +172,15 @@ pub trait Backend: Send + Sync {
     /// Delivers frames to the hosts. Returns how many were written; a frame
     /// the kernel refuses is skipped, not retried.
     fn write_batch(&self, frames: &[&[u8]]) -> io::Result<usize>;
+
+    /// Delivers one GSO frame made of `parts` (headers, then payloads),
+    /// described by `hdr`: the kernel segments it if it must. Only called
+    /// when [`Caps::gso_write`]. Ok(false) when the kernel's queue is full
+    /// (the frame is dropped, counted by the caller).
+    fn write_gso(&self, hdr: &vnet::Hdr, parts: &[IoSlice<'_>]) -> io::Result<bool> {
+        let _ = (hdr, parts);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
 
     /// The interface MTU.
     fn mtu(&self) -> io::Result<u32>;

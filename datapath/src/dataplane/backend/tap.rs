@@ -1,18 +1,21 @@
 //! The TAP backend: a TAP interface the daemon creates and owns.
 //!
 //! The interface is opened with `IFF_VNET_HDR`, so every frame crossing the
-//! descriptor carries a 10-byte virtio-net header in front, and offloads
-//! are turned on with `TUNSETOFFLOAD`: checksum, TCP segmentation (IPv4,
-//! IPv6, ECN) and, where the kernel has it, UDP segmentation. The host
-//! stack then hands over up to 64 KiB per read (one TSO frame where it
-//! would have sent some 45 MTU-sized ones), with the checksum left partial.
-//! That is the main cost saving of the transmit path: one `read` and one
-//! trip through the host stack per 64 KiB instead of per frame.
-//! [`Backend::read_batch`] segments such frames in userspace (and completes
-//! partial checksums), so every frame it returns is MTU-sized and whole, as
-//! the encapsulation and the far end need; a batch may end in the middle
-//! of a TSO frame, whose remaining segments lead the next batch.
-//! Frames written towards the hosts go without any offload asked.
+//! descriptor carries a 10-byte virtio-net header in front, and, unless
+//! the `tso` offload is off, offloads are turned on with `TUNSETOFFLOAD`:
+//! checksum, TCP segmentation (IPv4, IPv6, ECN) and, where the kernel has
+//! it, UDP segmentation. The host stack then hands over up to 64 KiB per
+//! read (one TSO frame where it would have sent some 45 MTU-sized ones),
+//! with the checksum left partial. [`Backend::read_batch`] completes the
+//! partial checksums of ordinary frames and hands super-frames over whole
+//! with their header: the transmit path segments them as it sends
+//! (`dataplane::offload::segment`), one UDP GSO send per super-frame
+//! where it can.
+//!
+//! Towards the hosts, frames are written with a zero header (whole frames)
+//! or, for TCP segments the receive side merged, with a GSO header and a
+//! partial checksum, which the host stack takes as a NIC's GRO would give
+//! it ([`Backend::write_gso`]).
 //!
 //! The interface is not persistent: the kernel removes it when the
 //! descriptor closes, that is when the [`Tap`] is dropped. It is created
@@ -20,8 +23,8 @@
 //! left persistent by someone else, or any other kind) is refused instead
 //! of being attached to: a `Tap` always owns a fresh interface.
 
-use super::{Backend, Caps, RxBatch, MAX_FRAME};
-use crate::dataplane::offload::{csum::complete_checksum, segment as gso, vnet};
+use super::{Backend, Caps, RxBatch};
+use crate::dataplane::offload::{csum::complete_checksum, vnet};
 use std::{
     ffi::CStr,
     fs::{File, OpenOptions},
@@ -30,10 +33,7 @@ use std::{
         fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
         unix::fs::OpenOptionsExt,
     },
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Mutex,
-    },
+    sync::atomic::{AtomicU64, Ordering},
 };
 
 /// `TUNSETOFFLOAD` flags requested at creation: partial checksums and TCP
@@ -58,19 +58,8 @@ pub struct Tap {
     link_addr: [u8; 6],
     /// The `TUNSETOFFLOAD` flags in force.
     offloads: libc::c_uint,
-    /// A GSO frame read but not yet wholly handed over. Only the transmit
-    /// thread reads, so the lock is never contended.
-    pending: Mutex<Pending>,
-    /// GSO frames read (each handed over as several segments).
+    /// GSO frames read (each handed over whole, to be segmented).
     gso_frames: AtomicU64,
-}
-
-/// A TSO/USO frame being segmented into batches.
-struct Pending {
-    buf: Box<[u8]>,
-    len: usize,
-    plan: Option<gso::Plan>,
-    next_seg: usize,
 }
 
 /// What one read from the TAP gave.
@@ -81,17 +70,19 @@ enum Read {
     Dropped,
     /// A whole frame of this length.
     Frame(usize),
-    /// A GSO frame of this length, to be segmented as the header says.
+    /// A GSO super-frame of this length, to be segmented as the header
+    /// says.
     Gso(usize, vnet::Hdr),
 }
 
 impl Tap {
-    /// Creates the TAP interface `name` with MTU `mtu`, up.
+    /// Creates the TAP interface `name` with MTU `mtu`, up; with `tso`, the
+    /// host stack may hand over super-frames with partial checksums.
     ///
     /// `name` is at most 15 bytes; an empty name lets the kernel choose one
     /// (`tapN`, see [`Backend::ifname`]). Fails if an interface of that name
     /// already exists, whatever its kind.
-    pub fn create(name: &str, mtu: u32) -> io::Result<Tap> {
+    pub fn create(name: &str, mtu: u32, tso: bool) -> io::Result<Tap> {
         let req_name = ifname_bytes(name, true)?;
         let file = OpenOptions::new()
             .read(true)
@@ -138,9 +129,13 @@ impl Tap {
             }
         };
         // A kernel without UDP segmentation refuses the whole set (EINVAL).
-        let offloads = set_offload(OFFLOADS | OFFLOADS_USO)
-            .or_else(|_| set_offload(OFFLOADS))
-            .map_err(|e| with_context(e, format!("TUNSETOFFLOAD on {ifname}")))?;
+        let offloads = if tso {
+            set_offload(OFFLOADS | OFFLOADS_USO)
+                .or_else(|_| set_offload(OFFLOADS))
+                .map_err(|e| with_context(e, format!("TUNSETOFFLOAD on {ifname}")))?
+        } else {
+            0
+        };
 
         let ctl = IfCtl::new(&ifname)?;
         ctl.set_mtu(mtu)?;
@@ -151,12 +146,6 @@ impl Tap {
             ctl,
             link_addr,
             offloads,
-            pending: Mutex::new(Pending {
-                buf: vec![0u8; MAX_FRAME].into_boxed_slice(),
-                len: 0,
-                plan: None,
-                next_seg: 0,
-            }),
             gso_frames: AtomicU64::new(0),
         })
     }
@@ -188,7 +177,7 @@ impl Tap {
         let Some(h) = vnet::Hdr::parse(&hdr) else {
             return Ok(Read::Dropped);
         };
-        if h.gso_type != vnet::GSO_NONE {
+        if h.is_gso() {
             // Segmentation computes every checksum itself.
             return Ok(Read::Gso(len, h));
         }
@@ -205,28 +194,6 @@ impl Tap {
     }
 }
 
-impl Pending {
-    /// Hands segments of the pending GSO frame to `batch` until it is all
-    /// out (true) or the batch is full (false).
-    fn emit(&mut self, batch: &mut RxBatch) -> bool {
-        let Some(plan) = &self.plan else {
-            return true;
-        };
-        while self.next_seg < plan.count() {
-            let Some(out) = batch.next_buf() else {
-                return false;
-            };
-            let seg = plan.segment(&self.buf[..self.len], self.next_seg, None, out);
-            self.next_seg += 1;
-            if let Some(len) = seg {
-                batch.commit(len);
-            }
-        }
-        self.plan = None;
-        true
-    }
-}
-
 impl Backend for Tap {
     fn ifname(&self) -> &str {
         &self.ctl.name
@@ -238,33 +205,14 @@ impl Backend for Tap {
 
     fn read_batch(&self, batch: &mut RxBatch) -> io::Result<usize> {
         let start = batch.len();
-        let mut pending = self.pending.lock().unwrap();
-        loop {
-            if !pending.emit(batch) {
-                break;
-            }
-            let Some(buf) = batch.next_buf() else {
-                break;
-            };
+        while let Some(buf) = batch.next_buf() {
             match self.read_one(buf) {
                 Ok(Read::Empty) => break,
                 Ok(Read::Dropped) => continue,
                 Ok(Read::Frame(len)) => batch.commit(len),
                 Ok(Read::Gso(len, h)) => {
-                    // Keep the frame (by swapping buffers, not copying) and
-                    // cut it into the batch's next buffers.
-                    batch.swap_next(&mut pending.buf);
-                    pending.len = len;
-                    pending.plan = gso::Plan::new(&pending.buf[..len], &h).ok();
-                    pending.next_seg = 0;
                     self.gso_frames.fetch_add(1, Ordering::Relaxed);
-                    if pending.plan.is_none() {
-                        tracing::debug!(
-                            ifname = self.ctl.name,
-                            gso_type = h.gso_type,
-                            "GSO frame not segmentable, dropped"
-                        );
-                    }
+                    batch.commit_with(len, h);
                 }
                 // Hand over what was read; the error comes back next call.
                 Err(_) if batch.len() > start => break,
@@ -272,10 +220,6 @@ impl Backend for Tap {
             }
         }
         Ok(batch.len() - start)
-    }
-
-    fn has_pending(&self) -> bool {
-        self.pending.lock().unwrap().plan.is_some()
     }
 
     fn write_batch(&self, frames: &[&[u8]]) -> io::Result<usize> {
@@ -303,6 +247,21 @@ impl Backend for Tap {
         Ok(written)
     }
 
+    fn write_gso(&self, hdr: &vnet::Hdr, parts: &[IoSlice<'_>]) -> io::Result<bool> {
+        let h = hdr.emit();
+        let mut iov = Vec::with_capacity(parts.len() + 1);
+        iov.push(IoSlice::new(&h));
+        iov.extend_from_slice(parts);
+        loop {
+            match nix::sys::uio::writev(self.file.as_fd(), &iov) {
+                Ok(_) => return Ok(true),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::ENOBUFS) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     fn mtu(&self) -> io::Result<u32> {
         self.ctl.mtu()
     }
@@ -321,6 +280,8 @@ impl Backend for Tap {
             segmentation_offload: self.offloads
                 & (libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_USO4 | libc::TUN_F_USO6)
                 != 0,
+            // A TAP takes GSO frames written to it whatever its offloads.
+            gso_write: true,
         }
     }
 }
@@ -658,6 +619,7 @@ mod tests {
     use super::testnet::{self, arp_reply, arp_request, readable, run};
     use super::*;
     use crate::dataplane::backend::{BATCH, MAX_FRAME};
+    use crate::dataplane::offload::segment::Plan;
     use std::time::{Duration, Instant};
 
     const OUR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
@@ -665,7 +627,7 @@ mod tests {
     #[test]
     fn refuses_a_name_too_long() {
         // No privilege needed: the name is checked before anything is opened.
-        let e = Tap::create("a-name-too-long-x", 1500)
+        let e = Tap::create("a-name-too-long-x", 1500, true)
             .err()
             .expect("must fail");
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
@@ -679,15 +641,27 @@ mod tests {
     #[test]
     fn creates_configures_answers_and_vanishes() {
         run("creates_configures_answers_and_vanishes", |ns| {
-            let tap = Tap::create("ovtap0", 1400).unwrap();
+            let tap = Tap::create("ovtap0", 1400, true).unwrap();
             assert_eq!(tap.ifname(), "ovtap0");
             assert_eq!(
                 tap.caps(),
                 Caps {
                     csum_offload: true,
-                    segmentation_offload: true
+                    segmentation_offload: true,
+                    gso_write: true,
                 }
             );
+            // Without the tso offload, frames come whole, checksums done.
+            let plain = Tap::create("ovtap9", 1400, false).unwrap();
+            assert_eq!(
+                plain.caps(),
+                Caps {
+                    csum_offload: false,
+                    segmentation_offload: false,
+                    gso_write: true,
+                }
+            );
+            drop(plain);
 
             // Exists, with that MTU, up, with the address SIOCGIFHWADDR gives.
             let ctl = IfCtl::new("ovtap0").unwrap();
@@ -751,25 +725,26 @@ mod tests {
             ns.ip(&[
                 "link", "add", "ovdummy", "type", "veth", "peer", "name", "ovdummy1",
             ]);
-            let e = Tap::create("ovdummy", 1500).err().expect("must fail");
+            let e = Tap::create("ovdummy", 1500, true).err().expect("must fail");
             assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
             assert!(e.to_string().contains("ovdummy"), "{e}");
-            let _tap = Tap::create("ovtap1", 1500).unwrap();
-            let e = Tap::create("ovtap1", 1500).err().expect("must fail");
+            let _tap = Tap::create("ovtap1", 1500, true).unwrap();
+            let e = Tap::create("ovtap1", 1500, true).err().expect("must fail");
             assert!(e.to_string().contains("ovtap1 already exists"), "{e}");
         });
     }
 
     /// A `UDP_SEGMENT` send of `len` bytes in `mss`-byte datagrams out of
     /// the TAP: the host stack hands it over as one GSO frame (the TAP has
-    /// segmentation offload on), and `read_batch` returns the datagrams,
-    /// MTU-sized, with valid checksums, across batches of three.
+    /// segmentation offload on), `read_batch` returns it whole with its
+    /// header, and its segments are the datagrams, MTU-sized, with valid
+    /// checksums.
     #[test]
     fn segments_what_the_host_stack_sends_as_one_gso_frame() {
         run(
             "segments_what_the_host_stack_sends_as_one_gso_frame",
             |ns| {
-                let tap = Tap::create("ovtap3", 1500).unwrap();
+                let tap = Tap::create("ovtap3", 1500, true).unwrap();
                 assert!(tap.caps().csum_offload && tap.caps().segmentation_offload);
                 ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "ovtap3"]);
                 ns.ip(&[
@@ -814,12 +789,23 @@ mod tests {
                     }
                     batch.clear();
                     tap.read_batch(&mut batch).unwrap();
-                    for f in batch.frames().filter(|f| is_ours(f)) {
-                        assert!(testnet::ipv4_ok(f, 14), "IPv4 header checksum");
-                        assert!(testnet::l4_ok(f, 14), "UDP checksum");
-                        assert!(f.len() <= 14 + 1500, "a frame of {} bytes", f.len());
-                        data.extend_from_slice(&f[42..]);
-                        datagrams += 1;
+                    for i in 0..batch.len() {
+                        let (src, h) = (batch.frame(i), batch.hdr(i));
+                        if !is_ours(src) {
+                            continue;
+                        }
+                        assert_eq!(h.gso_type, vnet::GSO_UDP_L4);
+                        let plan = Plan::new(src, h).unwrap();
+                        for k in 0..plan.count() {
+                            let mut seg = vec![0u8; 2048];
+                            let n = plan.segment(src, k, None, &mut seg).unwrap();
+                            let f = &seg[..n];
+                            assert!(testnet::ipv4_ok(f, 14), "IPv4 header checksum");
+                            assert!(testnet::l4_ok(f, 14), "UDP checksum");
+                            assert!(f.len() <= 14 + 1500, "a frame of {} bytes", f.len());
+                            data.extend_from_slice(&f[42..]);
+                            datagrams += 1;
+                        }
                     }
                 }
                 assert_eq!(data, payload);
@@ -836,7 +822,7 @@ mod tests {
     #[test]
     fn skips_frames_it_cannot_write() {
         run("skips_frames_it_cannot_write", |_| {
-            let tap = Tap::create("ovtap2", 1500).unwrap();
+            let tap = Tap::create("ovtap2", 1500, true).unwrap();
             let req = arp_request(OUR_MAC, [192, 0, 2, 2], [192, 0, 2, 1]);
             // A frame shorter than an Ethernet header is refused (EINVAL)
             // and skipped; the one after it still goes.

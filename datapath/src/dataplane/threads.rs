@@ -1,0 +1,396 @@
+//! The packet threads: a fixed pool serving every active device and every
+//! mux through epoll, so that a device costs memory, not a thread.
+//!
+//! Each thread owns an epoll instance, an eventfd to be woken by, a queue
+//! of commands from the control thread and a list of sources asking to be
+//! run. A *source* is a device's transmit side (its backend descriptor) or
+//! a mux's receive side (its UDP socket); each is registered with exactly
+//! one thread, the least loaded when it came, and only that thread runs
+//! it, so a source's per-run state needs no lock. Every thread has its own
+//! scratch buffers ([`Scratch`]), sized for 64 KiB super-frames, which is
+//! what keeps an idle device small.
+//!
+//! Descriptors are level-triggered: a source runs a bounded amount of work
+//! each time (a batch), and the thread goes round its other sources before
+//! coming back. A source that has work left without its descriptor saying
+//! so (frames released by a lookup answer, injected frames, segments
+//! pending in a backend) is put on the thread's run list, by itself or by
+//! whoever queued the work ([`Registration::notify`]).
+//!
+//! The control thread changes the set only through commands that the
+//! thread carries out between two runs and acknowledges: once
+//! [`Threads::remove`] returns, the source is never run again, and once
+//! [`Threads::sync`] returns, every run that began before it has ended.
+
+use super::{rx::RxScratch, tx::TxScratch};
+use std::{
+    collections::HashMap,
+    io,
+    os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        Arc, Condvar, Mutex,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+/// Token of a thread's own eventfd in its epoll set.
+const WAKE: u64 = u64::MAX;
+/// Events taken per `epoll_wait`.
+const EVENTS: usize = 64;
+/// How long the control thread waits for an acknowledgment at most: a
+/// bound against a thread stuck in a plugin call, not a normal delay.
+const ACK_WAIT: Duration = Duration::from_secs(5);
+
+/// What a source asks after a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum More {
+    /// Nothing left that its descriptor will not announce.
+    No,
+    /// Work left: run it again soon, descriptor or not.
+    Yes,
+    /// Its descriptor failed for good: stop watching it (the source stays
+    /// registered, and runs when notified, until it is removed).
+    Stop,
+}
+
+/// Something a packet thread runs.
+pub trait Source: Send + Sync {
+    /// The descriptor whose readability calls [`Source::run`].
+    fn fd(&self) -> BorrowedFd<'_>;
+    /// Does a bounded amount of work.
+    fn run(&self, scratch: &mut Scratch) -> More;
+}
+
+/// A packet thread's buffers, reused by every source it runs.
+pub struct Scratch {
+    /// The transmit side's.
+    pub tx: TxScratch,
+    /// The receive side's.
+    pub rx: RxScratch,
+}
+
+/// A source's place in the pool: which thread runs it, under which token.
+/// Clones name the same place (a notifier's copy, say); notifying a source
+/// already removed does nothing.
+#[derive(Clone)]
+pub struct Registration {
+    worker: Arc<Worker>,
+    token: u64,
+}
+
+impl Registration {
+    /// Asks the source's thread to run it soon (work was queued for it).
+    /// Cheap, callable from any thread, never blocks on the source.
+    pub fn notify(&self) {
+        self.worker.notify(self.token);
+    }
+
+    /// The index of the thread that runs the source.
+    pub fn thread(&self) -> usize {
+        self.worker.index
+    }
+}
+
+/// An acknowledgment the control thread waits for.
+#[derive(Default)]
+struct Ack {
+    done: Mutex<Option<io::Result<()>>>,
+    cv: Condvar,
+}
+
+impl Ack {
+    fn set(&self, r: io::Result<()>) {
+        *self.done.lock().unwrap() = Some(r);
+        self.cv.notify_all();
+    }
+
+    fn wait(&self) -> io::Result<()> {
+        let deadline = Instant::now() + ACK_WAIT;
+        let mut done = self.done.lock().unwrap();
+        loop {
+            if let Some(r) = done.take() {
+                return r;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "a packet thread did not answer within 5 s",
+                ));
+            }
+            done = self.cv.wait_timeout(done, left).unwrap().0;
+        }
+    }
+}
+
+enum Cmd {
+    Add(u64, Arc<dyn Source>, Arc<Ack>),
+    Remove(u64, Arc<Ack>),
+    Sync(Arc<Ack>),
+}
+
+struct Worker {
+    index: usize,
+    epoll: OwnedFd,
+    wake: OwnedFd,
+    cmds: Mutex<Vec<Cmd>>,
+    /// Tokens of sources asking to be run.
+    ready: Mutex<Vec<u64>>,
+    /// Sources registered: the load the placement balances.
+    load: AtomicUsize,
+    stop: AtomicBool,
+}
+
+impl Worker {
+    fn kick(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a valid buffer to an eventfd; a full
+        // counter (EAGAIN) already means "woken".
+        unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), 8) };
+    }
+
+    fn notify(&self, token: u64) {
+        let mut r = self.ready.lock().unwrap();
+        let first = r.is_empty();
+        r.push(token);
+        drop(r);
+        if first {
+            self.kick();
+        }
+    }
+
+    fn command(&self, c: Cmd) {
+        self.cmds.lock().unwrap().push(c);
+        self.kick();
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: libc::c_int, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token,
+        };
+        // SAFETY: the epoll descriptor is open; ev is a valid event for the
+        // call (ignored for EPOLL_CTL_DEL).
+        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut ev) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn run(self: Arc<Self>, mut scratch: Scratch) {
+        let mut sources: HashMap<u64, Arc<dyn Source>> = HashMap::new();
+        // SAFETY: epoll_event is plain data; all-zero is valid.
+        let mut events: Vec<libc::epoll_event> =
+            (0..EVENTS).map(|_| unsafe { std::mem::zeroed() }).collect();
+        let mut again: Vec<u64> = Vec::new();
+        let mut ready: Vec<u64> = Vec::new();
+        while !self.stop.load(Ordering::Acquire) {
+            // Sources with work left are run again without waiting.
+            let timeout = if again.is_empty() { -1 } else { 0 };
+            // SAFETY: events has EVENTS writable entries; the epoll
+            // descriptor is open.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.epoll.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    EVENTS as libc::c_int,
+                    timeout,
+                )
+            };
+            let n = if n < 0 { 0 } else { n as usize };
+            let mut woken = false;
+            ready.clear();
+            std::mem::swap(&mut ready, &mut again);
+            for ev in &events[..n] {
+                if ev.u64 == WAKE {
+                    woken = true;
+                } else {
+                    ready.push(ev.u64);
+                }
+            }
+            if woken {
+                let mut v = [0u8; 8];
+                // SAFETY: reads at most 8 bytes into a valid buffer; the
+                // eventfd is non-blocking.
+                unsafe { libc::read(self.wake.as_raw_fd(), v.as_mut_ptr().cast(), 8) };
+                ready.append(&mut self.ready.lock().unwrap());
+            }
+            // Each source runs once per round however often it was named.
+            ready.sort_unstable();
+            ready.dedup();
+            for token in &ready {
+                if let Some(src) = sources.get(token) {
+                    match src.run(&mut scratch) {
+                        More::No => {}
+                        More::Yes => again.push(*token),
+                        More::Stop => {
+                            let _ = self.ctl(libc::EPOLL_CTL_DEL, src.fd().as_raw_fd(), 0);
+                        }
+                    }
+                }
+            }
+            // Commands last: a Sync or Remove acknowledged here comes after
+            // every run that may have begun before it was queued.
+            if woken {
+                let cmds = std::mem::take(&mut *self.cmds.lock().unwrap());
+                for c in cmds {
+                    match c {
+                        Cmd::Add(token, src, ack) => {
+                            let r = self.ctl(libc::EPOLL_CTL_ADD, src.fd().as_raw_fd(), token);
+                            if r.is_ok() {
+                                sources.insert(token, src);
+                                // Whatever was waiting before it joined.
+                                again.push(token);
+                            }
+                            ack.set(r);
+                        }
+                        Cmd::Remove(token, ack) => {
+                            if let Some(src) = sources.remove(&token) {
+                                let _ = self.ctl(libc::EPOLL_CTL_DEL, src.fd().as_raw_fd(), 0);
+                            }
+                            again.retain(|t| *t != token);
+                            ack.set(Ok(()));
+                        }
+                        Cmd::Sync(ack) => ack.set(Ok(())),
+                    }
+                }
+            }
+        }
+        // Stopping: sources are dropped with the map; waiters are answered.
+        for c in std::mem::take(&mut *self.cmds.lock().unwrap()) {
+            match c {
+                Cmd::Add(_, _, ack) => ack.set(Err(io::Error::other("the packet threads stopped"))),
+                Cmd::Remove(_, ack) | Cmd::Sync(ack) => ack.set(Ok(())),
+            }
+        }
+    }
+}
+
+/// The pool of packet threads.
+pub struct Threads {
+    workers: Vec<Arc<Worker>>,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+    next_token: AtomicU64,
+}
+
+impl Threads {
+    /// Starts `n` packet threads (at least one), each making its scratch
+    /// buffers with `scratch`.
+    pub fn start(n: usize, scratch: fn() -> Scratch) -> io::Result<Threads> {
+        let mut workers = Vec::new();
+        let mut handles = Vec::new();
+        for index in 0..n.max(1) {
+            // SAFETY: plain epoll_create1; the result is checked.
+            let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+            if ep < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: a new descriptor owned by nobody else.
+            let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
+            // SAFETY: plain eventfd; the result is checked.
+            let ev = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+            if ev < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: a new descriptor owned by nobody else.
+            let wake = unsafe { OwnedFd::from_raw_fd(ev) };
+            let w = Arc::new(Worker {
+                index,
+                epoll,
+                wake,
+                cmds: Mutex::new(Vec::new()),
+                ready: Mutex::new(Vec::new()),
+                load: AtomicUsize::new(0),
+                stop: AtomicBool::new(false),
+            });
+            w.ctl(libc::EPOLL_CTL_ADD, w.wake.as_raw_fd(), WAKE)?;
+            let runner = w.clone();
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("packet-{index}"))
+                    .spawn(move || runner.run(scratch()))?,
+            );
+            workers.push(w);
+        }
+        Ok(Threads {
+            workers,
+            handles: Mutex::new(handles),
+            next_token: AtomicU64::new(0),
+        })
+    }
+
+    /// Number of threads.
+    pub fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Whether the pool has no thread (never: [`Threads::start`] makes one).
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
+    }
+
+    /// Registers `src` with the least loaded thread; returns once that
+    /// thread watches its descriptor.
+    pub fn add(&self, src: Arc<dyn Source>) -> io::Result<Registration> {
+        let worker = self
+            .workers
+            .iter()
+            .min_by_key(|w| w.load.load(Ordering::Relaxed))
+            .expect("at least one packet thread")
+            .clone();
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let ack = Arc::new(Ack::default());
+        worker.command(Cmd::Add(token, src, ack.clone()));
+        ack.wait()?;
+        worker.load.fetch_add(1, Ordering::Relaxed);
+        Ok(Registration { worker, token })
+    }
+
+    /// Unregisters a source; once this returns its thread never runs it
+    /// again and holds no reference to it.
+    pub fn remove(&self, reg: Registration) {
+        let ack = Arc::new(Ack::default());
+        reg.worker.command(Cmd::Remove(reg.token, ack.clone()));
+        if let Err(e) = ack.wait() {
+            tracing::error!("packet thread {}: {e}", reg.worker.index);
+        }
+        reg.worker.load.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Waits until every run of `reg`'s thread that began before this call
+    /// has ended (a source's settings were just changed).
+    pub fn sync(&self, reg: &Registration) {
+        let ack = Arc::new(Ack::default());
+        reg.worker.command(Cmd::Sync(ack.clone()));
+        if let Err(e) = ack.wait() {
+            tracing::error!("packet thread {}: {e}", reg.worker.index);
+        }
+    }
+
+    /// Stops every thread; sources still registered are dropped.
+    pub fn shutdown(&self) {
+        for w in &self.workers {
+            w.stop.store(true, Ordering::Release);
+            w.kick();
+        }
+        for h in std::mem::take(&mut *self.handles.lock().unwrap()) {
+            let _ = h.join();
+        }
+    }
+
+    /// Sources registered with each thread.
+    pub fn loads(&self) -> Vec<usize> {
+        self.workers
+            .iter()
+            .map(|w| w.load.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
