@@ -214,6 +214,7 @@ fn main() -> ExitCode {
         persist.path().display()
     );
     let mut handlers = Handlers::with_persist(registry, persist);
+    handlers.set_server_stats(server.stats());
     match server.run(&mut handlers) {
         Ok(sig) => {
             tracing::info!("{sig}: shutting down");

@@ -122,6 +122,32 @@ counters! {
     }
 }
 
+counters! {
+    /// Counters of the control server, since the daemon started.
+    ServerCounters {
+        /// Connections accepted (handles opened).
+        connections,
+        /// Request messages received (every netlink message of every
+        /// request datagram, well-formed or not).
+        requests,
+        /// Requests answered with an error (`NLMSG_ERROR` with an errno).
+        errors,
+        /// Notifications not queued for a handle that was not reading
+        /// them (its overrun report included).
+        notifications_dropped,
+    }
+}
+
+/// The control server's figures, written by the control thread and read
+/// by the `SERVER_STATS` handler.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// The counters.
+    pub counters: ServerCounters,
+    /// Handles (connections) open now.
+    pub handles: AtomicU64,
+}
+
 /// A device's health, shared by the control thread and the packet threads:
 /// the most recent fault, if any. A packet thread touches it only when a
 /// plugin call has already failed by panicking, never on the normal path.

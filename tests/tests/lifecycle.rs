@@ -46,7 +46,7 @@ fn nlctrl_resolves_and_dumps_the_families() {
     assert_eq!(overlay.name, "overlay");
     assert_eq!(
         (overlay.version, overlay.hdrsize, overlay.maxattr),
-        (1, 0, 36)
+        (1, 0, 37)
     );
     assert_eq!(overlay.ops, overlay_ops());
     assert_eq!(
@@ -59,8 +59,11 @@ fn nlctrl_resolves_and_dumps_the_families() {
         Attr::str(ctrl::CTRL_ATTR_FAMILY_NAME, "overlay_handle"),
     );
     assert_eq!(h.id, 32);
-    assert_eq!((h.version, h.maxattr), (1, 2));
-    assert_eq!(h.ops, vec![(1, DO | POL), (2, DO | POL), (3, DO | POL)]);
+    assert_eq!((h.version, h.maxattr), (1, 7));
+    assert_eq!(
+        h.ops,
+        vec![(1, DO | POL), (2, DO | POL), (3, DO | POL), (4, DO | POL)]
+    );
     assert!(h.mcast_groups.is_empty());
 
     // By id as well.

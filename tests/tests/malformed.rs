@@ -197,8 +197,8 @@ fn unknown_command() {
     assert_eq!(e.offset, None);
     still_serving(&mut c);
     // Past overlay_handle's commands.
-    let msg = request(handle::ID, 4, 1, NLM_F_REQUEST | NLM_F_ACK, 12, vec![]);
-    refused(&mut c, &msg, 12, libc::EOPNOTSUPP, &["overlay_handle", "4"]);
+    let msg = request(handle::ID, 5, 1, NLM_F_REQUEST | NLM_F_ACK, 12, vec![]);
+    refused(&mut c, &msg, 12, libc::EOPNOTSUPP, &["overlay_handle", "5"]);
     still_serving(&mut c);
     // A dump of a command without one.
     let msg = request(

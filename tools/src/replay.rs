@@ -26,7 +26,10 @@
 //! - counter values ([`Field::Counter`]): `STAT_VALUE` in STATS replies
 //!   counts traffic that the kernel and the timing decide (a TAP coming up
 //!   sends IPv6 router solicitations); the counters' names, order and size
-//!   are still compared.
+//!   are still compared. So are `CACHE_ENTRIES` in STATS replies, and the
+//!   control server's figures in SERVER_STATS replies (`HANDLE_ATTR_HANDLES`,
+//!   `HANDLE_ATTR_STAT_VALUE`), which count the replaying client's own
+//!   connections and requests along with everyone else's.
 //!
 //! PIDs and link ids are mapped first seen to first seen, and the mapping
 //! must stay one to one: a reply naming link 2 where the recording named
@@ -83,7 +86,12 @@ fn classify(family: u16, cmd: u8, parents: &[&str], name: &str) -> Option<Field>
         (ov::ID, "PLUGIN_FILE") if parents.is_empty() && cmd == ov::CMD_PLUGINS => {
             Some(Field::PluginFile)
         }
-        (ov::ID, "STAT_VALUE") if cmd == ov::CMD_STATS => Some(Field::Counter),
+        (ov::ID, "STAT_VALUE" | "CACHE_ENTRIES") if cmd == ov::CMD_STATS => Some(Field::Counter),
+        (handle::ID, "HANDLE_ATTR_HANDLES" | "HANDLE_ATTR_STAT_VALUE")
+            if cmd == handle::CMD_SERVER_STATS =>
+        {
+            Some(Field::Counter)
+        }
         _ => None,
     }
 }

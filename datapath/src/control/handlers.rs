@@ -20,6 +20,7 @@ use crate::{
     devices::persist::Persist,
     devices::registry::{CreateArgs, DevRef, Registry},
     error::CtlError,
+    stats::ServerStats,
 };
 use nlproto::{
     attr::align4,
@@ -100,6 +101,7 @@ pub struct Handlers {
     persist: Option<Persist>,
     dumps: HashMap<u32, Dump>,
     parked: HashMap<u32, ParkedLookup>,
+    server: std::sync::Arc<ServerStats>,
 }
 
 type Reply = Result<Vec<Message>, RequestError>;
@@ -112,6 +114,7 @@ impl Handlers {
             persist: None,
             dumps: HashMap::new(),
             parked: HashMap::new(),
+            server: Default::default(),
         }
     }
 
@@ -123,7 +126,14 @@ impl Handlers {
             persist: Some(persist),
             dumps: HashMap::new(),
             parked: HashMap::new(),
+            server: Default::default(),
         }
+    }
+
+    /// Answers `SERVER_STATS` from these figures (the server's, see
+    /// [`super::Server::stats`]); until then from zeros.
+    pub fn set_server_stats(&mut self, stats: std::sync::Arc<ServerStats>) {
+        self.server = stats;
     }
 
     /// Writes the state file (when there is one); a failure is logged,
@@ -366,6 +376,9 @@ impl Handlers {
                         Outgoing::Leave(id)
                     });
                     Ok(req.respond(pid, vec![]))
+                }
+                handle::CMD_SERVER_STATS => {
+                    Ok(req.respond(pid, vec![server_stats_attrs(&self.server)]))
                 }
                 _ => Err(unhandled(req)),
             },
@@ -710,7 +723,35 @@ fn stats_attrs(dev: &Device) -> Vec<Attr> {
             ],
         ));
     }
+    if let Some(t) = &dev.dyn_target {
+        attrs.push(Attr::u64(ov::ATTR_CACHE_ENTRIES, t.cache_entries() as u64));
+    }
     attrs
+}
+
+fn server_stats_attrs(s: &ServerStats) -> Vec<Attr> {
+    let handles = s.handles.load(std::sync::atomic::Ordering::Relaxed);
+    let counters = s
+        .counters
+        .snapshot()
+        .into_iter()
+        .map(|(name, value)| {
+            Attr::nested(
+                handle::HANDLE_ATTR_STAT,
+                vec![
+                    Attr::str(handle::HANDLE_ATTR_STAT_NAME, name),
+                    Attr::u64(handle::HANDLE_ATTR_STAT_VALUE, value),
+                ],
+            )
+        })
+        .collect();
+    vec![
+        Attr::u32(
+            handle::HANDLE_ATTR_HANDLES,
+            u32::try_from(handles).unwrap_or(u32::MAX),
+        ),
+        Attr::nested(handle::HANDLE_ATTR_STATS, counters),
+    ]
 }
 
 fn propinfo_attrs(info: &PropInfo) -> Vec<Attr> {

@@ -31,6 +31,7 @@ pub mod target;
 
 use crate::{
     devices::notify::{Delivery, OutQueue},
+    stats::{add, ServerStats},
     sys::{self, signal::ExitSignals},
 };
 use nix::sys::signal::Signal;
@@ -144,6 +145,7 @@ pub struct Server {
     poller: std::sync::Arc<Poller>,
     conns: Slab<Conn>,
     next_pid: u32,
+    stats: std::sync::Arc<ServerStats>,
 }
 
 /// Why the server could not start.
@@ -203,6 +205,7 @@ impl Server {
             poller,
             conns: Slab::new(),
             next_pid: 1,
+            stats: Default::default(),
         })
     }
 
@@ -214,6 +217,12 @@ impl Server {
         Box::new(move || {
             let _ = poller.notify();
         })
+    }
+
+    /// The server's counters and open handles, as `SERVER_STATS` reports
+    /// them (see [`handlers::Handlers::set_server_stats`]).
+    pub fn stats(&self) -> std::sync::Arc<ServerStats> {
+        self.stats.clone()
     }
 
     /// The socket path.
@@ -321,6 +330,8 @@ impl Server {
                         out: OutQueue::new(),
                         groups: BTreeSet::new(),
                     });
+                    add(&self.stats.counters.connections, 1);
+                    self.count_handles();
                     tracing::debug!(
                         pid,
                         peer_pid = peer.pid,
@@ -380,7 +391,12 @@ impl Server {
                     // A datagram longer than the buffer arrives cut; its last
                     // message then overruns what is there and gets the
                     // ordinary length error.
-                    Ok(Some(n)) => d.datagram(peer, &buf[..n.min(buf.len())], &mut out),
+                    Ok(Some(n)) => {
+                        let datagram = &buf[..n.min(buf.len())];
+                        let requests = nlproto::server::split_datagram(datagram).count();
+                        add(&self.stats.counters.requests, requests as u64);
+                        d.datagram(peer, datagram, &mut out)
+                    }
                     Ok(None) => return,
                     Err(_) => {
                         self.close(key, d);
@@ -403,7 +419,12 @@ impl Server {
         let mut touched = BTreeSet::from([key]);
         for item in out.items {
             match item {
-                Outgoing::Reply(m) => replies.push(m),
+                Outgoing::Reply(m) => {
+                    if matches!(&m, Message::Error(e) if e.errno != 0) {
+                        add(&self.stats.counters.errors, 1);
+                    }
+                    replies.push(m)
+                }
                 Outgoing::Datagram(datagram) => {
                     let conn = &mut self.conns[key];
                     queue_replies(conn, &mut replies);
@@ -419,11 +440,16 @@ impl Server {
                             continue;
                         }
                         touched.insert(k);
-                        if c.out.push_notification(datagram.clone()) == Delivery::Overrun {
-                            tracing::warn!(
-                                pid = c.pid,
-                                "handle does not read its notifications: dropping them until its queue drains"
-                            );
+                        match c.out.push_notification(datagram.clone()) {
+                            Delivery::Queued => {}
+                            Delivery::Overrun => {
+                                add(&self.stats.counters.notifications_dropped, 1);
+                                tracing::warn!(
+                                    pid = c.pid,
+                                    "handle does not read its notifications: dropping them until its queue drains"
+                                );
+                            }
+                            Delivery::Dropped => add(&self.stats.counters.notifications_dropped, 1),
                         }
                     }
                 }
@@ -447,11 +473,21 @@ impl Server {
             return;
         };
         let _ = self.poller.delete(&conn.fd);
+        self.count_handles();
         tracing::debug!(pid = conn.pid, "connection closed");
         d.closed(Peer {
             pid: conn.pid,
             access: conn.access,
         });
+    }
+}
+
+impl Server {
+    fn count_handles(&self) {
+        self.stats.handles.store(
+            self.conns.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 }
 

@@ -301,6 +301,11 @@ impl DynTarget {
         self.lock().cache.get(mac)
     }
 
+    /// The entries of the cache now (pending, valid and drop).
+    pub fn cache_entries(&self) -> usize {
+        self.lock().cache.len()
+    }
+
     /// What the cache answers for `mac`: `None` without an answer (no
     /// entry, or one that is invalid or pending).
     pub fn answer(&self, mac: &Mac) -> Option<Answer> {

@@ -261,10 +261,10 @@ fn family_header_command_and_operation() {
         "family overlay has no command 11",
     );
     check(
-        &raw(handle::ID, RA, 4, 1, &[]),
+        &raw(handle::ID, RA, 5, 1, &[]),
         libc::EOPNOTSUPP,
         None,
-        "family overlay_handle has no command 4",
+        "family overlay_handle has no command 5",
     );
     check(
         &raw(handle::ID, RA, handle::CMD_JOIN_GROUP, 1, &[]),
@@ -661,7 +661,7 @@ fn ctrl_getfamily_by_name_and_id() {
         (16, ctrl::CTRL_CMD_NEWFAMILY, 2, PID, 11)
     );
     assert_eq!(reply.attrs.get_u16(ctrl::CTRL_ATTR_FAMILY_ID), Some(33));
-    assert_eq!(reply.attrs.get_u32(ctrl::CTRL_ATTR_MAXATTR), Some(36));
+    assert_eq!(reply.attrs.get_u32(ctrl::CTRL_ATTR_MAXATTR), Some(37));
     let ops = reply.attrs.get_nested(ctrl::CTRL_ATTR_OPS).unwrap();
     assert_eq!(ops.len(), 10);
     assert_eq!(
@@ -816,9 +816,10 @@ fn ctrl_dump_lists_every_family() {
                         GenlCtrlAttrs::Ops(ops)
                             if names.last().map(String::as_str) == Some("overlay_handle") =>
                         {
-                            assert_eq!(ops.len(), 3);
+                            assert_eq!(ops.len(), 4);
                             assert_eq!(ops[1], vec![OpAttrs::Id(2), OpAttrs::Flags(0xa)]);
                             assert_eq!(ops[2], vec![OpAttrs::Id(3), OpAttrs::Flags(0xa)]);
+                            assert_eq!(ops[3], vec![OpAttrs::Id(4), OpAttrs::Flags(0xa)]);
                         }
                         GenlCtrlAttrs::McastGroups(groups) => {
                             // Decoded by netlink-packet-generic: the layout

@@ -15,15 +15,50 @@ pub const CMD_GET_PID: u8 = 1;
 pub const CMD_JOIN_GROUP: u8 = 2;
 /// `LEAVE_GROUP`: unsubscribe the handle from a multicast group.
 pub const CMD_LEAVE_GROUP: u8 = 3;
+/// `SERVER_STATS`: the control server's counters.
+pub const CMD_SERVER_STATS: u8 = 4;
 
 /// `HANDLE_ATTR_PID` (u32): the PID of the handle.
 pub const HANDLE_ATTR_PID: u16 = 1;
 /// `HANDLE_ATTR_MCAST_GROUP` (u32): a multicast group id, as nlctrl lists
 /// it in `CTRL_ATTR_MCAST_GRP_ID`.
 pub const HANDLE_ATTR_MCAST_GROUP: u16 = 2;
-/// Highest attribute number (3..9 are reserved for later handle
+/// `HANDLE_ATTR_HANDLES` (u32): handles open now.
+pub const HANDLE_ATTR_HANDLES: u16 = 3;
+/// `HANDLE_ATTR_STATS` (nested): repeated `HANDLE_ATTR_STAT`.
+pub const HANDLE_ATTR_STATS: u16 = 4;
+/// `HANDLE_ATTR_STAT` (nested): `HANDLE_ATTR_STAT_NAME` and
+/// `HANDLE_ATTR_STAT_VALUE`.
+pub const HANDLE_ATTR_STAT: u16 = 5;
+/// `HANDLE_ATTR_STAT_NAME` (string): a counter's name.
+pub const HANDLE_ATTR_STAT_NAME: u16 = 6;
+/// `HANDLE_ATTR_STAT_VALUE` (u64): a counter's value.
+pub const HANDLE_ATTR_STAT_VALUE: u16 = 7;
+/// Highest attribute number (8..9 are reserved for later handle
 /// attributes).
-pub const MAXATTR: u16 = HANDLE_ATTR_MCAST_GROUP;
+pub const MAXATTR: u16 = HANDLE_ATTR_STAT_VALUE;
+
+const STAT_POLICY: &[AttrSpec] = &[
+    AttrSpec::new(
+        HANDLE_ATTR_STAT_NAME,
+        "HANDLE_ATTR_STAT_NAME",
+        AttrKind::Str { max: 63 },
+        "counter name",
+    ),
+    AttrSpec::new(
+        HANDLE_ATTR_STAT_VALUE,
+        "HANDLE_ATTR_STAT_VALUE",
+        AttrKind::U64,
+        "counter value",
+    ),
+];
+const STAT: AttrSpec = AttrSpec::new(
+    HANDLE_ATTR_STAT,
+    "HANDLE_ATTR_STAT",
+    AttrKind::Nested(STAT_POLICY),
+    "one counter: HANDLE_ATTR_STAT_NAME and HANDLE_ATTR_STAT_VALUE",
+);
+const STATS_POLICY: &[AttrSpec] = &[STAT.repeated()];
 
 /// The family's attribute policy.
 pub const ATTRS: &[AttrSpec] = &[
@@ -39,6 +74,21 @@ pub const ATTRS: &[AttrSpec] = &[
         AttrKind::U32,
         "a multicast group id, as nlctrl lists it (CTRL_ATTR_MCAST_GRP_ID)",
     ),
+    AttrSpec::new(
+        HANDLE_ATTR_HANDLES,
+        "HANDLE_ATTR_HANDLES",
+        AttrKind::U32,
+        "handles (connections) open now, the asking one included",
+    ),
+    AttrSpec::new(
+        HANDLE_ATTR_STATS,
+        "HANDLE_ATTR_STATS",
+        AttrKind::Nested(STATS_POLICY),
+        "the control server's counters: repeated HANDLE_ATTR_STAT",
+    ),
+    STAT,
+    STAT_POLICY[0],
+    STAT_POLICY[1],
 ];
 
 /// The family's commands.
@@ -70,6 +120,15 @@ pub const COMMANDS: &[CommandSpec] = &[
         required: &[HANDLE_ATTR_MCAST_GROUP],
         doc: "unsubscribe this connection from a multicast group (leaving a group not joined is not an error)",
     },
+    CommandSpec {
+        id: CMD_SERVER_STATS,
+        name: "SERVER_STATS",
+        ops: OpSet::TRANSACTION,
+        min_version: 1,
+        privilege: Privilege::ReadOnly,
+        required: &[],
+        doc: "the control server's counters since the daemon started, and the handles open now",
+    },
 ];
 
 /// The overlay_handle family.
@@ -83,5 +142,5 @@ pub static FAMILY: FamilySpec = FamilySpec {
     commands: COMMANDS,
     mcast_groups: &[],
     notifications: &[],
-    doc: "The connection itself: every connection is a handle with a PID that the daemon puts in nlmsg_pid of everything it sends on it, and the multicast groups it has joined.",
+    doc: "The connection itself: every connection is a handle with a PID that the daemon puts in nlmsg_pid of everything it sends on it, and the multicast groups it has joined; and the counters of the server that serves every handle.",
 };

@@ -125,8 +125,11 @@ pub const ATTR_MUX_ENDPOINT: u16 = 35;
 /// `TEMPORARY` (flag): on CREATE, the device is not persisted across
 /// daemon restarts; in LIST replies, present when the device is temporary.
 pub const ATTR_TEMPORARY: u16 = 36;
+/// `CACHE_ENTRIES` (u64): in STATS replies of an active dynamic-mode
+/// device, the entries of its target cache now.
+pub const ATTR_CACHE_ENTRIES: u16 = 37;
 /// Highest attribute number.
-pub const MAXATTR: u16 = ATTR_TEMPORARY;
+pub const MAXATTR: u16 = ATTR_CACHE_ENTRIES;
 
 /// Longest device name, not counting the NUL.
 pub const NAME_MAX: usize = 31;
@@ -436,6 +439,12 @@ pub const ATTRS: &[AttrSpec] = &[
         "TEMPORARY",
         AttrKind::Flag,
         "CREATE: do not persist the device across daemon restarts; LIST: present when the device is temporary",
+    ),
+    AttrSpec::new(
+        ATTR_CACHE_ENTRIES,
+        "CACHE_ENTRIES",
+        AttrKind::U64,
+        "STATS of an active dynamic-mode device: the entries of its target cache now (pending, valid and drop)",
     ),
 ];
 
