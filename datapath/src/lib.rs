@@ -111,6 +111,7 @@ pub mod control;
 pub mod dataplane;
 pub mod devices;
 pub mod error;
+pub mod metrics;
 pub mod plugins;
 pub mod stats;
 pub mod sys;

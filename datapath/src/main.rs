@@ -1,14 +1,21 @@
 //! `overlayd`: loads the plugins, restores the saved devices, then serves
 //! the control socket until SIGTERM, SIGINT or SIGHUP.
+//!
+//! Under systemd (`Type=notify`), `READY=1` is sent to `$NOTIFY_SOCKET`
+//! once the control socket is listening, the saved devices are restored
+//! and the metrics endpoint (if any) is listening; `STOPPING=1` when a
+//! signal starts the clean stop.
 
 use clap::Parser;
 use datapath::{
     control::{handlers::Handlers, Server},
     dataplane::{probe::Offloads, Engine},
     devices::{persist::Persist, registry::Registry},
+    metrics,
     plugins::Plugins,
 };
 use nix::unistd::{Gid, Group};
+use sd_notify::NotifyState;
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 /// Where plugins are looked for when no directory is given.
@@ -18,7 +25,20 @@ const SYSTEM_PLUGIN_DIR: &str = "/usr/lib/overlayd/plugins";
 #[command(
     name = "overlayd",
     version,
-    about = "Userspace overlay datapath daemon"
+    about = "Userspace overlay datapath daemon",
+    long_about = "overlayd runs overlay devices: Ethernet links whose frames travel \
+encapsulated (VXLAN, Geneve) over an underlay network, to destinations that \
+lookup plugins decide. Plugins are .so files loaded at start. The daemon is \
+driven over its control socket by generic-netlink messages; overlayctl(8) is \
+its command line, and docs/protocol.md describes the protocol for other \
+clients.\n\n\
+Devices not created temporary are kept in STATE_DIR/state.json and restored \
+at start. SIGTERM, SIGINT and SIGHUP stop the daemon cleanly: the state is \
+written, every device deactivated (its TAP removed) and the socket removed. \
+Under systemd (Type=notify) READY=1 is sent once the socket listens and the \
+saved devices are restored. Every option can also be given by its \
+environment variable (OVERLAYD_*), which is how the packaged service reads \
+/etc/default/overlayd."
 )]
 struct Args {
     /// Control socket path.
@@ -92,6 +112,12 @@ struct Args {
     )]
     disable_offload: Vec<String>,
 
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (Prometheus text,
+    /// or OpenMetrics when the scraper asks for it);
+    /// off unless given. An IPv6 address is written [ADDR]:PORT.
+    #[arg(long, env = "OVERLAYD_METRICS", value_name = "ADDR:PORT")]
+    metrics: Option<std::net::SocketAddr>,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, env = "OVERLAYD_LOG", default_value = "info")]
     log: String,
@@ -160,6 +186,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Bound now, so that a taken or forbidden address stops the daemon
+    // before it touches the state; served once the daemon is ready.
+    let endpoint = match args.metrics.map(metrics::Endpoint::bind).transpose() {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // After the socket: a second daemon on the same socket stops above,
     // before it touches the state.
     let mut persist = match Persist::open(&args.state_dir) {
@@ -215,7 +250,24 @@ fn main() -> ExitCode {
     );
     let mut handlers = Handlers::with_persist(registry, persist);
     handlers.set_server_stats(server.stats());
-    match server.run(&mut handlers) {
+    if let Some(endpoint) = endpoint {
+        let shown = endpoint
+            .local_addr()
+            .map_or_else(|_| "?".to_string(), |a| a.to_string());
+        if let Err(e) = endpoint.serve(metrics::socket_path(server.path())) {
+            tracing::error!("--metrics: cannot start the metrics thread: {e}");
+            handlers.shutdown();
+            return ExitCode::FAILURE;
+        }
+        tracing::info!("metrics at http://{shown}/metrics");
+    }
+    let status = format!("listening on {}", server.path().display());
+    if let Err(e) = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&status)]) {
+        tracing::warn!("cannot tell the service manager the daemon is ready: {e}");
+    }
+    let result = server.run(&mut handlers);
+    let _ = sd_notify::notify(&[NotifyState::Stopping]);
+    match result {
         Ok(sig) => {
             tracing::info!("{sig}: shutting down");
             handlers.shutdown();

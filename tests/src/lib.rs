@@ -421,6 +421,23 @@ impl Daemon {
         self.wait_ready()
     }
 
+    /// Starts overlayd (plugins of the target directory) in the named
+    /// network namespace `netns`, with extra command-line arguments.
+    pub fn start_in_netns_with_args(netns: &str, extra: &[&str]) -> Daemon {
+        let dir = TempDir::new("daemon");
+        let socket = dir.join("overlayd.sock");
+        let launch = Launch {
+            plugin_dirs: vec![target_dir()],
+            netns: Some(netns.to_string()),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+        };
+        match Self::try_launch_with(dir, socket, launch) {
+            Ok((d, _)) => d,
+            Err((status, log)) => panic!("overlayd exited early ({status}):\n{log}"),
+        }
+    }
+
     /// Starts overlayd (plugins of the target directory, its own namespace)
     /// with extra command-line arguments.
     pub fn start_with_args(extra: &[&str]) -> Daemon {
