@@ -6,7 +6,7 @@
 //! and the metrics endpoint (if any) is listening; `STOPPING=1` when a
 //! signal starts the clean stop.
 
-use clap::Parser;
+use clap::{CommandFactory, Parser, ValueEnum};
 use datapath::{
     control::{handlers::Handlers, Server},
     dataplane::{probe::Offloads, Engine},
@@ -20,6 +20,19 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 /// Where plugins are looked for when no directory is given.
 const SYSTEM_PLUGIN_DIR: &str = "/usr/lib/overlayd/plugins";
+
+/// What `--generate` prints.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Generate {
+    /// The manual page, overlayd(8), in roff.
+    Man,
+    /// The bash completion script.
+    Bash,
+    /// The zsh completion script.
+    Zsh,
+    /// The fish completion script.
+    Fish,
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -121,10 +134,42 @@ struct Args {
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, env = "OVERLAYD_LOG", default_value = "info")]
     log: String,
+
+    /// Print the manual page or a shell's completion script, and exit.
+    #[arg(long, value_name = "WHAT")]
+    generate: Option<Generate>,
+}
+
+/// Prints what `--generate` asks for.
+fn generate(what: Generate) -> ExitCode {
+    let mut out = Vec::new();
+    let mut cmd = Args::command();
+    let written = match what {
+        Generate::Man => clap_mangen::Man::new(cmd).section("8").render(&mut out),
+        Generate::Bash | Generate::Zsh | Generate::Fish => {
+            let shell = match what {
+                Generate::Bash => clap_complete::Shell::Bash,
+                Generate::Zsh => clap_complete::Shell::Zsh,
+                _ => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut cmd, "overlayd", &mut out);
+            Ok(())
+        }
+    };
+    match written.and_then(|()| std::io::Write::write_all(&mut std::io::stdout(), &out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("overlayd: --generate: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(what) = args.generate {
+        return generate(what);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&args.log)

@@ -154,7 +154,7 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff, for man -l -).
+    /// Print the manual page, overlayctl(8) (roff, for man -l -).
     Man,
 }
 

@@ -198,6 +198,7 @@ pub fn execute(cli: &Cli, daemon: &mut dyn Daemon) -> Result<Vec<u8>, Error> {
         Command::Man => {
             let mut out = Vec::new();
             clap_mangen::Man::new(Cli::command())
+                .section("8")
                 .render(&mut out)
                 .map_err(|e| Error::local(format!("man: {e}")))?;
             return Ok(out);
