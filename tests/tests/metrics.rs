@@ -1,7 +1,9 @@
 //! `overlayd --metrics`: scraped with curl while traffic flows between
 //! overlayd (namespace A) and the kernel's vxlan (namespace B), checked by
 //! `promtool check metrics`, and the counters follow the traffic. Also the
-//! refusals: an address in use, an address that does not parse.
+//! refusals: an address in use, an address that does not parse. And the
+//! other way of watching the same counters, `overlayctl show -s -i`: its
+//! rates follow the same traffic.
 
 use overlay_tests::{
     net::{self, Netns},
@@ -254,4 +256,62 @@ fn a_metrics_address_in_use_or_unparsable_stops_the_daemon() {
     assert!(!dir.join("t.sock").exists());
     // The first daemon is unaffected.
     t.daemon.ctl_ok(&["show", "ov0"]);
+}
+
+#[test]
+fn show_s_i_prints_rates_that_follow_the_traffic() {
+    if !net::can_run() {
+        return;
+    }
+    let mut t = topology();
+    t.a.ping("192.0.2.2", 2);
+    // 200 pings a second for about 2 s, watched over four half-seconds.
+    let ping = t.a.spawn(&[
+        "ping",
+        "-q",
+        "-c",
+        "400",
+        "-i",
+        "0.005",
+        "-W",
+        "2",
+        "192.0.2.2",
+    ]);
+    std::thread::sleep(Duration::from_millis(200));
+    let json = t
+        .daemon
+        .ctl_ok(&["show", "-s", "-i", "0.5", "-c", "3", "-j", "ov0"]);
+    let text = t.daemon.ctl_ok(&["show", "-s", "-i", "0.3", "-c", "2"]);
+    t.a.wait(ping, Duration::from_secs(30));
+    let lines: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 3, "{json}");
+    for v in &lines {
+        let interval = v["interval"].as_f64().unwrap();
+        assert!(interval > 0.4 && interval < 5.0, "{v}");
+        assert!(v["time"].as_f64().unwrap() > 1.7e9, "{v}");
+        let dev = &v["devices"][0];
+        assert_eq!(dev["link"], "ov0");
+        // Echo requests out, replies in: well above zero, at most the
+        // 200 a second ping sends (with room for a slow machine's bursts).
+        let (tx, rx) = (
+            dev["tx_pps"].as_f64().unwrap(),
+            dev["rx_pps"].as_f64().unwrap(),
+        );
+        assert!(tx > 20.0 && tx < 1000.0, "{v}");
+        assert!(rx > 20.0 && rx < 1000.0, "{v}");
+        // Echo requests are 98-byte frames (an ARP now and then is 42).
+        assert!(dev["tx_bps"].as_f64().unwrap() >= tx * 8.0 * 90.0, "{v}");
+        assert_eq!(dev["drops_ps"], 0.0);
+    }
+    // The text: a header and a row for ov0 per interval.
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 4, "{text}");
+    assert!(
+        rows[0].starts_with("LINK  IPKTS/s  IBITS/s  OPKTS/s  OBITS/s  DROPS/s"),
+        "{text}"
+    );
+    assert!(rows[1].starts_with("ov0 "), "{text}");
 }

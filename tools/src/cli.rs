@@ -8,7 +8,12 @@ pub const DEFAULT_SOCKET: &str = "/run/overlayd/overlayd.sock";
 
 /// Administer overlayd's overlay devices and plugins.
 #[derive(Debug, Parser)]
-#[command(name = "overlayctl", version, propagate_version = true)]
+#[command(
+    name = "overlayctl",
+    version,
+    propagate_version = true,
+    subcommand_required = false
+)]
 pub struct Cli {
     /// The daemon's control socket.
     #[arg(
@@ -30,13 +35,43 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub record: Option<PathBuf>,
 
-    /// What to do.
+    /// Run the commands of FILE (`-` for standard input), one per line,
+    /// over one connection, as `ip -batch` does; lines are numbered in
+    /// errors. Stops at the first error unless --force.
+    #[arg(short = 'b', long = "batch", value_name = "FILE")]
+    pub batch: Option<PathBuf>,
+
+    /// With -b: run every line even after an error (the exit status still
+    /// says a line failed). `-force` is accepted too, as ip spells it.
+    #[arg(long, requires = "batch")]
+    pub force: bool,
+
+    /// What to do (not with -b, whose file holds the commands).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+impl Cli {
+    /// Refuses a command line with both a batch and a command, or with
+    /// neither, as clap refuses other usage errors (exit status 2).
+    pub fn check(&self) -> Result<(), clap::Error> {
+        use clap::{error::ErrorKind, CommandFactory};
+        match (&self.batch, &self.command) {
+            (Some(_), Some(_)) => Err(Cli::command().error(
+                ErrorKind::ArgumentConflict,
+                "-b runs the commands of its file: give no command with it",
+            )),
+            (None, None) => Err(Cli::command().error(
+                ErrorKind::MissingSubcommand,
+                "a command is needed (or -b FILE)",
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The subcommands.
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Create an overlay device.
     Create(CreateArgs),
@@ -86,6 +121,15 @@ pub enum Command {
         /// point-mode device shows its one target as `*:*:*:*:*:*`.
         #[arg(short = 't', long, conflicts_with_all = ["faults", "stats", "verbose"])]
         target: bool,
+        /// With -s: print each device's rates per second (packets, bits,
+        /// drops) every SECONDS until interrupted, as vmstat does; -j gives
+        /// one JSON object per interval.
+        #[arg(short = 'i', long, value_name = "SECONDS", requires = "stats",
+              value_parser = crate::watch::parse_interval)]
+        interval: Option<std::time::Duration>,
+        /// With -i: stop after COUNT intervals.
+        #[arg(short = 'c', long, value_name = "COUNT", requires = "interval")]
+        count: Option<u64>,
         /// The device.
         link: Option<String>,
     },
@@ -159,7 +203,7 @@ pub enum Command {
 }
 
 /// `create`'s arguments.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct CreateArgs {
     /// The encapsulation plugin (e.g. vxlan).
     #[arg(short = 'e', long, value_name = "ENCAP")]
@@ -184,7 +228,7 @@ pub struct CreateArgs {
 }
 
 /// `raw`'s arguments.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RawArgs {
     /// Send a dump request (NLM_F_DUMP) and print every part.
     #[arg(short = 'd', long)]
@@ -231,7 +275,7 @@ mod tests {
             "ov0",
         ])
         .unwrap();
-        let Command::Create(c) = cli.command else {
+        let Command::Create(c) = cli.command.unwrap() else {
             panic!()
         };
         assert_eq!(
@@ -242,7 +286,7 @@ mod tests {
         assert_eq!(c.link, "ov0");
         assert!(!c.temporary);
         let cli = parse(&["create", "-t", "-e", "x", "-s", "y", "-v", "1", "ov1"]).unwrap();
-        let Command::Create(c) = cli.command else {
+        let Command::Create(c) = cli.command.unwrap() else {
             panic!()
         };
         assert!(c.temporary);
@@ -261,20 +305,24 @@ mod tests {
         assert_eq!(cli.socket, PathBuf::from("/tmp/s"));
         let cli = parse(&["--json", "plugins", "-v"]).unwrap();
         assert!(cli.json);
-        assert!(matches!(cli.command, Command::Plugins { verbose: true }));
+        assert!(matches!(
+            cli.command.unwrap(),
+            Command::Plugins { verbose: true }
+        ));
     }
 
     #[test]
     fn show_faults() {
         let cli = parse(&["show", "-f"]).unwrap();
         assert!(matches!(
-            cli.command,
+            cli.command.unwrap(),
             Command::Show {
                 faults: true,
                 stats: false,
                 verbose: false,
                 target: false,
-                link: None
+                link: None,
+                ..
             }
         ));
     }
@@ -283,18 +331,19 @@ mod tests {
     fn show_stats() {
         let cli = parse(&["show", "-s", "ov0"]).unwrap();
         assert!(matches!(
-            cli.command,
+            cli.command.unwrap(),
             Command::Show {
                 faults: false,
                 stats: true,
                 verbose: false,
                 target: false,
-                link: Some(ref l)
+                link: Some(ref l),
+                ..
             } if l == "ov0"
         ));
         let cli = parse(&["show", "--stats", "--verbose"]).unwrap();
         assert!(matches!(
-            cli.command,
+            cli.command.unwrap(),
             Command::Show {
                 stats: true,
                 verbose: true,
@@ -313,7 +362,7 @@ mod tests {
     fn show_target() {
         let cli = parse(&["show", "-t", "ov0"]).unwrap();
         assert!(matches!(
-            cli.command,
+            cli.command.unwrap(),
             Command::Show {
                 target: true,
                 faults: false,
@@ -325,7 +374,7 @@ mod tests {
         let cli = parse(&["show", "--target", "-j"]).unwrap();
         assert!(cli.json);
         assert!(matches!(
-            cli.command,
+            cli.command.unwrap(),
             Command::Show {
                 target: true,
                 link: None,
@@ -345,7 +394,7 @@ mod tests {
     fn cache_commands() {
         let cli = parse(&["cache-set", "ov0", "2:0:0:0:0:2=drop"]).unwrap();
         assert!(matches!(
-            cli.command,
+            cli.command.unwrap(),
             Command::CacheSet { ref link, ref entry } if link == "ov0" && entry == "2:0:0:0:0:2=drop"
         ));
         // One entry per command, so a refusal never leaves some set.
@@ -359,14 +408,17 @@ mod tests {
         let cli = parse(&["cache-get", "-j", "ov0", "02-00-00-00-00-02"]).unwrap();
         assert!(cli.json);
         assert!(
-            matches!(cli.command, Command::CacheGet { ref mac, .. } if mac == "02-00-00-00-00-02")
+            matches!(cli.command.unwrap(), Command::CacheGet { ref mac, .. } if mac == "02-00-00-00-00-02")
         );
         assert!(matches!(
-            parse(&["cache-remove", "ov0", "x"]).unwrap().command,
+            parse(&["cache-remove", "ov0", "x"])
+                .unwrap()
+                .command
+                .unwrap(),
             Command::CacheRemove { .. }
         ));
         assert!(matches!(
-            parse(&["cache-flush", "ov0"]).unwrap().command,
+            parse(&["cache-flush", "ov0"]).unwrap().command.unwrap(),
             Command::CacheFlush { ref link } if link == "ov0"
         ));
         assert_eq!(parse(&["cache-flush"]).unwrap_err().exit_code(), 2);
@@ -376,7 +428,7 @@ mod tests {
     fn prop_set_needs_an_assignment() {
         assert_eq!(parse(&["prop-set", "ov0"]).unwrap_err().exit_code(), 2);
         let cli = parse(&["prop-set", "ov0", "mtu=1400", "x=-1"]).unwrap();
-        let Command::PropSet { assignments, .. } = cli.command else {
+        let Command::PropSet { assignments, .. } = cli.command.unwrap() else {
             panic!()
         };
         assert_eq!(assignments, ["mtu=1400", "x=-1"]);
@@ -395,7 +447,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.record, Some(PathBuf::from("/tmp/t.nlt")));
-        let Command::Raw(r) = cli.command else {
+        let Command::Raw(r) = cli.command.unwrap() else {
             panic!()
         };
         assert!(r.dump && !r.no_ack && !r.verbose);
@@ -407,13 +459,53 @@ mod tests {
     fn monitor() {
         let cli = parse(&["monitor", "-j"]).unwrap();
         assert!(cli.json);
-        assert!(matches!(cli.command, Command::Monitor));
+        assert!(matches!(cli.command.unwrap(), Command::Monitor));
         assert_eq!(parse(&["monitor", "ov0"]).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn batch_and_force() {
+        let cli = parse(&["-b", "cmds.txt", "--force"]).unwrap();
+        assert_eq!(cli.batch, Some(PathBuf::from("cmds.txt")));
+        assert!(cli.force && cli.command.is_none());
+        let cli = parse(&["-j", "-b", "-"]).unwrap();
+        assert!(cli.json && !cli.force);
+        assert!(cli.check().is_ok());
+        // A batch holds its commands; --force means nothing without one.
+        let both = parse(&["-b", "f", "show"]).unwrap().check().unwrap_err();
+        assert_eq!(both.exit_code(), 2);
+        assert_eq!(parse(&["--force", "show"]).unwrap_err().exit_code(), 2);
+        assert_eq!(parse(&[]).unwrap().check().unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn show_interval() {
+        let cli = parse(&["show", "-s", "-i", "0.5", "-c", "3", "ov0"]).unwrap();
+        assert!(matches!(
+            cli.command.unwrap(),
+            Command::Show {
+                stats: true,
+                interval: Some(d),
+                count: Some(3),
+                ..
+            } if d == std::time::Duration::from_millis(500)
+        ));
+        // Rates are of counters: -i needs -s, -c needs -i.
+        assert_eq!(parse(&["show", "-i", "1"]).unwrap_err().exit_code(), 2);
+        assert_eq!(
+            parse(&["show", "-s", "-c", "1"]).unwrap_err().exit_code(),
+            2
+        );
+        let e = parse(&["show", "-s", "-i", "0"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("not an interval"), "{e}");
     }
 
     #[test]
     fn prop_get_keys_optional() {
         let cli = parse(&["prop-get", "ov0"]).unwrap();
-        assert!(matches!(cli.command, Command::PropGet { ref keys, .. } if keys.is_empty()));
+        assert!(
+            matches!(cli.command.unwrap(), Command::PropGet { ref keys, .. } if keys.is_empty())
+        );
     }
 }

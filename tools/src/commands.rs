@@ -32,6 +32,11 @@ pub trait Daemon {
     ) -> Result<Vec<Attr>, ClientError>;
     /// A WRITE: waits for the ack.
     fn write(&mut self, family: &str, cmd: u8, attrs: Vec<Attr>) -> Result<(), ClientError>;
+    /// A TRANSACTION whose reply is not needed, only its success. A
+    /// pipelining daemon (`-b`) sends it without waiting.
+    fn request(&mut self, family: &str, cmd: u8, attrs: Vec<Attr>) -> Result<(), ClientError> {
+        self.transact(family, cmd, attrs).map(|_| ())
+    }
     /// A DUMP: every reply's attributes.
     fn dump(
         &mut self,
@@ -128,7 +133,12 @@ impl Daemon for Connection {
 /// Runs the command line against `daemon` and returns what goes to stdout.
 pub fn execute(cli: &Cli, daemon: &mut dyn Daemon) -> Result<Vec<u8>, Error> {
     let json = cli.json;
-    let text = match &cli.command {
+    let Some(command) = &cli.command else {
+        return Err(Error::local(
+            "no command: give one (overlayctl --help lists them), or -b FILE",
+        ));
+    };
+    let text = match command {
         Command::Create(args) => create(daemon, args, json)?,
         Command::Activate { link } => {
             daemon
@@ -310,14 +320,16 @@ fn create(daemon: &mut dyn Daemon, args: &CreateArgs, json: bool) -> Result<Stri
                 .collect(),
         ));
     }
+    if !json {
+        daemon
+            .request(ov::NAME, ov::CMD_CREATE, attrs)
+            .map_err(Error::daemon(&context))?;
+        return Ok(String::new());
+    }
     let reply = daemon
         .transact(ov::NAME, ov::CMD_CREATE, attrs)
         .map_err(Error::daemon(&context))?;
-    Ok(if json {
-        device_table(&[Device::from_attrs(&reply)], false).to_json()
-    } else {
-        String::new()
-    })
+    Ok(device_table(&[Device::from_attrs(&reply)], false).to_json())
 }
 
 /// Encodes `create -p` values. The device does not exist yet, so the types

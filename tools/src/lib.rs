@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod cli;
 pub mod commands;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod replay;
 pub mod table;
 pub mod target;
 pub mod value;
+pub mod watch;
 
 use cli::Command;
 use nlproto::transcript::{connection_text, Record, Recorder, Transcript};
@@ -33,7 +35,29 @@ pub use error::Error;
 /// requests can be recorded too. `monitor` writes to stdout itself, as
 /// notifications arrive, returns nothing and is not recorded.
 pub fn run(cli: &Cli) -> (Vec<u8>, Result<(), Error>) {
-    if let cli::Command::Monitor = cli.command {
+    if let Some(path) = &cli.batch {
+        return (Vec::new(), run_batch(cli, path));
+    }
+    if let Some(Command::Show {
+        stats: true,
+        interval: Some(interval),
+        count,
+        link,
+        ..
+    }) = &cli.command
+    {
+        let mut daemon = Connection::new(&cli.socket);
+        let result = watch::run(
+            &mut daemon,
+            link.as_deref(),
+            *interval,
+            *count,
+            cli.json,
+            &mut std::io::stdout().lock(),
+        );
+        return (Vec::new(), result);
+    }
+    if let Some(cli::Command::Monitor) = cli.command {
         let result = monitor::subscribe(&cli.socket).and_then(|mut client| {
             monitor::run(&mut client, cli.json, &mut std::io::stdout().lock())
         });
@@ -45,7 +69,7 @@ pub fn run(cli: &Cli) -> (Vec<u8>, Result<(), Error>) {
         None => Connection::new(&cli.socket),
     };
     let (out, result) = match &cli.command {
-        Command::Raw(args) => match daemon.client() {
+        Some(Command::Raw(args)) => match daemon.client() {
             Ok(client) => {
                 let (text, result) = raw::run(client, args, args.verbose);
                 (text.into_bytes(), result)
@@ -65,6 +89,38 @@ pub fn run(cli: &Cli) -> (Vec<u8>, Result<(), Error>) {
         }
     }
     (out, result)
+}
+
+/// `-b FILE`: reads the batch (standard input for `-`) and runs it over
+/// one connection, writing each line's output and errors as they come.
+fn run_batch(cli: &Cli, path: &Path) -> Result<(), Error> {
+    let shown = path.display();
+    let text = if path == Path::new("-") {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)
+            .map(|_| t)
+            .map_err(|e| {
+                Error::local(format!("-b -: read standard input: {}", error::io_text(&e)))
+            })?
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| Error::local(format!("-b {shown}: {}", error::io_text(&e))))?
+    };
+    let mut client =
+        nlproto::client::Client::connect(&cli.socket).map_err(|e| Error::daemon("connect")(e))?;
+    let failed = batch::run(
+        &mut client,
+        &text,
+        cli.json,
+        cli.force,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    );
+    match failed {
+        0 => Ok(()),
+        1 => Err(Error::local(format!("-b {shown}: 1 line failed"))),
+        n => Err(Error::local(format!("-b {shown}: {n} lines failed"))),
+    }
 }
 
 /// Appends one connection's records to the transcript at `path`, creating

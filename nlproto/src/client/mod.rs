@@ -38,7 +38,7 @@ pub use crate::sys::seqpacket_pair;
 use crate::attr::{Attr, AttrsExt, Unknown};
 use crate::errno;
 use crate::msg::{
-    ErrorMsg, GenlMsg, Message, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+    ErrorMsg, GenlMsg, Message, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
 use crate::server::split_datagram;
 use crate::spec::{self, ctrl, handle, FamilySpec};
@@ -615,6 +615,50 @@ impl Client {
                 Message::Error(e) => return Err(e.into()),
                 Message::Done(_) | Message::Noop { .. } => {}
             }
+        }
+    }
+
+    /// Sends a request without waiting for its answer, so that several
+    /// can be in flight on the connection (pipelining), and returns its
+    /// sequence number. `NLM_F_ACK` is set: every request sent this way
+    /// ends with an `NLMSG_ERROR`, its ack or its error, which
+    /// [`Client::finish`] waits for. The daemon answers in order.
+    pub fn start(&mut self, family: &str, cmd: u8, attrs: Vec<Attr>) -> Result<u32, Error> {
+        self.send_request(family, cmd, attrs, NLM_F_REQUEST | NLM_F_ACK)
+            .map(|(seq, _)| seq)
+    }
+
+    /// Waits for the next request sent by [`Client::start`] to be
+    /// answered, and returns its sequence number and outcome: `Ok` for its
+    /// ack, the daemon's error otherwise. Replies carrying data are read
+    /// and dropped; notifications are kept for [`Client::next_notification`].
+    pub fn finish(&mut self) -> Result<(u32, Result<(), Error>), Error> {
+        loop {
+            let Some(raw) = self.pending.pop_front() else {
+                let datagram = self.recv_raw()?;
+                for item in split_datagram(&datagram) {
+                    let raw = item.map_err(|e| {
+                        Error::Protocol(format!("bad datagram from the daemon: {}", e.message))
+                    })?;
+                    self.pending.push_back(raw.bytes.to_vec());
+                }
+                continue;
+            };
+            let msg_seq = u32::from_ne_bytes([raw[8], raw[9], raw[10], raw[11]]);
+            let kind = u16::from_ne_bytes([raw[4], raw[5]]);
+            if msg_seq == 0 {
+                if self.subscribed {
+                    self.notifications.push_back(raw);
+                }
+                continue;
+            }
+            if kind != NLMSG_ERROR {
+                continue;
+            }
+            let e = ErrorMsg::parse(&raw)
+                .map_err(|e| Error::Protocol(format!("bad message from the daemon: {e}")))?;
+            let outcome = if e.errno == 0 { Ok(()) } else { Err(e.into()) };
+            return Ok((msg_seq, outcome));
         }
     }
 

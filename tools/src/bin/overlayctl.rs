@@ -7,7 +7,14 @@ use tools::Cli;
 
 fn main() -> ExitCode {
     // Usage errors exit with 2 from here, as clap does.
-    let cli = Cli::parse();
+    // `ip -batch FILE -force` spells the option with one dash.
+    let cli =
+        Cli::parse_from(
+            std::env::args_os().map(|a| if a == "-force" { "--force".into() } else { a }),
+        );
+    if let Err(e) = cli.check() {
+        e.exit();
+    }
     let (out, result) = tools::run(&cli);
     let mut stdout = std::io::stdout().lock();
     let written = stdout.write_all(&out).and_then(|()| stdout.flush());
