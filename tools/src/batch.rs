@@ -8,10 +8,13 @@
 //! when no JSON is asked for) are pipelined: sent without waiting, up to
 //! [`WINDOW`] in flight, their acks collected as they come; any other
 //! request first waits for those in flight, so a command that reads sees
-//! every change made by the lines before it. The first error stops the
-//! batch (nothing more is sent; requests already in flight are still
-//! answered and their errors reported too), unless `--force`, which runs
-//! every line; either way the exit status is non-zero when a line failed.
+//! every change made by the lines before it (the plugin list, which
+//! creates with `-p` read, is asked once per batch: the daemon loads
+//! plugins only at start). The first error stops the batch: nothing is
+//! sent once it is known, but pipelined lines sent before its answer came
+//! (at most [`WINDOW`], never past a reading line) have run, and their
+//! errors are reported too. `--force` runs every line; either way the exit
+//! status is non-zero when a line failed.
 //! Every error names its line.
 //!
 //! Lines are split into words as a shell would split simple words: blanks
@@ -26,6 +29,7 @@ use crate::commands::{execute, Daemon};
 use crate::error::Error;
 use clap::Parser;
 use nlproto::client::{Client, Error as ClientError};
+use nlproto::spec::overlay as ov;
 use nlproto::Attr;
 use std::collections::VecDeque;
 use std::io::Write;
@@ -198,6 +202,10 @@ pub struct Pipeline<'a> {
     stop_on_error: bool,
     /// An error is known (reported or to be reported).
     errored: bool,
+    /// The PLUGINS dump, asked once: the daemon loads its plugins at start
+    /// only, and every create with -p needs it, so that creates stay
+    /// pipelined.
+    plugins: Option<Vec<Vec<Attr>>>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -211,6 +219,7 @@ impl<'a> Pipeline<'a> {
             failed: Vec::new(),
             stop_on_error: false,
             errored: false,
+            plugins: None,
         }
     }
 
@@ -297,14 +306,23 @@ impl Daemon for Pipeline<'_> {
         cmd: u8,
         attrs: Vec<Attr>,
     ) -> Result<Vec<Vec<Attr>>, ClientError> {
+        let plugins = family == ov::NAME && cmd == ov::CMD_PLUGINS && attrs.is_empty();
+        if let (true, Some(p)) = (plugins, &self.plugins) {
+            self.may_send()?;
+            return Ok(p.clone());
+        }
         self.drain()?;
         self.may_send()?;
-        Ok(self
+        let answer: Vec<Vec<Attr>> = self
             .client
             .dump(family, cmd, attrs)?
             .into_iter()
             .map(|m| m.attrs)
-            .collect())
+            .collect();
+        if plugins {
+            self.plugins = Some(answer.clone());
+        }
+        Ok(answer)
     }
 }
 
