@@ -972,3 +972,109 @@ pub mod proto {
         }
     }
 }
+
+/// Many devices at once: created and activated through the protocol with
+/// requests pipelined on one connection (as a provisioning system would),
+/// and the daemon's process figures to see what they cost.
+pub mod scale {
+    use crate::proto::{self, overlay_request, recv_messages};
+    use nlproto::client::Client;
+    use nlproto::spec::overlay as ov;
+    use nlproto::{Attr, Message};
+    use std::time::{Duration, Instant};
+
+    /// Creates and activates `n` temporary vxlan/direct devices named
+    /// `{prefix}{i}` with virtual network ids `vnet0 + i`, all listening on
+    /// `listen` (one mux) and sending to `dest`, with at most `window`
+    /// requests unanswered. Returns how long it took; panics naming the
+    /// first request the daemon refused.
+    pub fn create_and_activate(
+        c: &mut Client,
+        n: usize,
+        prefix: &str,
+        vnet0: u64,
+        listen: &str,
+        dest: &str,
+        window: usize,
+    ) -> Duration {
+        let props = proto::full_props(listen, dest);
+        let mut requests = Vec::with_capacity(2 * n);
+        for i in 0..n {
+            let name = format!("{prefix}{i}");
+            requests.push(vec![
+                proto::name(&name),
+                Attr::str(ov::ATTR_ENCAP, "vxlan"),
+                Attr::str(ov::ATTR_SEARCH, "direct"),
+                Attr::u64(ov::ATTR_VNETID, vnet0 + i as u64),
+                proto::props(&props),
+                Attr::flag(ov::ATTR_TEMPORARY),
+            ]);
+            requests.push(vec![proto::name(&name)]);
+        }
+        let start = Instant::now();
+        let (mut sent, mut answered) = (0usize, 0usize);
+        let seq0 = c.next_seq();
+        while answered < requests.len() {
+            while sent < requests.len() && sent - answered < window {
+                let cmd = if sent.is_multiple_of(2) {
+                    ov::CMD_CREATE
+                } else {
+                    ov::CMD_ACTIVATE
+                };
+                let bytes = overlay_request(cmd, seq0 + sent as u32, requests[sent].clone());
+                c.send_raw(&bytes).expect("send a request");
+                sent += 1;
+            }
+            for m in recv_messages(c) {
+                if let Message::Error(e) = m {
+                    let i = (e.seq - seq0) as usize;
+                    assert_eq!(
+                        e.errno,
+                        0,
+                        "request {i} ({} of {prefix}{}) refused: {:?}",
+                        if i.is_multiple_of(2) {
+                            "CREATE"
+                        } else {
+                            "ACTIVATE"
+                        },
+                        i / 2,
+                        e.message
+                    );
+                    answered += 1;
+                }
+            }
+        }
+        start.elapsed()
+    }
+
+    /// What a process costs: threads, resident memory (KiB), descriptors.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Figures {
+        /// Threads.
+        pub threads: usize,
+        /// Resident set size, KiB.
+        pub rss_kib: u64,
+        /// Open descriptors.
+        pub fds: usize,
+    }
+
+    /// The figures of process `pid`, from /proc.
+    pub fn figures(pid: u32) -> Figures {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+        };
+        Figures {
+            threads: field("Threads:") as usize,
+            rss_kib: field("VmRSS:"),
+            fds: std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .map(|d| d.count())
+                .unwrap_or(0),
+        }
+    }
+}

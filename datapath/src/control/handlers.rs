@@ -155,11 +155,7 @@ impl Handlers {
     /// start), then deletes every device, as at daemon exit.
     pub fn shutdown(&mut self) {
         self.save_state();
-        let ids: Vec<u32> = self.registry.devices().map(|d| d.linkid).collect();
-        for id in ids {
-            let _ = self.registry.delete(&DevRef::LinkId(id));
-        }
-        self.registry.lookups().shutdown();
+        self.registry.shutdown();
     }
 
     /// Answers the messages of `datagram` (whose first byte is at

@@ -141,6 +141,9 @@ struct Worker {
     /// Sources registered: the load the placement balances.
     load: AtomicUsize,
     stop: AtomicBool,
+    /// The thread has ended: commands are answered at once (under the
+    /// `cmds` lock, so that none is left unanswered).
+    exited: AtomicBool,
 }
 
 impl Worker {
@@ -162,7 +165,14 @@ impl Worker {
     }
 
     fn command(&self, c: Cmd) {
-        self.cmds.lock().unwrap().push(c);
+        let mut cmds = self.cmds.lock().unwrap();
+        if self.exited.load(Ordering::Acquire) {
+            drop(cmds);
+            answer_stopped(c);
+            return;
+        }
+        cmds.push(c);
+        drop(cmds);
         self.kick();
     }
 
@@ -258,13 +268,22 @@ impl Worker {
                 }
             }
         }
-        // Stopping: sources are dropped with the map; waiters are answered.
-        for c in std::mem::take(&mut *self.cmds.lock().unwrap()) {
-            match c {
-                Cmd::Add(_, _, ack) => ack.set(Err(io::Error::other("the packet threads stopped"))),
-                Cmd::Remove(_, ack) | Cmd::Sync(ack) => ack.set(Ok(())),
-            }
+        // Stopping: sources are dropped with the map; waiters are answered,
+        // now and from now on.
+        let mut cmds = self.cmds.lock().unwrap();
+        self.exited.store(true, Ordering::Release);
+        for c in std::mem::take(&mut *cmds) {
+            answer_stopped(c);
         }
+    }
+}
+
+/// Answers a command the stopped thread will never carry out: nothing runs
+/// any more, so a removal or a sync is done; an addition fails.
+fn answer_stopped(c: Cmd) {
+    match c {
+        Cmd::Add(_, _, ack) => ack.set(Err(io::Error::other("the packet threads stopped"))),
+        Cmd::Remove(_, ack) | Cmd::Sync(ack) => ack.set(Ok(())),
     }
 }
 
@@ -304,6 +323,7 @@ impl Threads {
                 ready: Mutex::new(Vec::new()),
                 load: AtomicUsize::new(0),
                 stop: AtomicBool::new(false),
+                exited: AtomicBool::new(false),
             });
             w.ctl(libc::EPOLL_CTL_ADD, w.wake.as_raw_fd(), WAKE)?;
             let runner = w.clone();

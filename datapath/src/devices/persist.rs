@@ -167,6 +167,9 @@ pub struct Persist {
     /// Records whose device could not be created at restore, kept as they
     /// were.
     unrestorable: Vec<(DeviceRecord, String)>,
+    /// What the file holds, as last written: a change that leaves it the
+    /// same (one to a temporary device) costs no write and no fsync.
+    written: std::sync::Mutex<Option<String>>,
 }
 
 impl Persist {
@@ -200,6 +203,7 @@ impl Persist {
             dir: dir.to_path_buf(),
             _lock: lock,
             unrestorable: Vec::new(),
+            written: std::sync::Mutex::new(None),
         })
     }
 
@@ -303,6 +307,10 @@ impl Persist {
         let state = self.snapshot(registry);
         let mut text = serde_json::to_string_pretty(&state).expect("state serializes");
         text.push('\n');
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if written.as_deref() == Some(text.as_str()) {
+            return Ok(());
+        }
         let path = self.path();
         let tmp = self.dir.join(format!(".{STATE_FILE}.tmp"));
         let io_err = |what: &'static str, p: &Path| {
@@ -324,6 +332,7 @@ impl Persist {
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(io_err("cannot sync the directory", &self.dir))?;
+        *written = Some(text);
         Ok(())
     }
 }

@@ -231,6 +231,19 @@ impl Registry {
         self.next_linkid = self.next_linkid.max(id);
     }
 
+    /// Deletes every device, as at daemon exit: the packet threads stop,
+    /// the TAP interfaces go in one batch, then each device is deactivated
+    /// and deleted; the lookup service stops last.
+    pub fn shutdown(&mut self) {
+        self.engine.shutdown();
+        self.engine.release_taps();
+        let ids: Vec<u32> = self.devices.keys().copied().collect();
+        for id in ids {
+            let _ = self.delete(&DevRef::LinkId(id));
+        }
+        self.lookups.shutdown();
+    }
+
     /// Deletes a device, deactivating it first when active.
     pub fn delete(&mut self, r: &DevRef) -> CtlResult<()> {
         let id = self.get(r)?.linkid;
@@ -480,8 +493,13 @@ fn start_dataplane(
     let backend: Arc<dyn Backend> = match dev.backend.as_str() {
         "afpacket" => Arc::new(AfPacket::open(&ifname).map_err(|e| backend_error(&ifname, e))?),
         _ => Arc::new(
-            Tap::create(&ifname, dev.mtu as u32, engine.offloads.tso)
-                .map_err(|e| backend_error(&ifname, e))?,
+            Tap::create(
+                &ifname,
+                dev.mtu as u32,
+                engine.offloads.tso,
+                Some(engine.tap_group),
+            )
+            .map_err(|e| backend_error(&ifname, e))?,
         ),
     };
     let port = Arc::new(Port {

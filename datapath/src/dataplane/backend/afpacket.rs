@@ -49,11 +49,11 @@
 //! a veth passes it whole. `PACKET_QDISC_BYPASS` is not set: frames sent
 //! with it are invisible to other packet sockets (captures).
 
-use super::tap::{ifname_bytes, with_context, IfCtl};
 use super::{Backend, Caps, RxBatch, BATCH, MAX_FRAME};
 use crate::dataplane::offload::{
     csum::complete_checksum, layout as l4, segment::copy_tagged, vnet,
 };
+use crate::sys::ifctl::{ifname_bytes, with_context, IfCtl};
 use std::{
     io,
     mem::{offset_of, size_of},
@@ -818,12 +818,10 @@ impl Drop for Ring {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tap::testnet::{
-        arp_reply, arp_request, ipv4_ok, l4_ok, readable, run, Netns,
-    };
     use super::*;
     use crate::dataplane::offload::csum::{fold, ones_sum};
     use crate::dataplane::offload::segment::Plan;
+    use crate::sys::testnet::{arp_reply, arp_request, ipv4_ok, l4_ok, readable, run, Netns};
     use std::{
         net::UdpSocket,
         time::{Duration, Instant},

@@ -25,12 +25,12 @@
 
 use super::{Backend, Caps, RxBatch};
 use crate::dataplane::offload::{csum::complete_checksum, vnet};
+use crate::sys::ifctl::{ifname_bytes, name_from_ifreq, with_context, IfCtl};
 use std::{
-    ffi::CStr,
     fs::{File, OpenOptions},
     io::{self, IoSlice, IoSliceMut},
     os::{
-        fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+        fd::{AsFd, AsRawFd, BorrowedFd},
         unix::fs::OpenOptionsExt,
     },
     sync::atomic::{AtomicU64, Ordering},
@@ -77,12 +77,14 @@ enum Read {
 
 impl Tap {
     /// Creates the TAP interface `name` with MTU `mtu`, up; with `tso`, the
-    /// host stack may hand over super-frames with partial checksums.
+    /// host stack may hand over super-frames with partial checksums; with
+    /// `group`, the interface joins that interface group (so that it can be
+    /// deleted with the others in one batch).
     ///
     /// `name` is at most 15 bytes; an empty name lets the kernel choose one
     /// (`tapN`, see [`Backend::ifname`]). Fails if an interface of that name
     /// already exists, whatever its kind.
-    pub fn create(name: &str, mtu: u32, tso: bool) -> io::Result<Tap> {
+    pub fn create(name: &str, mtu: u32, tso: bool, group: Option<u32>) -> io::Result<Tap> {
         let req_name = ifname_bytes(name, true)?;
         let file = OpenOptions::new()
             .read(true)
@@ -138,6 +140,10 @@ impl Tap {
         };
 
         let ctl = IfCtl::new(&ifname)?;
+        if let Some(g) = group {
+            crate::sys::rtnl::set_group(ctl.index()?, g)
+                .map_err(|e| with_context(e, format!("interface group {g} for {ifname}")))?;
+        }
         ctl.set_mtu(mtu)?;
         ctl.set_up()?;
         let (_, link_addr) = ctl.hwaddr()?;
@@ -196,7 +202,7 @@ impl Tap {
 
 impl Backend for Tap {
     fn ifname(&self) -> &str {
-        &self.ctl.name
+        self.ctl.name()
     }
 
     fn as_fd(&self) -> BorrowedFd<'_> {
@@ -238,7 +244,7 @@ impl Backend for Tap {
                     // This frame is refused (too large, interface down):
                     // skip it, the next one may pass.
                     Err(e) => {
-                        tracing::debug!(ifname = self.ctl.name, "frame not written: {e}");
+                        tracing::debug!(ifname = self.ctl.name(), "frame not written: {e}");
                     }
                 }
                 break;
@@ -306,320 +312,12 @@ fn tunsetiff_error(e: io::Error, name: &str) -> io::Error {
     io::Error::new(kind, msg)
 }
 
-/// Prefixes an OS error with what was being done (the kind is kept).
-pub(super) fn with_context(e: io::Error, what: impl std::fmt::Display) -> io::Error {
-    io::Error::new(e.kind(), format!("{what}: {e}"))
-}
-
-/// `name` as the kernel wants it in `ifr_name`: at most `IFNAMSIZ - 1`
-/// bytes, NUL-terminated.
-pub(super) fn ifname_bytes(
-    name: &str,
-    allow_empty: bool,
-) -> io::Result<[libc::c_char; libc::IFNAMSIZ]> {
-    let invalid = |why: &str| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("invalid interface name {name:?}: {why}"),
-        )
-    };
-    if name.len() >= libc::IFNAMSIZ {
-        return Err(invalid(&format!(
-            "longer than {} bytes",
-            libc::IFNAMSIZ - 1
-        )));
-    }
-    if name.is_empty() && !allow_empty {
-        return Err(invalid("empty"));
-    }
-    if name
-        .bytes()
-        .any(|b| b == 0 || b == b'/' || b.is_ascii_whitespace())
-    {
-        return Err(invalid("contains NUL, '/' or white space"));
-    }
-    let mut out = [0 as libc::c_char; libc::IFNAMSIZ];
-    for (d, s) in out.iter_mut().zip(name.bytes()) {
-        *d = s as libc::c_char;
-    }
-    Ok(out)
-}
-
-/// The name held in an `ifr_name` field.
-fn name_from_ifreq(raw: &[libc::c_char; libc::IFNAMSIZ]) -> String {
-    let bytes: Vec<u8> = raw.iter().map(|&c| c as u8).collect();
-    CStr::from_bytes_until_nul(&bytes)
-        .map(|c| c.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned())
-}
-
-/// An interface addressed by name through the `SIOC[GS]IF*` ioctls, on an
-/// `AF_INET` datagram socket (the conventional handle for them; it is
-/// created in, and so addresses, the caller's network namespace).
-pub(super) struct IfCtl {
-    sock: OwnedFd,
-    name: String,
-    raw_name: [libc::c_char; libc::IFNAMSIZ],
-}
-
-impl IfCtl {
-    /// A handle on interface `name` (which need not exist yet).
-    pub(super) fn new(name: &str) -> io::Result<IfCtl> {
-        let raw_name = ifname_bytes(name, false)?;
-        // SAFETY: plain socket(2) call; the result is checked.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            let e = io::Error::last_os_error();
-            return Err(with_context(e, "cannot open a control socket"));
-        }
-        // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
-        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(IfCtl {
-            sock,
-            name: name.to_owned(),
-            raw_name,
-        })
-    }
-
-    /// The interface name.
-    pub(super) fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn request(&self) -> libc::ifreq {
-        // SAFETY: ifreq is plain data; all-zero is a valid value.
-        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-        ifr.ifr_name = self.raw_name;
-        ifr
-    }
-
-    /// Runs one `SIOC*IF*` ioctl on `ifr`; errors name the interface.
-    fn ioctl(&self, req: libc::c_ulong, what: &str, ifr: &mut libc::ifreq) -> io::Result<()> {
-        // SAFETY: every request passed here reads and/or writes exactly one
-        // `struct ifreq`, which `ifr` points to; the socket is open.
-        if unsafe { libc::ioctl(self.sock.as_raw_fd(), req as _, ifr as *mut libc::ifreq) } < 0 {
-            let e = io::Error::last_os_error();
-            return Err(with_context(e, format!("{what} on {}", self.name)));
-        }
-        Ok(())
-    }
-
-    /// The interface MTU.
-    pub(super) fn mtu(&self) -> io::Result<u32> {
-        let mut ifr = self.request();
-        self.ioctl(libc::SIOCGIFMTU, "SIOCGIFMTU", &mut ifr)?;
-        // SAFETY: SIOCGIFMTU filled in the `ifru_mtu` member.
-        Ok(unsafe { ifr.ifr_ifru.ifru_mtu } as u32)
-    }
-
-    /// Sets the interface MTU (the kernel checks the device's range).
-    pub(super) fn set_mtu(&self, mtu: u32) -> io::Result<()> {
-        let mtu = libc::c_int::try_from(mtu).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("MTU {mtu} out of range for {}", self.name),
-            )
-        })?;
-        let mut ifr = self.request();
-        ifr.ifr_ifru.ifru_mtu = mtu;
-        self.ioctl(libc::SIOCSIFMTU, "SIOCSIFMTU", &mut ifr)
-    }
-
-    /// Brings the interface up (keeping its other flags).
-    pub(super) fn set_up(&self) -> io::Result<()> {
-        let mut ifr = self.request();
-        self.ioctl(libc::SIOCGIFFLAGS, "SIOCGIFFLAGS", &mut ifr)?;
-        // SAFETY: SIOCGIFFLAGS filled in the `ifru_flags` member.
-        let flags = unsafe { ifr.ifr_ifru.ifru_flags };
-        ifr.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
-        self.ioctl(libc::SIOCSIFFLAGS, "SIOCSIFFLAGS", &mut ifr)
-    }
-
-    /// The link-layer type (`ARPHRD_*`) and the first six bytes of the
-    /// hardware address.
-    pub(super) fn hwaddr(&self) -> io::Result<(u16, [u8; 6])> {
-        let mut ifr = self.request();
-        self.ioctl(libc::SIOCGIFHWADDR, "SIOCGIFHWADDR", &mut ifr)?;
-        // SAFETY: SIOCGIFHWADDR filled in the `ifru_hwaddr` member.
-        let sa = unsafe { ifr.ifr_ifru.ifru_hwaddr };
-        let mut mac = [0u8; 6];
-        for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
-            *d = *s as u8;
-        }
-        Ok((sa.sa_family, mac))
-    }
-}
-
-/// Network namespaces for tests: each test runs its body in a thread of its
-/// own that has left the host's namespace, so interfaces it creates are
-/// invisible elsewhere and vanish with the thread.
-#[cfg(test)]
-pub(crate) mod testnet {
-    use std::process::Command;
-
-    /// The namespace of the calling thread.
-    pub struct Netns {
-        path: String,
-    }
-
-    impl Netns {
-        /// Runs `ip args…` inside this namespace (through `nsenter`, since
-        /// a child process would otherwise start in the process's original
-        /// namespace, not the thread's). Panics on failure.
-        pub fn ip(&self, args: &[&str]) {
-            let out = Command::new("nsenter")
-                .arg(format!("--net={}", self.path))
-                .arg("ip")
-                .args(args)
-                .output()
-                .expect("nsenter (util-linux) must be installed");
-            assert!(
-                out.status.success(),
-                "ip {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-
-    impl Netns {
-        /// Waits (at most three seconds) until `ifname` is up and has its
-        /// queueing discipline: the kernel attaches it a moment after the
-        /// link comes up (link watch), and until then frames sent out of the
-        /// interface are silently discarded by `noop`.
-        pub fn wait_up(&self, ifname: &str) {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-            loop {
-                let out = Command::new("nsenter")
-                    .arg(format!("--net={}", self.path))
-                    .args(["ip", "-o", "link", "show", "dev", ifname])
-                    .output()
-                    .expect("nsenter (util-linux) must be installed");
-                let text = String::from_utf8_lossy(&out.stdout);
-                if text.contains(",LOWER_UP") && !text.contains("qdisc noop") {
-                    return;
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "{ifname} not ready within 3 s: {text}"
-                );
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        }
-    }
-
-    fn ns_id(path: &str) -> String {
-        std::fs::read_link(path)
-            .unwrap_or_else(|e| panic!("readlink {path}: {e}"))
-            .to_string_lossy()
-            .into_owned()
-    }
-
-    /// Runs `body` in a fresh network namespace, on a thread of its own.
-    /// Without root it prints a skip line and returns at once.
-    pub fn run(test: &str, body: impl FnOnce(&Netns) + Send + 'static) {
-        if !nix::unistd::geteuid().is_root() {
-            println!("skipping {test}: needs root (network namespaces, TAP, AF_PACKET)");
-            return;
-        }
-        let found = Command::new("nsenter").arg("--version").output();
-        assert!(
-            found.is_ok_and(|o| o.status.success()),
-            "nsenter (util-linux) is required"
-        );
-        let handle = std::thread::spawn(move || {
-            let before = ns_id("/proc/thread-self/ns/net");
-            // SAFETY: unshare(2) only changes this thread's namespace.
-            let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-            assert_eq!(
-                r,
-                0,
-                "unshare(CLONE_NEWNET): {}",
-                std::io::Error::last_os_error()
-            );
-            let after = ns_id("/proc/thread-self/ns/net");
-            // Never touch the host's namespace.
-            assert_ne!(before, after, "still in the original network namespace");
-            let ns = Netns {
-                path: format!(
-                    "/proc/{}/task/{}/ns/net",
-                    std::process::id(),
-                    nix::unistd::gettid()
-                ),
-            };
-            assert_eq!(ns_id(&ns.path), after);
-            body(&ns);
-        });
-        if let Err(p) = handle.join() {
-            std::panic::resume_unwind(p);
-        }
-    }
-
-    /// Polls `fd` for input for at most `ms` milliseconds.
-    pub fn readable(fd: std::os::fd::BorrowedFd<'_>, ms: u16) -> bool {
-        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-        matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
-    }
-
-    /// Whether the TCP/UDP checksum of the IP packet at `l3` verifies.
-    pub fn l4_ok(f: &[u8], l3: usize) -> bool {
-        use crate::dataplane::offload::csum::{fold, ones_sum};
-        let (v6, l4, end, proto) = if f[l3] >> 4 == 6 {
-            let plen = u16::from_be_bytes([f[l3 + 4], f[l3 + 5]]) as usize;
-            (true, l3 + 40, l3 + 40 + plen, f[l3 + 6])
-        } else {
-            let tot = u16::from_be_bytes([f[l3 + 2], f[l3 + 3]]) as usize;
-            (false, l3 + (f[l3] & 15) as usize * 4, l3 + tot, f[l3 + 9])
-        };
-        let addrs = if v6 {
-            &f[l3 + 8..l3 + 40]
-        } else {
-            &f[l3 + 12..l3 + 20]
-        };
-        let sum = ones_sum(addrs, proto as u32 + (end - l4) as u32);
-        fold(ones_sum(&f[l4..end], sum)) == 0xffff
-    }
-
-    /// Whether the IPv4 header checksum at `l3` verifies.
-    pub fn ipv4_ok(f: &[u8], l3: usize) -> bool {
-        use crate::dataplane::offload::csum::{fold, ones_sum};
-        fold(ones_sum(&f[l3..l3 + 20], 0)) == 0xffff
-    }
-
-    /// An ARP request from `sha`/`spa` for `tpa`.
-    pub fn arp_request(sha: [u8; 6], spa: [u8; 4], tpa: [u8; 4]) -> Vec<u8> {
-        let mut f = Vec::with_capacity(42);
-        f.extend_from_slice(&[0xff; 6]);
-        f.extend_from_slice(&sha);
-        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
-        f.extend_from_slice(&sha);
-        f.extend_from_slice(&spa);
-        f.extend_from_slice(&[0; 6]);
-        f.extend_from_slice(&tpa);
-        f
-    }
-
-    /// If `f` is an ARP reply, its sender hardware and protocol addresses
-    /// and its destination MAC.
-    pub fn arp_reply(f: &[u8]) -> Option<([u8; 6], [u8; 4], [u8; 6])> {
-        if f.len() < 42 || f[12..14] != [0x08, 0x06] || f[20..22] != [0, 2] {
-            return None;
-        }
-        Some((
-            f[22..28].try_into().unwrap(),
-            f[28..32].try_into().unwrap(),
-            f[0..6].try_into().unwrap(),
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::testnet::{self, arp_reply, arp_request, readable, run};
     use super::*;
     use crate::dataplane::backend::{BATCH, MAX_FRAME};
     use crate::dataplane::offload::segment::Plan;
+    use crate::sys::testnet::{self, arp_reply, arp_request, readable, run};
     use std::time::{Duration, Instant};
 
     const OUR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
@@ -627,7 +325,7 @@ mod tests {
     #[test]
     fn refuses_a_name_too_long() {
         // No privilege needed: the name is checked before anything is opened.
-        let e = Tap::create("a-name-too-long-x", 1500, true)
+        let e = Tap::create("a-name-too-long-x", 1500, true, None)
             .err()
             .expect("must fail");
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
@@ -641,7 +339,7 @@ mod tests {
     #[test]
     fn creates_configures_answers_and_vanishes() {
         run("creates_configures_answers_and_vanishes", |ns| {
-            let tap = Tap::create("ovtap0", 1400, true).unwrap();
+            let tap = Tap::create("ovtap0", 1400, true, None).unwrap();
             assert_eq!(tap.ifname(), "ovtap0");
             assert_eq!(
                 tap.caps(),
@@ -652,7 +350,7 @@ mod tests {
                 }
             );
             // Without the tso offload, frames come whole, checksums done.
-            let plain = Tap::create("ovtap9", 1400, false).unwrap();
+            let plain = Tap::create("ovtap9", 1400, false, None).unwrap();
             assert_eq!(
                 plain.caps(),
                 Caps {
@@ -725,11 +423,15 @@ mod tests {
             ns.ip(&[
                 "link", "add", "ovdummy", "type", "veth", "peer", "name", "ovdummy1",
             ]);
-            let e = Tap::create("ovdummy", 1500, true).err().expect("must fail");
+            let e = Tap::create("ovdummy", 1500, true, None)
+                .err()
+                .expect("must fail");
             assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
             assert!(e.to_string().contains("ovdummy"), "{e}");
-            let _tap = Tap::create("ovtap1", 1500, true).unwrap();
-            let e = Tap::create("ovtap1", 1500, true).err().expect("must fail");
+            let _tap = Tap::create("ovtap1", 1500, true, None).unwrap();
+            let e = Tap::create("ovtap1", 1500, true, None)
+                .err()
+                .expect("must fail");
             assert!(e.to_string().contains("ovtap1 already exists"), "{e}");
         });
     }
@@ -744,7 +446,7 @@ mod tests {
         run(
             "segments_what_the_host_stack_sends_as_one_gso_frame",
             |ns| {
-                let tap = Tap::create("ovtap3", 1500, true).unwrap();
+                let tap = Tap::create("ovtap3", 1500, true, None).unwrap();
                 assert!(tap.caps().csum_offload && tap.caps().segmentation_offload);
                 ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "ovtap3"]);
                 ns.ip(&[
@@ -822,7 +524,7 @@ mod tests {
     #[test]
     fn skips_frames_it_cannot_write() {
         run("skips_frames_it_cannot_write", |_| {
-            let tap = Tap::create("ovtap2", 1500, true).unwrap();
+            let tap = Tap::create("ovtap2", 1500, true, None).unwrap();
             let req = arp_request(OUR_MAC, [192, 0, 2, 2], [192, 0, 2, 1]);
             // A frame shorter than an Ethernet header is refused (EINVAL)
             // and skipped; the one after it still goes.
