@@ -6,6 +6,7 @@
 //! configured inside these namespaces.
 
 use std::{
+    io::Write,
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     path::Path,
     process::{Child, Command, Output, Stdio},
@@ -16,13 +17,46 @@ use std::{
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// Whether the tests can create namespaces (they need root).
+///
+/// Without root a test fails, unless `OVERLAYD_SKIP_PRIVILEGED=1` asks for
+/// the privileged tests to be skipped: then it prints that it skipped, with
+/// the number of tests this test binary has skipped so far, and the caller
+/// returns early. A skip never looks like a pass by accident.
 pub fn can_run() -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("skipped: end-to-end tests need root to create network namespaces");
+    root || !skip_privileged("needs root (network namespaces, TAP devices, groups, uid changes)")
+}
+
+/// The environment variable that turns a privileged test run without root
+/// into a counted skip instead of a failure.
+pub const SKIP_PRIVILEGED: &str = "OVERLAYD_SKIP_PRIVILEGED";
+
+static SKIPPED: AtomicU32 = AtomicU32::new(0);
+
+/// Called by a test that needs a privilege it does not have (`why` says
+/// which): panics unless [`SKIP_PRIVILEGED`] is `1`, else counts and prints
+/// the skip and returns true.
+pub fn skip_privileged(why: &str) -> bool {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    if std::env::var(SKIP_PRIVILEGED).as_deref() != Ok("1") {
+        panic!(
+            "{test} cannot run: {why}; run the tests as root, or set \
+             {SKIP_PRIVILEGED}=1 to skip the privileged ones"
+        );
     }
-    root
+    let n = SKIPPED.fetch_add(1, Ordering::Relaxed) + 1;
+    // Straight to the process's stderr, past the test harness's capture,
+    // so that the skip shows in every run, not only in failing ones.
+    let line = format!(
+        "SKIPPED {test}: {why} ({SKIP_PRIVILEGED}=1); \
+         {n} privileged test(s) skipped so far in this test binary\n"
+    );
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    true
 }
 
 /// A named network namespace, deleted on drop.

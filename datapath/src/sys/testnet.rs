@@ -2,7 +2,7 @@
 //! own that has left the host's namespace, so interfaces it creates are
 //! invisible elsewhere and vanish with the thread. Test builds only.
 
-use std::process::Command;
+use std::{io::Write, process::Command};
 
 /// The namespace of the calling thread.
 pub struct Netns {
@@ -62,11 +62,29 @@ fn ns_id(path: &str) -> String {
         .into_owned()
 }
 
+/// Tests skipped in this test binary (see [`run`]).
+static SKIPPED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// Runs `body` in a fresh network namespace, on a thread of its own.
-/// Without root it prints a skip line and returns at once.
+/// Without root the test fails, unless `OVERLAYD_SKIP_PRIVILEGED=1` asks
+/// for a skip: then it prints the skip and how many tests this binary has
+/// skipped so far, and returns at once.
 pub fn run(test: &str, body: impl FnOnce(&Netns) + Send + 'static) {
     if !nix::unistd::geteuid().is_root() {
-        println!("skipping {test}: needs root (network namespaces, TAP, AF_PACKET)");
+        let why = "needs root (network namespaces, TAP, AF_PACKET)";
+        assert!(
+            std::env::var("OVERLAYD_SKIP_PRIVILEGED").as_deref() == Ok("1"),
+            "{test} cannot run: {why}; run the tests as root, or set \
+             OVERLAYD_SKIP_PRIVILEGED=1 to skip the privileged ones"
+        );
+        let n = SKIPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        // Straight to the process's stderr, past the test harness's
+        // capture, so that the skip shows in every run.
+        let line = format!(
+            "SKIPPED {test}: {why} (OVERLAYD_SKIP_PRIVILEGED=1); \
+             {n} privileged test(s) skipped so far in this test binary\n"
+        );
+        let _ = std::io::stderr().write_all(line.as_bytes());
         return;
     }
     let found = Command::new("nsenter").arg("--version").output();
