@@ -173,28 +173,26 @@ impl Mux {
                     short += 1;
                     continue;
                 }
-                let pkt = &s.bufs[at.clone()];
-                let info = match plugin.decap(RSlice::from_slice(pkt)).into_result() {
-                    Ok(info) => info,
-                    Err(e) => {
+                let (vnetid, inner) = match decap(plugin, &s.bufs[at.clone()]) {
+                    Decap::Frame { vnetid, inner } => (vnetid, inner),
+                    Decap::Bad { panicked } => {
                         bad += 1;
-                        if e.panicked {
+                        if let Some(msg) = panicked {
                             panics += 1;
-                            self.decap_panicked(table, &e.msg);
+                            self.decap_panicked(table, &msg);
                         }
                         continue;
                     }
+                    Decap::Oam => {
+                        oam += 1;
+                        continue;
+                    }
+                    Decap::Short => {
+                        short += 1;
+                        continue;
+                    }
                 };
-                if info.flags & overlay_plugin_abi::DECAP_F_OAM != 0 {
-                    oam += 1;
-                    continue;
-                }
-                let hl = info.header_len as usize;
-                if hl > pkt.len() || pkt.len() - hl < ETH_HLEN {
-                    short += 1;
-                    continue;
-                }
-                let Some(port) = table.get(&info.vnetid) else {
+                let Some(port) = table.get(&vnetid) else {
                     unknown += 1;
                     continue;
                 };
@@ -212,7 +210,7 @@ impl Mux {
                         s.lanes.len() - 1
                     }
                 };
-                let frame = at.start + hl..at.end;
+                let frame = at.start + inner.start..at.start + inner.end;
                 offer(&mut s.lanes[lane], &s.bufs, frame);
             }
         }
@@ -229,6 +227,54 @@ impl Mux {
         add(&st.drop_short, short);
         add(&st.drop_oam, oam);
         add(&st.plugin_panics, panics);
+    }
+}
+
+/// What the receive side makes of one underlay datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decap {
+    /// An inner frame (at `inner` in the datagram) for `vnetid`.
+    Frame {
+        /// The virtual network id the plugin read.
+        vnetid: u64,
+        /// Where the inner Ethernet frame lies in the datagram.
+        inner: Range<usize>,
+    },
+    /// The plugin refused the header; `panicked` carries the message when
+    /// it panicked doing so.
+    Bad {
+        /// The panic's message, when the plugin panicked.
+        panicked: Option<String>,
+    },
+    /// An OAM packet: not for the hosts.
+    Oam,
+    /// The header claims more than the datagram holds, or no Ethernet
+    /// header is left after it.
+    Short,
+}
+
+/// Decapsulates one datagram with `plugin` and checks what it answered
+/// against the datagram: the receive side's decision before it looks up
+/// the device. Pure apart from the plugin call.
+pub fn decap(plugin: &overlay_plugin_abi::EncapPluginBox, pkt: &[u8]) -> Decap {
+    let info = match plugin.decap(RSlice::from_slice(pkt)).into_result() {
+        Ok(info) => info,
+        Err(e) => {
+            return Decap::Bad {
+                panicked: e.panicked.then(|| e.msg.to_string()),
+            }
+        }
+    };
+    if info.flags & overlay_plugin_abi::DECAP_F_OAM != 0 {
+        return Decap::Oam;
+    }
+    let hl = info.header_len as usize;
+    if hl > pkt.len() || pkt.len() - hl < ETH_HLEN {
+        return Decap::Short;
+    }
+    Decap::Frame {
+        vnetid: info.vnetid,
+        inner: hl..pkt.len(),
     }
 }
 
@@ -252,7 +298,7 @@ fn gro_size(h: &libc::msghdr) -> Option<usize> {
 
 /// Whether `f` is a TCP segment whose checksum is right (the only kind a
 /// run may take: the merged frame's checksum is left to the kernel).
-fn tcp_ok(f: &[u8]) -> bool {
+pub fn tcp_ok(f: &[u8]) -> bool {
     layout(f).is_some_and(|l| l.proto == TCP && checksum_ok(f, &l))
 }
 
