@@ -1,0 +1,17 @@
+//! The Geneve, with its options (critical ones among them) and OAM receive side: underlay datagrams through the plugin's
+//! `decap` and everything the daemon does after it up to the device's
+//! lane ([`overlayd_fuzz::receive`]).
+//!
+//! Input: datagrams, each preceded by its length (two bytes, big-endian).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use overlay_plugin_abi::{kit, EncapPluginBox};
+use std::sync::OnceLock;
+
+fn plugin() -> &'static EncapPluginBox {
+    static P: OnceLock<EncapPluginBox> = OnceLock::new();
+    P.get_or_init(|| kit::encap_box(|| overlay_geneve::Geneve).unwrap())
+}
+
+fuzz_target!(|data: &[u8]| overlayd_fuzz::receive(plugin(), data));
