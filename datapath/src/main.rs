@@ -103,6 +103,17 @@ struct Args {
     )]
     lookup_threads: u16,
 
+    /// Control connections served at once; past it a new client is told
+    /// so (EUSERS, with a message) and closed.
+    #[arg(
+        long = "max-connections",
+        env = "OVERLAYD_MAX_CONNECTIONS",
+        value_name = "N",
+        default_value_t = datapath::control::DEFAULT_MAX_CONNECTIONS as u32,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    max_connections: u32,
+
     /// Packet threads serving every device and underlay socket (default:
     /// one per CPU).
     #[arg(
@@ -231,6 +242,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    server.set_max_connections(args.max_connections as usize);
     // Bound now, so that a taken or forbidden address stops the daemon
     // before it touches the state; served once the daemon is ready.
     let endpoint = match args.metrics.map(metrics::Endpoint::bind).transpose() {

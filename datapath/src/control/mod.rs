@@ -41,13 +41,17 @@ use slab::Slab;
 use std::{
     collections::BTreeSet,
     io,
-    os::fd::{AsFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, OwnedFd},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
 /// Largest request datagram accepted.
 pub const MAX_DATAGRAM: usize = 64 * 1024;
+/// Connections served at once unless `--max-connections` says otherwise.
+/// Each costs a descriptor and, at most, [`OUT_QUEUE_CAP`] of queued
+/// replies; past the limit a new connection is told why and closed.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// Reply bytes a connection may have queued before the daemon stops
 /// reading its requests.
 pub const OUT_QUEUE_CAP: usize = 4 * 1024 * 1024;
@@ -144,6 +148,9 @@ pub struct Server {
     listener: OwnedFd,
     poller: std::sync::Arc<Poller>,
     conns: Slab<Conn>,
+    max_conns: usize,
+    /// When refusing a connection was last logged.
+    refused_logged: Option<Instant>,
     next_pid: u32,
     stats: std::sync::Arc<ServerStats>,
 }
@@ -204,6 +211,8 @@ impl Server {
             listener: fd,
             poller,
             conns: Slab::new(),
+            max_conns: DEFAULT_MAX_CONNECTIONS,
+            refused_logged: None,
             next_pid: 1,
             stats: Default::default(),
         })
@@ -223,6 +232,11 @@ impl Server {
     /// them (see [`handlers::Handlers::set_server_stats`]).
     pub fn stats(&self) -> std::sync::Arc<ServerStats> {
         self.stats.clone()
+    }
+
+    /// Serves at most `n` connections at once (at least 1).
+    pub fn set_max_connections(&mut self, n: usize) {
+        self.max_conns = n.max(1);
     }
 
     /// The socket path.
@@ -306,6 +320,7 @@ impl Server {
     fn accept_all(&mut self) {
         loop {
             match seqpacket::accept(self.listener.as_fd(), true) {
+                Ok(Some(fd)) if self.conns.len() >= self.max_conns => self.refuse(fd),
                 Ok(Some(fd)) => {
                     let pid = self.next_pid;
                     self.next_pid = self.next_pid.checked_add(1).unwrap_or(1);
@@ -346,6 +361,44 @@ impl Server {
                     return;
                 }
             }
+        }
+    }
+
+    /// Tells a connection past the limit why it is refused (one
+    /// `NLMSG_ERROR`, sent without waiting), then closes it.
+    fn refuse(&mut self, fd: OwnedFd) {
+        let max = self.max_conns;
+        let msg = nlproto::msg::ErrorMsg {
+            seq: 0,
+            pid: 0,
+            errno: libc::EUSERS,
+            request: Default::default(),
+            message: Some(format!(
+                "overlayd serves at most {max} connections at once and all are in use; \
+                 close idle clients or raise --max-connections"
+            )),
+            offset: None,
+        };
+        let _ = seqpacket::try_send(fd.as_fd(), &nlproto::msg::Emit::emit(&msg));
+        // Closing a socket with unread requests makes the client's next
+        // read fail with ECONNRESET before it sees the reason: refuse
+        // further sends (the client's fail with EPIPE and it reads the
+        // reason), and drop what came before.
+        let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Read);
+        let mut scratch = [0u8; 256];
+        while let Ok(Some(n)) = seqpacket::try_recv(fd.as_fd(), &mut scratch) {
+            if n == 0 {
+                break;
+            }
+        }
+        // Logged once per burst, not once per refused client.
+        let now = Instant::now();
+        if self
+            .refused_logged
+            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(10))
+        {
+            self.refused_logged = Some(now);
+            tracing::warn!("refusing connections: {max} are open, the --max-connections limit");
         }
     }
 

@@ -315,12 +315,30 @@ impl Client {
 
     fn fetch_pid(&mut self) -> Result<(), Error> {
         let c = self;
-        let reply = c.transact(handle::NAME, handle::CMD_GET_PID, vec![])?;
+        let reply = match c.transact(handle::NAME, handle::CMD_GET_PID, vec![]) {
+            Ok(r) => r,
+            // A daemon that refuses the connection (too many open) says
+            // why in one datagram, then closes: that reason is the error.
+            Err(Error::Io(e)) => return Err(c.refusal().unwrap_or(Error::Io(e))),
+            Err(e) => return Err(e),
+        };
         c.pid = reply
             .attrs
             .get_u32(handle::HANDLE_ATTR_PID)
             .ok_or_else(|| Error::Protocol("GET_PID reply without HANDLE_ATTR_PID".into()))?;
         Ok(())
+    }
+
+    /// The `NLMSG_ERROR` a daemon left on a connection it closed, if any.
+    fn refusal(&mut self) -> Option<Error> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = sys::try_recv(self.fd.as_fd(), &mut buf).ok()??;
+        let e = ErrorMsg::parse(&buf[..n]).ok()?;
+        (e.errno != 0).then_some(Error::Netlink {
+            errno: e.errno,
+            message: e.message,
+            offset: e.offset,
+        })
     }
 
     /// The handle's PID.
@@ -515,6 +533,19 @@ impl Client {
             // split_datagram yields only messages of at least 16 bytes.
             let msg_seq = u32::from_ne_bytes([raw[8], raw[9], raw[10], raw[11]]);
             if msg_seq != seq {
+                if msg_seq == 0 {
+                    // An error no request caused, other than the overrun
+                    // report: the daemon refused the connection.
+                    if let Ok(e) = ErrorMsg::parse(&raw) {
+                        if e.errno != 0 && e.errno != libc::ENOBUFS {
+                            return Err(Error::Netlink {
+                                errno: e.errno,
+                                message: e.message,
+                                offset: e.offset,
+                            });
+                        }
+                    }
+                }
                 if msg_seq == 0 && self.subscribed {
                     self.notifications.push_back(raw);
                 }
