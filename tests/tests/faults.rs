@@ -3,9 +3,10 @@
 //! daemon alive.
 
 use nlproto::client::Client;
-use overlay_tests::proto;
-use overlay_tests::Daemon;
+use overlay_tests::{net, proto, Daemon, TempDir};
 use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The daemon's resident memory, in KiB.
@@ -109,4 +110,128 @@ fn a_thousand_clients_and_a_garbage_flood_are_served_and_the_limit_refuses_clear
     };
     assert_eq!(proto::device_names(&mut again), ["ov0"]);
     assert!(d.log().contains("refusing connections"), "{}", d.log());
+}
+
+/// A small tmpfs mounted on a directory of the test's own, unmounted on
+/// drop (lazily, so that a daemon still holding it cannot keep it).
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn mount(dir: &Path, size: &str) -> SmallFs {
+        std::fs::create_dir_all(dir).unwrap();
+        sh(&format!(
+            "mount -t tmpfs -o size={size},mode=0700 tmpfs {}",
+            dir.display()
+        ));
+        SmallFs(dir.to_path_buf())
+    }
+
+    /// Makes the directory read-only to new opens: a read-only bind mount
+    /// on top of it (a remount would be refused while the daemon holds
+    /// its lock file open for writing).
+    fn read_only(&self) {
+        let d = self.0.display();
+        sh(&format!(
+            "mount --bind {d} {d} && mount -o remount,bind,ro {d}"
+        ));
+    }
+
+    /// Takes the read-only layer away.
+    fn writable(&self) {
+        sh(&format!("umount {}", self.0.display()));
+    }
+
+    /// Fills the file system with a file named `filler`.
+    fn fill(&self) {
+        let out = Command::new("dd")
+            .args(["if=/dev/zero", "bs=64k"])
+            .arg(format!("of={}", self.0.join("filler").display()))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("No space left"), "dd: {err}");
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        // The read-only layer if a failure left it, then the tmpfs.
+        for _ in 0..2 {
+            let done = Command::new("umount").arg("-l").arg(&self.0).status();
+            if !done.is_ok_and(|s| s.success()) {
+                break;
+            }
+        }
+    }
+}
+
+fn sh(script: &str) {
+    let out = Command::new("sh").args(["-c", script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The device names the state file holds.
+fn saved_devices(state_dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(state_dir.join("state.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_read_only_or_full_state_directory_loses_no_change() {
+    if !net::can_run() {
+        return;
+    }
+    let work = TempDir::new("faults-state");
+    let state = work.join("state");
+    let fs = SmallFs::mount(&state, "512k");
+    let state_arg = state.display().to_string();
+    let mut d = Daemon::start_with_args(&["--state-dir", &state_arg]);
+    let mut c = d.client();
+    proto::create(&mut c, "ov0", 1, &[]).unwrap();
+    assert_eq!(saved_devices(&state), ["ov0"]);
+
+    // Read-only: the change is made, the failed write logged.
+    fs.read_only();
+    proto::create(&mut c, "ov1", 2, &[]).unwrap();
+    assert_eq!(proto::device_names(&mut c), ["ov0", "ov1"]);
+    assert_eq!(saved_devices(&state), ["ov0"]);
+    let log = d.log();
+    assert!(
+        log.contains("cannot save the device state") && log.contains("Read-only file system"),
+        "{log}"
+    );
+
+    // Full: the same.
+    fs.writable();
+    fs.fill();
+    proto::create(&mut c, "ov2", 3, &[]).unwrap();
+    assert_eq!(saved_devices(&state), ["ov0"]);
+    assert!(d.log().contains("No space left on device"), "{}", d.log());
+
+    // Room again: the next change writes everything made meanwhile.
+    std::fs::remove_file(state.join("filler")).unwrap();
+    proto::setprop(&mut c, "ov0", "mtu", proto::uint(1450)).unwrap();
+    assert_eq!(saved_devices(&state), ["ov0", "ov1", "ov2"]);
+
+    // Read-only again, one more change, then kill -9: a restart restores
+    // what was last written, and nothing else.
+    fs.read_only();
+    proto::create(&mut c, "ov3", 4, &[]).unwrap();
+    drop(c);
+    d.kill();
+    fs.writable();
+    d.restart();
+    let mut c = d.client();
+    assert_eq!(proto::device_names(&mut c), ["ov0", "ov1", "ov2"]);
+    assert_eq!(proto::getprop_uint(&mut c, "ov0", "mtu"), 1450);
 }
