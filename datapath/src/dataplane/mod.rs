@@ -435,6 +435,12 @@ impl Dataplane {
         self.injector.clone()
     }
 
+    /// Whether the backend failed for good (its interface deleted from
+    /// outside): the packet path no longer moves frames.
+    pub fn backend_failed(&self) -> bool {
+        self.tx.failed.load(Ordering::Relaxed)
+    }
+
     /// The packet thread that runs the device's transmit side.
     pub fn thread(&self) -> Option<usize> {
         self.reg.as_ref().map(|r| r.thread())
