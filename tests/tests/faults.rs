@@ -235,3 +235,93 @@ fn a_read_only_or_full_state_directory_loses_no_change() {
     assert_eq!(proto::device_names(&mut c), ["ov0", "ov1", "ov2"]);
     assert_eq!(proto::getprop_uint(&mut c, "ov0", "mtu"), 1450);
 }
+
+/// The device's status and its message (`STATUS`).
+fn status(c: &mut Client, dev: &str) -> (u32, String) {
+    use nlproto::{spec::overlay as ov, AttrsExt};
+    let reply = c
+        .transact(ov::NAME, ov::CMD_STATUS, vec![proto::name(dev)])
+        .expect("STATUS");
+    (
+        reply.attrs.get_u32(ov::ATTR_STATUS).unwrap(),
+        reply
+            .attrs
+            .get_str(ov::ATTR_STATUS_MSG)
+            .unwrap_or("")
+            .to_string(),
+    )
+}
+
+/// Runs `ip ARGS` in the daemon's network namespace.
+fn ip_in(d: &Daemon, args: &str) -> std::process::Output {
+    Command::new("nsenter")
+        .arg(format!("--net=/proc/{}/ns/net", d.pid().unwrap()))
+        .arg("ip")
+        .args(args.split_whitespace())
+        .output()
+        .unwrap()
+}
+
+/// Waits (at most ten seconds) until `dev`'s status message contains
+/// `needle`; returns the message.
+fn wait_status(c: &mut Client, dev: &str, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, msg) = status(c, dev);
+        if msg.contains(needle) {
+            return msg;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{dev}: status {msg:?}, waited for {needle:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_tap_deleted_from_outside_degrades_its_device_and_activate_or_delete_works() {
+    if !net::can_run() {
+        return;
+    }
+    let d = Daemon::start();
+    let mut c = d.client();
+    for (dev, vnetid) in [("ov0", 1), ("ov1", 2), ("ov2", 3)] {
+        proto::create(
+            &mut c,
+            dev,
+            vnetid,
+            &proto::full_props("10.0.0.1", "10.0.0.2"),
+        )
+        .unwrap();
+        proto::activate(&mut c, dev).unwrap();
+    }
+    assert!(ip_in(&d, "link show ov0").status.success());
+
+    // ov0's TAP deleted by someone else: ov0 degraded, saying what and
+    // what to do; its neighbours untouched.
+    let out = ip_in(&d, "link del ov0");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let msg = wait_status(&mut c, "ov0", "deleted from outside");
+    assert!(msg.contains("ov0") && msg.contains("activate"), "{msg}");
+    assert_eq!(status(&mut c, "ov1"), (0, String::new()));
+
+    // Activating it again brings the TAP back and clears the degradation.
+    proto::activate(&mut c, "ov0").unwrap();
+    assert!(ip_in(&d, "link show ov0").status.success());
+    assert_eq!(status(&mut c, "ov0"), (0, String::new()));
+    // An active, healthy device is still refused a second activation.
+    let again = proto::activate(&mut c, "ov0").unwrap_err().to_string();
+    assert!(again.contains("already active"), "{again}");
+
+    // The same fault, then a delete: clean, nothing left behind.
+    assert!(ip_in(&d, "link del ov1").status.success());
+    wait_status(&mut c, "ov1", "deleted from outside");
+    proto::delete(&mut c, "ov1").unwrap();
+    assert_eq!(proto::device_names(&mut c), ["ov0", "ov2"]);
+    assert_eq!(status(&mut c, "ov2"), (0, String::new()));
+}

@@ -268,9 +268,18 @@ impl Registry {
     /// failure undoes every step that succeeded.
     pub fn activate(&mut self, r: &DevRef) -> CtlResult<()> {
         let dev = self.get(r)?;
-        if dev.active {
+        let failed = dev.dp.as_ref().is_some_and(|dp| dp.backend_failed());
+        if dev.active && !failed {
             return Err(CtlError::exists(format!("{} is already active", dev.name)));
         }
+        if failed {
+            // Its interface went away: start the packet path afresh.
+            let id = dev.linkid;
+            let dev = self.devices.get_mut(&id).expect("device just found");
+            tracing::info!(link = %dev.name, "activating again: its backend failed");
+            deactivate(dev, &mut self.engine);
+        }
+        let dev = self.get(r)?;
         let missing = dev.missing_required();
         if !missing.is_empty() {
             return Err(CtlError::invalid(format!(
@@ -293,6 +302,10 @@ impl Registry {
             }
         }
         dev.active = true;
+        if failed {
+            // What degraded it was the backend that is now replaced.
+            dev.health.restore();
+        }
         if std::mem::take(&mut dev.activate_on_restore) {
             // What degraded it was the failed re-activation at restore.
             dev.health.restore();
