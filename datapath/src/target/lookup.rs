@@ -89,6 +89,11 @@ struct DevEntry {
     external: bool,
     queue: VecDeque<(u64, Mac)>,
     timeouts: u32,
+    /// Lookup threads inside the device's plugin now. Once one of its
+    /// requests has timed out, no other thread is given the device until
+    /// they are all back: a plugin that never returns holds one thread,
+    /// not every thread in turn, so the other devices go on being served.
+    in_plugin: usize,
 }
 
 #[derive(Default)]
@@ -101,6 +106,15 @@ struct Inner {
     stopping: bool,
     threads: usize,
     idle: usize,
+}
+
+impl Inner {
+    /// A lookup thread came back from the plugin of device `linkid`.
+    fn left_plugin(&mut self, linkid: u32) {
+        if let Some(d) = self.devices.get_mut(&linkid) {
+            d.in_plugin = d.in_plugin.saturating_sub(1);
+        }
+    }
 }
 
 /// Counters of the service as a whole, over every device (read with the
@@ -196,6 +210,7 @@ impl LookupService {
                 external,
                 queue: VecDeque::new(),
                 timeouts: 0,
+                in_plugin: 0,
             },
         );
         let start = inner.threads == 0;
@@ -297,13 +312,17 @@ impl LookupService {
                     let Some(d) = inner.devices.get_mut(&linkid) else {
                         continue;
                     };
-                    if d.external != want_external {
+                    let stuck = d.in_plugin > 0 && d.timeouts > 0;
+                    if d.external != want_external || (taker == Taker::Thread && stuck) {
                         inner.turns.push_back(linkid);
                         continue;
                     }
                     let Some((reqid, mac)) = d.queue.pop_front() else {
                         continue;
                     };
+                    if taker == Taker::Thread {
+                        d.in_plugin += 1;
+                    }
                     let timeout = d.target.lookup_timeout();
                     let (target, plugin) = (d.target.clone(), d.plugin.clone());
                     if !d.queue.is_empty() {
@@ -340,7 +359,11 @@ impl LookupService {
                 }
                 None => {
                     // Answered or removed meanwhile: nothing to look up.
-                    self.lock().outstanding.remove(&reqid);
+                    let mut inner = self.lock();
+                    inner.outstanding.remove(&reqid);
+                    if taker == Taker::Thread {
+                        inner.left_plugin(target.linkid);
+                    }
                 }
             }
         }
@@ -482,7 +505,20 @@ impl LookupService {
             if timed_out {
                 add(&d.target.stats.lookup_timeouts, 1);
                 d.timeouts += 1;
-                if d.timeouts == TIMEOUTS_TO_DEGRADE {
+                if o.taker == Taker::Thread && d.in_plugin > 0 {
+                    // The thread is still inside the plugin: the device
+                    // gets no other thread until it returns, so say so
+                    // now rather than after timeouts that cannot come.
+                    degrade.push((
+                        d.target.clone(),
+                        format!(
+                            "lookup plugin {} has not returned from a lookup within lookup_timeout ({} ms); \
+                             its lookups wait until it does (delete the device, or fix the plugin)",
+                            d.plugin_name,
+                            d.target.lookup_timeout().as_millis()
+                        ),
+                    ));
+                } else if d.timeouts == TIMEOUTS_TO_DEGRADE {
                     let who = if d.external {
                         "its external lookup server".to_string()
                     } else {
@@ -584,6 +620,10 @@ impl LookupService {
         let r = plugin
             .lookup(&taken.req, RSlice::from_slice(&taken.frame))
             .into_result();
+        self.lock().left_plugin(t.linkid);
+        // A device skipped while this thread was stuck in its plugin may
+        // be served again.
+        self.work.notify_all();
         let answer = match r {
             Ok(a) => a,
             Err(e) => {
