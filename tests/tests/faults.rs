@@ -325,3 +325,178 @@ fn a_tap_deleted_from_outside_degrades_its_device_and_activate_or_delete_works()
     assert_eq!(proto::device_names(&mut c), ["ov0", "ov2"]);
     assert_eq!(status(&mut c, "ov2"), (0, String::new()));
 }
+
+/// Runs overlayctl, panicking with its error output on failure.
+fn ctl(d: &Daemon, args: &[&str]) -> String {
+    let out = d.ctl(args);
+    assert!(
+        out.status.success(),
+        "overlayctl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The test plugin (`tests/plugins/testplug`), built as a third party
+/// builds it, in a directory of its own.
+fn testplug_dir(work: &TempDir) -> PathBuf {
+    let so = overlay_tests::build_out_of_tree(
+        &overlay_tests::workspace_root().join("tests/plugins/testplug/Cargo.toml"),
+        "overlay_testplug",
+    );
+    let dir = work.join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&so, dir.join("libsick.so")).unwrap();
+    dir
+}
+
+/// Whether `ip` in the daemon's namespace resolved to `mac` on `dev`.
+fn resolved(d: &Daemon, dev: &str, ip: &str, mac: &str) -> bool {
+    let out = ip_in(d, &format!("neigh show {ip} dev {dev}"));
+    String::from_utf8_lossy(&out.stdout).contains(mac)
+}
+
+#[test]
+fn lookup_plugins_that_block_or_panic_leave_healthy_devices_alone() {
+    if !net::can_run() {
+        return;
+    }
+    let work = TempDir::new("faults-sick");
+    let plugins = testplug_dir(&work);
+    let hosts = work.join("hosts.json");
+    // Ten hosts, one asked per round: each a fresh broadcast ARP request.
+    let entries: Vec<String> = (0..10)
+        .map(|i| {
+            format!(
+                r#""02:00:5e:10:00:{i:02x}": {{ "ip": "10.0.0.2", "arp": "192.0.2.{}" }}"#,
+                10 + i
+            )
+        })
+        .collect();
+    std::fs::write(&hosts, format!("{{ {} }}", entries.join(", "))).unwrap();
+    let d = Daemon::start_opts(
+        &[overlay_tests::target_dir(), plugins],
+        None,
+        &[("OVERLAY_TESTPLUG", "sick-lookup")],
+    );
+    let sick = "vxlan/listen_ip=10.0.0.1,lookup_timeout=100,sick/on_lookup";
+    ctl(
+        &d,
+        &[
+            "create",
+            "-e",
+            "vxlan",
+            "-s",
+            "sick",
+            "-v",
+            "1",
+            "-p",
+            &format!("{sick}=block"),
+            "ovb",
+        ],
+    );
+    ctl(
+        &d,
+        &[
+            "create",
+            "-e",
+            "vxlan",
+            "-s",
+            "sick",
+            "-v",
+            "2",
+            "-p",
+            &format!("{sick}=panic"),
+            "ovp",
+        ],
+    );
+    let files = format!("vxlan/listen_ip=10.0.0.1,files/config={}", hosts.display());
+    ctl(
+        &d,
+        &[
+            "create", "-e", "vxlan", "-s", "files", "-v", "3", "-p", &files, "ovf",
+        ],
+    );
+    let direct = "vxlan/listen_ip=10.0.0.1,direct/dest_ip=10.0.0.2,direct/dest_port=4789";
+    ctl(
+        &d,
+        &[
+            "create", "-e", "vxlan", "-s", "direct", "-v", "4", "-p", direct, "ovd",
+        ],
+    );
+    for (dev, net) in [
+        ("ovb", "192.0.3.1/24"),
+        ("ovp", "192.0.4.1/24"),
+        ("ovf", "192.0.2.1/24"),
+        ("ovd", "192.0.5.1/24"),
+    ] {
+        ctl(&d, &["activate", dev]);
+        assert!(ip_in(&d, &format!("addr add {net} dev {dev}"))
+            .status
+            .success());
+    }
+
+    // Misses on the sick devices: ARP requests for many addresses, each a
+    // lookup that blocks or panics, again and again as they time out.
+    let ns = format!("--net=/proc/{}/ns/net", d.pid().unwrap());
+    let mut pingers = Vec::new();
+    for i in 2..34 {
+        for net in ["192.0.3", "192.0.4"] {
+            pingers.push(
+                Command::new("nsenter")
+                    .args([ns.as_str(), "ping", "-c", "3", "-i", "0.2", "-W", "1"])
+                    .arg(format!("{net}.{i}"))
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+    }
+    // The sick devices are degraded, saying why.
+    let mut c = d.client();
+    let msg = wait_status(&mut c, "ovp", "panic");
+    assert!(msg.contains("sick/on_lookup"), "{msg}");
+    wait_status(&mut c, "ovb", "has not returned");
+
+    // Meanwhile the healthy ones work: files answers ARP for its hosts
+    // (ten times over, so that lookups go on while the sick ones are
+    // stuck), and the point-mode device sends.
+    for i in 0..10 {
+        let ip = format!("192.0.2.{}", 10 + i);
+        let _ = Command::new("nsenter")
+            .args([ns.as_str(), "ping", "-c", "1", "-W", "2", &ip])
+            .output()
+            .unwrap();
+        assert!(
+            resolved(&d, "ovf", &ip, &format!("02:00:5e:10:00:{i:02x}")),
+            "files did not answer ARP for {ip}; {}",
+            d.log()
+        );
+    }
+    let _ = Command::new("nsenter")
+        .args([
+            ns.as_str(),
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "192.0.5.2",
+        ])
+        .output()
+        .unwrap();
+    let stats = ctl(&d, &["show", "-s", "-j", "ovd"]);
+    assert!(!stats.contains("\"opackets\":0"), "{stats}");
+    assert_eq!(status(&mut c, "ovf"), (0, String::new()));
+    assert_eq!(status(&mut c, "ovd"), (0, String::new()));
+    for mut p in pingers {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+    // A device whose lookups block can still be deleted.
+    ctl(&d, &["delete", "ovb"]);
+    ctl(&d, &["delete", "ovp"]);
+}

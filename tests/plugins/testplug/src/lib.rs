@@ -11,6 +11,10 @@
 //! | `id-size-0`, `id-size-9` | an id size outside 1..=8 |
 //! | `no-dest` | no destination kind |
 //! | `lookup-no-mode` | a lookup plugin (`nomode`) with no mode |
+//!
+//! `sick-lookup` makes it the `sick` lookup plugin instead, a dynamic one
+//! whose `lookup` never answers: by property `sick/on_lookup`, it blocks
+//! for ever (`block`) or panics (`panic`).
 
 use abi_stable::{
     export_root_module,
@@ -22,7 +26,8 @@ use overlay_plugin_abi::{
     kit::{self, Encap, EncapInstance, Lookup, LookupInstance},
     prop::{ip_to_in6, PropStore},
     DecapInfo, EncapInfo, EncapPluginBox, LookupInfo, LookupPluginBox, PluginDesc, PluginError,
-    PluginKind, PluginMod, PluginModRef, Point, PropInfo, SocketSpec, MODE_POINT,
+    LookupAnswer, LookupRequest, PluginKind, PluginMod, PluginModRef, Point, PropInfo, SocketSpec,
+    MODE_DYNAMIC, MODE_POINT,
 };
 use std::sync::{
     atomic::{AtomicBool, AtomicU8, Ordering},
@@ -46,6 +51,7 @@ extern "C" fn describe() -> PluginDesc {
         "empty-name" => ("", PluginKind::ENCAP),
         "bad-name" => ("Bad Name", PluginKind::ENCAP),
         "lookup-no-mode" => ("nomode", PluginKind::LOOKUP),
+        "sick-lookup" => ("sick", PluginKind::LOOKUP),
         _ => ("panicky", PluginKind::ENCAP),
     };
     PluginDesc {
@@ -60,7 +66,11 @@ extern "C" fn new_encap() -> RResult<EncapPluginBox, PluginError> {
 }
 
 extern "C" fn new_lookup() -> RResult<LookupPluginBox, PluginError> {
-    kit::lookup_box(|| NoMode)
+    if mode() == "sick-lookup" {
+        kit::lookup_box(|| Sick)
+    } else {
+        kit::lookup_box(|| NoMode)
+    }
 }
 
 /// The root module, written out rather than through the export macros
@@ -251,5 +261,72 @@ impl LookupInstance for NoModeDevice {
     fn stop(&self) {}
     fn default_point(&self) -> Result<Point, PluginError> {
         Err(PluginError::not_supported("nomode makes no devices"))
+    }
+}
+
+const ON_LOOKUP: &str = "sick/on_lookup";
+
+fn sick_properties() -> Vec<PropInfo> {
+    vec![PropInfo::string(ON_LOOKUP)
+        .default_str("panic")
+        .possible(&["block", "panic"])
+        .runtime()]
+}
+
+/// A dynamic lookup whose every lookup blocks for ever or panics.
+struct Sick;
+
+impl Lookup for Sick {
+    type Instance = SickDevice;
+
+    fn info(&self) -> LookupInfo {
+        LookupInfo {
+            modes: MODE_DYNAMIC,
+            dest: dest::IP | dest::PORT,
+            properties: sick_properties().into(),
+        }
+    }
+
+    fn new_instance(&self, _dest: u32, _vnetid: u64) -> Result<SickDevice, PluginError> {
+        Ok(SickDevice {
+            props: PropStore::new(sick_properties()),
+        })
+    }
+}
+
+struct SickDevice {
+    props: PropStore,
+}
+
+impl LookupInstance for SickDevice {
+    fn mode(&self) -> u32 {
+        MODE_DYNAMIC
+    }
+    fn properties(&self) -> Vec<PropInfo> {
+        sick_properties()
+    }
+    fn getprop(&self, name: &str) -> Result<Vec<u8>, PluginError> {
+        self.props.get(name)
+    }
+    fn setprop(&self, name: &str, value: &[u8]) -> Result<(), PluginError> {
+        self.props.set(name, value).map(|_| ())
+    }
+    fn missing_required(&self) -> Vec<String> {
+        self.props.missing_required()
+    }
+    fn start(&self) -> Result<(), PluginError> {
+        Ok(())
+    }
+    fn stop(&self) {}
+    fn default_point(&self) -> Result<Point, PluginError> {
+        Err(PluginError::not_supported("sick is a dynamic lookup"))
+    }
+    fn lookup(&self, req: &LookupRequest, _frame: &[u8]) -> Result<LookupAnswer, PluginError> {
+        if self.props.string(ON_LOOKUP).as_deref() == Some("block") {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        panic!("lookup of {:02x?}, as sick/on_lookup asks", req.dst);
     }
 }
