@@ -500,3 +500,61 @@ fn lookup_plugins_that_block_or_panic_leave_healthy_devices_alone() {
     ctl(&d, &["delete", "ovb"]);
     ctl(&d, &["delete", "ovp"]);
 }
+
+#[test]
+fn an_underlay_address_removed_then_restored_degrades_and_recovers_by_itself() {
+    if !net::can_run() {
+        return;
+    }
+    let d = Daemon::start();
+    let mut c = d.client();
+    proto::create(&mut c, "ov0", 1, &proto::full_props("10.0.0.9", "10.0.0.2")).unwrap();
+    proto::create(&mut c, "ov1", 2, &proto::full_props("10.0.0.1", "10.0.0.2")).unwrap();
+    proto::activate(&mut c, "ov0").unwrap();
+    proto::activate(&mut c, "ov1").unwrap();
+
+    // The address ov0 listens on goes away: ov0 degraded, saying so; ov1,
+    // on another address, untouched.
+    assert!(ip_in(&d, "addr del 10.0.0.9/24 dev ovt0").status.success());
+    let msg = wait_status(&mut c, "ov0", "underlay address 10.0.0.9 is gone");
+    assert!(msg.contains("recovers by itself"), "{msg}");
+    assert_eq!(status(&mut c, "ov1"), (0, String::new()));
+
+    // It comes back: ov0 is restored without anyone asking.
+    let out = ip_in(&d, "addr add 10.0.0.9/24 dev ovt0");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(&mut c, "ov0") != (0, String::new()) {
+        assert!(
+            Instant::now() < deadline,
+            "ov0 not restored: {:?}",
+            status(&mut c, "ov0")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // And it sends again.
+    let before = proto::stats(&mut c, "ov0")
+        .0
+        .get("tx_packets")
+        .copied()
+        .unwrap_or(0);
+    let _ = ip_in(&d, "addr add 192.0.2.1/24 dev ov0");
+    let _ = Command::new("nsenter")
+        .arg(format!("--net=/proc/{}/ns/net", d.pid().unwrap()))
+        .args(["ping", "-c", "2", "-i", "0.2", "-W", "1", "192.0.2.2"])
+        .output()
+        .unwrap();
+    let after = proto::stats(&mut c, "ov0")
+        .0
+        .get("tx_packets")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        after > before,
+        "ov0 sent nothing after the address came back"
+    );
+}

@@ -577,6 +577,12 @@ impl Dispatch for Handlers {
         }
     }
 
+    fn addresses_changed(&mut self, changes: &[crate::sys::rtnl::AddrChange]) {
+        for c in changes {
+            self.registry.underlay_address(c.addr, c.present);
+        }
+    }
+
     fn closed(&mut self, peer: Peer) {
         // A dump or a wait in progress ends with its handle; lookup
         // requests it took go back to the queue for another handle.

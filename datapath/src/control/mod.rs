@@ -68,6 +68,7 @@ const UNREAD_MIN: usize = 256;
 
 const LISTENER_KEY: usize = usize::MAX - 1;
 const SIGNAL_KEY: usize = usize::MAX - 2;
+const ADDR_KEY: usize = usize::MAX - 3;
 
 /// What the server knows of a connection when it hands over a request.
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +93,8 @@ pub trait Dispatch {
     fn resume(&mut self, peer: Peer, out: &mut Outbox);
     /// The connection with this PID went away.
     fn closed(&mut self, peer: Peer);
+    /// Addresses of the host came or went (route netlink).
+    fn addresses_changed(&mut self, _changes: &[sys::rtnl::AddrChange]) {}
 }
 
 /// What answering a request produces, in order.
@@ -254,6 +257,26 @@ impl Server {
             self.poller
                 .add(&sigfd.as_fd(), Event::readable(SIGNAL_KEY))?
         };
+        // Underlay addresses that go away degrade their devices, and
+        // their return restores them; without the subscription the daemon
+        // serves as before, only blind to it.
+        let addrs = match sys::rtnl::AddrWatch::new() {
+            Ok(w) => {
+                // SAFETY: the watcher outlives its registration: it is
+                // deleted before returning.
+                match unsafe { self.poller.add(&w.fd(), Event::readable(ADDR_KEY)) } {
+                    Ok(()) => Some(w),
+                    Err(e) => {
+                        tracing::warn!("cannot poll address changes: {e}");
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot subscribe to address changes: {e}; a lost underlay address will not show");
+                None
+            }
+        };
         let mut events = Events::new();
         let mut last_recheck = Instant::now();
         let mut woken = false;
@@ -299,6 +322,15 @@ impl Server {
                         self.poller
                             .modify(&self.listener, Event::readable(LISTENER_KEY))?;
                     }
+                    ADDR_KEY => {
+                        if let Some(w) = &addrs {
+                            let changes = w.read();
+                            if !changes.is_empty() {
+                                dispatch.addresses_changed(&changes);
+                            }
+                            self.poller.modify(w.fd(), Event::readable(ADDR_KEY))?;
+                        }
+                    }
                     SIGNAL_KEY => match sigfd.read() {
                         Some(sig) => stop = Some(sig),
                         None => {
@@ -314,6 +346,9 @@ impl Server {
             }
         };
         let _ = self.poller.delete(sigfd.as_fd());
+        if let Some(w) = &addrs {
+            let _ = self.poller.delete(w.fd());
+        }
         result
     }
 

@@ -244,6 +244,30 @@ impl Registry {
         self.lookups.shutdown();
     }
 
+    /// The host lost (`present` false) or regained an address: every active
+    /// device whose underlay listens on it is degraded, saying so, or
+    /// restored when that was its fault.
+    pub fn underlay_address(&mut self, addr: std::net::IpAddr, present: bool) {
+        let in6 = overlay_plugin_abi::prop::ip_to_in6(addr);
+        for dev in self.devices.values() {
+            let Some(dp) = &dev.dp else { continue };
+            if dp.mux.key.addr != in6 {
+                continue;
+            }
+            let msg = format!(
+                "underlay address {addr} is gone from the host: the device can neither send nor \
+                 receive; it recovers by itself when the address is back"
+            );
+            if !present {
+                if dev.health.degrade(&msg) {
+                    tracing::warn!(link = %dev.name, "degraded: {msg}");
+                }
+            } else if dev.health.fault().as_deref() == Some(msg.as_str()) && dev.health.restore() {
+                tracing::info!(link = %dev.name, "restored: underlay address {addr} is back");
+            }
+        }
+    }
+
     /// Deletes a device, deactivating it first when active.
     pub fn delete(&mut self, r: &DevRef) -> CtlResult<()> {
         let id = self.get(r)?.linkid;
