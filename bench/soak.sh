@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# A soak: overlayd (release build) in network namespace A, the kernel's
+# vxlan in B, joined by a veth pair; for MINUTES minutes (default 10):
+#   - CLIENTS clients (default 3) each create, change, activate and delete
+#     temporary devices in a loop (overlayctl -b batches), every command
+#     checked;
+#   - iperf3 through a point-mode device to the kernel's vxlan, in bursts;
+#   - lookups answered by the files plugin (ARP proxied for its hosts) on a
+#     dynamic-mode device, asked again and again;
+#   - two `overlayctl monitor` subscribers attached throughout.
+# Every 10 s it samples the daemon's resident memory, open descriptors and
+# threads; at the end it prints the samples and fails when, for any of the
+# three, the largest sample of the last third exceeds the largest of the
+# first third by more than 10 %, or when any command failed or the daemon
+# died. An external lookup server is not part of it (yet).
+#
+#   bench/soak.sh [MINUTES]
+#
+# Run as root; build first (cargo build --release --workspace).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+minutes=${1:-10}
+clients=${CLIENTS:-3}
+bin="${CARGO_TARGET_DIR:-target}/release"
+[ -x "$bin/overlayd" ] || { echo "soak: build first: cargo build --release --workspace" >&2; exit 1; }
+bin=$(cd "$bin" && pwd)
+
+a="ovsoak-a-$$"
+b="ovsoak-b-$$"
+work=$(mktemp -d /tmp/ovsoak.XXXXXX)
+daemon=""
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
+    ip netns del "$a" 2>/dev/null || true
+    ip netns del "$b" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+ip netns add "$a"
+ip netns add "$b"
+ip -n "$a" link set lo up
+ip -n "$b" link set lo up
+ip -n "$a" link add u0 type veth peer name u1 netns "$b"
+ip -n "$a" addr add 198.51.100.1/24 dev u0
+ip -n "$b" addr add 198.51.100.2/24 dev u1
+ip -n "$a" link set u0 up
+ip -n "$b" link set u1 up
+# A veth leaves inner checksums to a NIC that is not there (README).
+ip netns exec "$b" ethtool -K u1 tx off >/dev/null
+ip -n "$b" link add vx0 type vxlan id 42 dstport 4789 remote 198.51.100.1 local 198.51.100.2 dev u1
+ip -n "$b" addr add 192.0.2.2/24 dev vx0
+ip -n "$b" link set vx0 up
+ip netns exec "$b" iperf3 -s -D -1 >/dev/null 2>&1 || true
+
+ctl() { "$bin/overlayctl" --socket "$work/s" "$@"; }
+ip netns exec "$a" "$bin/overlayd" --socket "$work/s" --state-dir "$work/state" \
+    --plugin-dir "$bin" --log warn 2>"$work/log" &
+daemon=$!
+for _ in $(seq 100); do [ -S "$work/s" ] && break; sleep 0.05; done
+[ -S "$work/s" ] || { echo "soak: overlayd did not start:" >&2; cat "$work/log" >&2; exit 1; }
+
+# The traffic device, and a files device whose ARP the plugin answers.
+ctl create -t -e vxlan -s direct -v 42 \
+    -p vxlan/listen_ip=198.51.100.1,direct/dest_ip=198.51.100.2,direct/dest_port=4789 ov0
+ctl activate ov0
+ip -n "$a" addr add 192.0.2.1/24 dev ov0
+hosts="$work/hosts.json"
+{
+    echo '{'
+    for i in $(seq 10 59); do
+        printf '"02:00:5e:11:00:%02x": { "ip": "198.51.100.2", "arp": "192.0.3.%d" }' "$i" "$i"
+        [ "$i" -lt 59 ] && echo ','
+    done
+    echo '}'
+} >"$hosts"
+ctl create -t -e vxlan -s files -v 43 -p vxlan/listen_ip=198.51.100.1,files/config="$hosts" of0
+ctl activate of0
+ip -n "$a" addr add 192.0.3.1/24 dev of0
+
+for _ in 1 2; do
+    ctl monitor >/dev/null 2>&1 &
+    pids+=($!)
+done
+
+end=$(($(date +%s) + minutes * 60))
+# Churn: each client its own names; a failed batch is an error.
+for c in $(seq 1 "$clients"); do
+    (
+        n=0
+        while [ "$(date +%s)" -lt "$end" ]; do
+            n=$((n + 1))
+            {
+                for i in 1 2 3 4 5; do
+                    echo "create -t -e vxlan -s direct -v $((1000 * c + i)) -p vxlan/listen_ip=198.51.100.1,direct/dest_ip=198.51.100.2,direct/dest_port=4789 c${c}d$i"
+                    echo "prop-set c${c}d$i mtu=$((1300 + n % 100))"
+                    echo "activate c${c}d$i"
+                done
+                echo "show"
+                for i in 1 2 3 4 5; do echo "delete c${c}d$i"; done
+            } >"$work/batch-$c"
+            ctl -b "$work/batch-$c" >/dev/null 2>>"$work/errors" || echo "client $c round $n failed" >>"$work/errors"
+        done
+    ) &
+    pids+=($!)
+done
+# Traffic in bursts; lookups for every host of the files device.
+(
+    while [ "$(date +%s)" -lt "$end" ]; do
+        ip netns exec "$a" iperf3 -c 192.0.2.2 -t 5 >/dev/null 2>&1 || true
+        ip netns exec "$b" iperf3 -s -D -1 >/dev/null 2>&1 || true
+        for i in $(seq 10 59); do
+            ip -n "$a" neigh del "192.0.3.$i" dev of0 2>/dev/null || true
+            ip netns exec "$a" ping -c 1 -W 0.2 "192.0.3.$i" >/dev/null 2>&1 || true
+        done
+    done
+) &
+pids+=($!)
+
+echo "soak: $minutes min, $clients churning clients; samples every 10 s (RSS kB, descriptors, threads)"
+samples="$work/samples"
+: >"$samples"
+while [ "$(date +%s)" -lt "$end" ]; do
+    if ! kill -0 "$daemon" 2>/dev/null; then
+        echo "soak: overlayd died" >&2
+        cat "$work/log" >&2
+        exit 1
+    fi
+    rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$daemon/status")
+    thr=$(awk '/^Threads:/ {print $2}' "/proc/$daemon/status")
+    fds=$(find "/proc/$daemon/fd" -mindepth 1 -maxdepth 1 | wc -l)
+    echo "$rss $fds $thr" | tee -a "$samples"
+    sleep 10
+done
+wait "${pids[@]:2}" 2>/dev/null || true
+
+fail=0
+if [ -s "$work/errors" ]; then
+    echo "soak: commands failed:" >&2
+    sort "$work/errors" | uniq -c | sort -rn | head -20 >&2
+    fail=1
+fi
+# The largest of the last third against the largest of the first third.
+awk -v fail="$fail" '
+    { v[NR, 1] = $1; v[NR, 2] = $2; v[NR, 3] = $3 }
+    END {
+        third = int(NR / 3)
+        if (third < 1) { print "soak: too few samples (run at least a minute)"; exit 1 }
+        split("rss_kB descriptors threads", name, " ")
+        for (k = 1; k <= 3; k++) {
+            a = 0; b = 0
+            for (i = 1; i <= third; i++) if (v[i, k] > a) a = v[i, k]
+            for (i = NR - third + 1; i <= NR; i++) if (v[i, k] > b) b = v[i, k]
+            verdict = (b > a * 1.10) ? "GROWS" : "flat"
+            if (verdict == "GROWS") fail = 1
+            printf "soak: %-11s first third max %d, last third max %d (%+.1f %%): %s\n", name[k], a, b, (a ? 100 * (b - a) / a : 0), verdict
+        }
+        exit fail
+    }' "$samples"
