@@ -147,3 +147,32 @@ fn stats_carry_the_cache_entries_of_an_active_dynamic_device() {
         .collect();
     assert_eq!(with, ["dyn0"]);
 }
+
+/// `overlayctl status`: the packet threads asked for with
+/// `--packet-threads`, and an offload turned off with `--disable-offload`
+/// shown off while the daemon without the option shows it as the kernel
+/// supports it (this machine's kernels support UDP GSO).
+#[test]
+fn status_shows_packet_threads_and_offloads() {
+    let d = Daemon::start_with_args(&["--packet-threads", "3"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(d.ctl(&["status", "-j"]))).expect("status -j is JSON");
+    assert_eq!(v[0]["packet-threads"], "3", "{v}");
+    assert_eq!(v[0]["offload"]["udp-gso"], "on", "{v}");
+    assert!(
+        v[0]["offloads"].as_str().unwrap().contains("udp-gso"),
+        "{v}"
+    );
+    assert!(v[0]["counters"]["requests"].as_u64().unwrap() >= 1, "{v}");
+
+    let off = Daemon::start_with_args(&["--disable-offload", "udp-gso"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(off.ctl(&["status", "-j"]))).expect("status -j is JSON");
+    assert_eq!(v[0]["offload"]["udp-gso"], "off", "{v}");
+    assert!(
+        !v[0]["offloads"].as_str().unwrap().contains("udp-gso"),
+        "{v}"
+    );
+    let table = ok(off.ctl(&["status"]));
+    assert!(table.starts_with("PACKET-THREADS  OFFLOADS"), "{table}");
+}

@@ -176,6 +176,11 @@ pub enum Command {
     /// too late, and the requests waiting to be taken now. -j adds every
     /// counter by name, as numbers.
     LookupStats,
+    /// Show the daemon itself: its packet threads, the offloads of its
+    /// packet path in use (what the kernel supports, less what
+    /// --disable-offload turned off) and the control connections open now;
+    /// -j adds each offload as on or off and the control server's counters.
+    Status,
     /// Show the loaded plugins.
     Plugins {
         /// Also list each property's type, permissions, default and

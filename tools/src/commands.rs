@@ -7,11 +7,14 @@
 use crate::cli::{Cli, Command, CreateArgs};
 use crate::error::Error;
 use crate::kv::{check_unique, parse_assignment, parse_list, Assignment};
-use crate::model::{Counters, Device, DeviceStats, LookupStats, Plugin, PropInfo, NONE};
+use crate::model::{
+    Counters, Device, DeviceStats, LookupStats, Plugin, PropInfo, ServerStatus, NONE,
+};
 use crate::table::{Json, Object, Row, Table};
 use crate::value::{format_value, parse_u64, parse_value, PropType};
 use clap::CommandFactory;
 use nlproto::client::{Client, Error as ClientError};
+use nlproto::spec::handle;
 use nlproto::spec::overlay as ov;
 use nlproto::spec::target as tg;
 use nlproto::transcript::Recorder;
@@ -189,6 +192,7 @@ pub fn execute(cli: &Cli, daemon: &mut dyn Daemon) -> Result<Vec<u8>, Error> {
             String::new()
         }
         Command::LookupStats => output(&lookup_stats(daemon)?, json),
+        Command::Status => output(&status(daemon)?, json),
         Command::Plugins { verbose } => output(&plugins(daemon, *verbose && !json)?, json),
         Command::Raw(_) => {
             return Err(Error::local(
@@ -246,6 +250,8 @@ const FAULT_COLUMNS: &[&str] = &["LINK", "STATUS", "DETAILS"];
 const STATS_COLUMNS: &[&str] = &["LINK", "IPACKETS", "RBYTES", "OPACKETS", "OBYTES", "DROPS"];
 /// The columns of `lookup-stats`.
 const LOOKUP_STATS_COLUMNS: &[&str] = &["REQUESTS", "ANSWERS", "TIMEOUTS", "LATE", "PENDING"];
+/// The columns of `status`.
+const STATUS_COLUMNS: &[&str] = &["PACKET-THREADS", "OFFLOADS", "HANDLES"];
 /// The columns of `prop-get`.
 const PROP_COLUMNS: &[&str] = &[
     "LINK", "PROPERTY", "PERM", "REQ", "VALUE", "DEFAULT", "POSSIBLE",
@@ -640,6 +646,33 @@ fn lookup_stats(daemon: &mut dyn Daemon) -> Result<Table, Error> {
         ],
         detail: Vec::new(),
         extra: vec![("counters".to_string(), counters_object(c))],
+    });
+    Ok(t)
+}
+
+/// `status`: one `SERVER_STATS` transaction, shown as one row; JSON adds
+/// each offload as true or false and the control server's counters.
+fn status(daemon: &mut dyn Daemon) -> Result<Table, Error> {
+    let reply = daemon
+        .transact(handle::NAME, handle::CMD_SERVER_STATS, vec![])
+        .map_err(Error::daemon("status"))?;
+    let s = ServerStatus::from_attrs(&reply);
+    let number = |n: Option<u32>| n.map_or_else(|| NONE.to_string(), |n| n.to_string());
+    let offloads = s.offloads.0.iter().fold(Object::default(), |o, (name, v)| {
+        o.with(name, if *v != 0 { "on" } else { "off" })
+    });
+    let mut t = Table::new(STATUS_COLUMNS);
+    t.rows.push(Row {
+        cells: vec![
+            number(s.packet_threads),
+            s.offloads_text(),
+            number(s.handles),
+        ],
+        detail: Vec::new(),
+        extra: vec![
+            ("offload".to_string(), Json::Object(offloads)),
+            ("counters".to_string(), counters_object(&s.counters)),
+        ],
     });
     Ok(t)
 }

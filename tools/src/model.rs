@@ -6,6 +6,7 @@
 //! talking to a slightly different daemon still shows what it can.
 
 use crate::value::{format_bound, format_value, PropType};
+use nlproto::spec::handle;
 use nlproto::spec::overlay as ov;
 use nlproto::spec::target as tg;
 use nlproto::{Attr, AttrValue, AttrsExt};
@@ -292,6 +293,19 @@ impl Counters {
         )
     }
 
+    /// Reads a nested list of `HANDLE_ATTR_STAT` entries of the
+    /// `overlay_handle` family (`SERVER_STATS`).
+    pub fn from_handle_attrs(attrs: &[Attr]) -> Counters {
+        Counters::read(
+            attrs,
+            [
+                handle::HANDLE_ATTR_STAT,
+                handle::HANDLE_ATTR_STAT_NAME,
+                handle::HANDLE_ATTR_STAT_VALUE,
+            ],
+        )
+    }
+
     /// The counters under the attribute numbers of `STAT`, `STAT_NAME`
     /// and `STAT_VALUE`.
     fn read(attrs: &[Attr], [stat_id, name_id, value_id]: [u16; 3]) -> Counters {
@@ -389,6 +403,48 @@ impl LookupStats {
         LookupStats {
             counters: Counters::from_target_attrs(attrs.get_nested(tg::ATTR_STATS).unwrap_or(&[])),
             pending: attrs.get_u32(tg::ATTR_PENDING),
+        }
+    }
+}
+
+/// The daemon-wide figures of a `SERVER_STATS` reply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerStatus {
+    /// Packet threads, when the daemon said.
+    pub packet_threads: Option<u32>,
+    /// Each offload of the packet path with 1 (in use) or 0.
+    pub offloads: Counters,
+    /// Handles (connections) open now.
+    pub handles: Option<u32>,
+    /// The control server's counters.
+    pub counters: Counters,
+}
+
+impl ServerStatus {
+    /// Reads a `SERVER_STATS` reply.
+    pub fn from_attrs(attrs: &[Attr]) -> ServerStatus {
+        let nested = |id| Counters::from_handle_attrs(attrs.get_nested(id).unwrap_or(&[]));
+        ServerStatus {
+            packet_threads: attrs.get_u32(handle::HANDLE_ATTR_PACKET_THREADS),
+            offloads: nested(handle::HANDLE_ATTR_OFFLOADS),
+            handles: attrs.get_u32(handle::HANDLE_ATTR_HANDLES),
+            counters: nested(handle::HANDLE_ATTR_STATS),
+        }
+    }
+
+    /// The offloads in use, comma-separated, or `none`.
+    pub fn offloads_text(&self) -> String {
+        let on: Vec<&str> = self
+            .offloads
+            .0
+            .iter()
+            .filter(|(_, v)| *v != 0)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if on.is_empty() {
+            "none".to_string()
+        } else {
+            on.join(",")
         }
     }
 }

@@ -29,7 +29,9 @@
 //!   are still compared. So are `CACHE_ENTRIES` in STATS replies, and the
 //!   control server's figures in SERVER_STATS replies (`HANDLE_ATTR_HANDLES`,
 //!   `HANDLE_ATTR_STAT_VALUE`), which count the replaying client's own
-//!   connections and requests along with everyone else's.
+//!   connections and requests along with everyone else's, and the packet
+//!   path's (`HANDLE_ATTR_PACKET_THREADS` follows the machine's CPUs, an
+//!   offload's value what its kernel supports).
 //!
 //! PIDs and link ids are mapped first seen to first seen, and the mapping
 //! must stay one to one: a reply naming link 2 where the recording named
@@ -87,11 +89,10 @@ fn classify(family: u16, cmd: u8, parents: &[&str], name: &str) -> Option<Field>
             Some(Field::PluginFile)
         }
         (ov::ID, "STAT_VALUE" | "CACHE_ENTRIES") if cmd == ov::CMD_STATS => Some(Field::Counter),
-        (handle::ID, "HANDLE_ATTR_HANDLES" | "HANDLE_ATTR_STAT_VALUE")
-            if cmd == handle::CMD_SERVER_STATS =>
-        {
-            Some(Field::Counter)
-        }
+        (
+            handle::ID,
+            "HANDLE_ATTR_HANDLES" | "HANDLE_ATTR_STAT_VALUE" | "HANDLE_ATTR_PACKET_THREADS",
+        ) if cmd == handle::CMD_SERVER_STATS => Some(Field::Counter),
         _ => None,
     }
 }

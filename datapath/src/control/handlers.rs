@@ -374,7 +374,10 @@ impl Handlers {
                     Ok(req.respond(pid, vec![]))
                 }
                 handle::CMD_SERVER_STATS => {
-                    Ok(req.respond(pid, vec![server_stats_attrs(&self.server)]))
+                    let engine = self.registry.engine();
+                    let mut attrs = server_stats_attrs(&self.server);
+                    attrs.extend(engine_attrs(engine));
+                    Ok(req.respond(pid, vec![attrs]))
                 }
                 _ => Err(unhandled(req)),
             },
@@ -753,6 +756,31 @@ fn server_stats_attrs(s: &ServerStats) -> Vec<Attr> {
             u32::try_from(handles).unwrap_or(u32::MAX),
         ),
         Attr::nested(handle::HANDLE_ATTR_STATS, counters),
+    ]
+}
+
+/// The packet path's part of `SERVER_STATS`: its threads and offloads.
+fn engine_attrs(engine: &crate::dataplane::Engine) -> Vec<Attr> {
+    let offloads = engine
+        .offloads
+        .list()
+        .into_iter()
+        .map(|(name, on)| {
+            Attr::nested(
+                handle::HANDLE_ATTR_STAT,
+                vec![
+                    Attr::str(handle::HANDLE_ATTR_STAT_NAME, name),
+                    Attr::u64(handle::HANDLE_ATTR_STAT_VALUE, u64::from(on)),
+                ],
+            )
+        })
+        .collect();
+    vec![
+        Attr::u32(
+            handle::HANDLE_ATTR_PACKET_THREADS,
+            u32::try_from(engine.threads.len()).unwrap_or(u32::MAX),
+        ),
+        Attr::nested(handle::HANDLE_ATTR_OFFLOADS, offloads),
     ]
 }
 

@@ -34,9 +34,14 @@ pub const HANDLE_ATTR_STAT: u16 = 5;
 pub const HANDLE_ATTR_STAT_NAME: u16 = 6;
 /// `HANDLE_ATTR_STAT_VALUE` (u64): a counter's value.
 pub const HANDLE_ATTR_STAT_VALUE: u16 = 7;
-/// Highest attribute number (8..9 are reserved for later handle
-/// attributes).
-pub const MAXATTR: u16 = HANDLE_ATTR_STAT_VALUE;
+/// `HANDLE_ATTR_PACKET_THREADS` (u32): the daemon's packet threads.
+pub const HANDLE_ATTR_PACKET_THREADS: u16 = 8;
+/// `HANDLE_ATTR_OFFLOADS` (nested): repeated `HANDLE_ATTR_STAT`, one per
+/// offload of the packet path, valued 1 when in use and 0 when not (not
+/// supported by the kernel, or turned off with `--disable-offload`).
+pub const HANDLE_ATTR_OFFLOADS: u16 = 9;
+/// Highest attribute number.
+pub const MAXATTR: u16 = HANDLE_ATTR_OFFLOADS;
 
 const STAT_POLICY: &[AttrSpec] = &[
     AttrSpec::new(
@@ -89,6 +94,18 @@ pub const ATTRS: &[AttrSpec] = &[
     STAT,
     STAT_POLICY[0],
     STAT_POLICY[1],
+    AttrSpec::new(
+        HANDLE_ATTR_PACKET_THREADS,
+        "HANDLE_ATTR_PACKET_THREADS",
+        AttrKind::U32,
+        "the daemon's packet threads, which serve every active device",
+    ),
+    AttrSpec::new(
+        HANDLE_ATTR_OFFLOADS,
+        "HANDLE_ATTR_OFFLOADS",
+        AttrKind::Nested(STATS_POLICY),
+        "the packet path's offloads (tso, udp-gso, udp-gro, coalesce): repeated HANDLE_ATTR_STAT, 1 when in use, 0 when unsupported or turned off",
+    ),
 ];
 
 /// The family's commands.
@@ -127,7 +144,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         min_version: 1,
         privilege: Privilege::ReadOnly,
         required: &[],
-        doc: "the control server's counters since the daemon started, and the handles open now",
+        doc: "the control server's counters since the daemon started, the handles open now, and the packet path's threads and offloads",
     },
 ];
 

@@ -1514,3 +1514,77 @@ mod wire {
         server.join().unwrap();
     }
 }
+
+/// A daemon that answers `SERVER_STATS` with two packet threads, these
+/// offloads and one handle.
+struct StatusDaemon(Vec<(&'static str, u64)>);
+
+impl Daemon for StatusDaemon {
+    fn transact(
+        &mut self,
+        family: &str,
+        cmd: u8,
+        attrs: Vec<Attr>,
+    ) -> Result<Vec<Attr>, ClientError> {
+        assert_eq!((family, cmd), (handle::NAME, handle::CMD_SERVER_STATS));
+        assert!(attrs.is_empty());
+        let stat = |(name, value): (&str, u64)| {
+            Attr::nested(
+                handle::HANDLE_ATTR_STAT,
+                vec![
+                    Attr::str(handle::HANDLE_ATTR_STAT_NAME, name),
+                    Attr::u64(handle::HANDLE_ATTR_STAT_VALUE, value),
+                ],
+            )
+        };
+        Ok(vec![
+            Attr::u32(handle::HANDLE_ATTR_HANDLES, 1),
+            Attr::nested(
+                handle::HANDLE_ATTR_STATS,
+                vec![stat(("connections", 4)), stat(("requests", 9))],
+            ),
+            Attr::u32(handle::HANDLE_ATTR_PACKET_THREADS, 2),
+            Attr::nested(
+                handle::HANDLE_ATTR_OFFLOADS,
+                self.0.iter().copied().map(stat).collect(),
+            ),
+        ])
+    }
+    fn write(&mut self, _: &str, _: u8, _: Vec<Attr>) -> Result<(), ClientError> {
+        unreachable!()
+    }
+    fn dump(&mut self, _: &str, _: u8, _: Vec<Attr>) -> Result<Vec<Vec<Attr>>, ClientError> {
+        unreachable!()
+    }
+}
+
+fn run_status(d: &mut StatusDaemon, args: &[&str]) -> String {
+    let cli = Cli::try_parse_from(std::iter::once("overlayctl").chain(args.iter().copied()))
+        .expect("valid command line");
+    String::from_utf8(execute(&cli, d).expect("status")).unwrap()
+}
+
+#[test]
+fn status_shows_threads_and_offloads_in_use() {
+    let mut d = StatusDaemon(vec![
+        ("tso", 1),
+        ("udp-gso", 0),
+        ("udp-gro", 1),
+        ("coalesce", 1),
+    ]);
+    assert_eq!(
+        run_status(&mut d, &["status"]),
+        "PACKET-THREADS  OFFLOADS              HANDLES\n\
+         2               tso,udp-gro,coalesce  1\n"
+    );
+    assert_eq!(
+        json(&run_status(&mut d, &["status", "-j"])),
+        serde_json::json!([{
+            "packet-threads": "2", "offloads": "tso,udp-gro,coalesce", "handles": "1",
+            "offload": {"tso": "on", "udp-gso": "off", "udp-gro": "on", "coalesce": "on"},
+            "counters": {"connections": 4, "requests": 9}
+        }])
+    );
+    let mut none = StatusDaemon(vec![("tso", 0), ("udp-gso", 0)]);
+    assert!(run_status(&mut none, &["status"]).contains("2               none"));
+}
