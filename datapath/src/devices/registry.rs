@@ -469,7 +469,10 @@ impl Registry {
     fn check_unique(&self, dev: &Device, key: Option<UnderlayKey>) -> CtlResult<()> {
         let Some(key) = key else { return Ok(()) };
         for other in self.devices.values() {
-            if other.linkid == dev.linkid {
+            // Only a device of the same vnetid can have the same key: the
+            // cheap test first, so that a create among thousands of
+            // devices asks their plugins nothing.
+            if other.linkid == dev.linkid || other.vnetid != key.vnetid {
                 continue;
             }
             if other.underlay_key_with(None, other.vnetid).ok().flatten() == Some(key.clone()) {
