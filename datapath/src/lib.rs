@@ -34,24 +34,35 @@
 //! ## Packet path (while a device is active)
 //!
 //! ```text
-//!  hosts --frames--> backend (TAP | AF_PACKET)
-//!                      | read_batch            tx thread, one per device
-//!                      v
-//!                 size check -> encap (plugin, into a per-slot buffer)
-//!                      -> UDP header (source port = flow hash)
-//!                      -> sendmmsg on the mux's raw socket --> underlay
+//!  hosts --frames--> backend (TAP with vnet header | AF_PACKET)
+//!                      | read: up to 64 KiB TSO frames   packet threads,
+//!                      v                                 a fixed pool
+//!   point destination, or the target cache (dynamic;    (one per CPU),
+//!   one lookup per super-frame; a miss queues it)       epoll over every
+//!                      -> segment in userspace          active backend
+//!                      -> encap (plugin, once per segment) and mux
+//!                      -> UDP GSO send (UDP_SEGMENT) on the socket bound
+//!                         to the flow's source port      --> underlay
+//!                         (other frames: sendmmsg batches on a raw socket)
 //!
-//!  underlay --UDP--> mux receive socket        rx thread, one per mux
-//!                      | recvmmsg
+//!  underlay --UDP (GRO trains)--> mux socket
+//!                      | recvmmsg / UDP_GRO
 //!                      v
 //!                 decap (plugin) -> vnetid -> device table snapshot
-//!                      -> backend.write_batch --> hosts
+//!                      -> coalesce a flow's TCP segments
+//!                      -> backend write (GSO frame + vnet header) --> hosts
 //! ```
+//!
+//! [`dataplane`] owns this side: backends, the offload engine (pure
+//! functions on bytes), muxes and the packet threads; [`target`] owns the
+//! cache and the lookup service it asks. Every source (a device's backend,
+//! a mux) is registered with one packet thread, the least loaded, and only
+//! that thread runs it, so a device costs no thread of its own.
 //!
 //! The packet threads never take a lock the control thread holds for long
 //! and never call a property method: settings they follow (MTU, source
 //! port range) are atomics; the mux's device table is an immutable
-//! snapshot swapped by the control thread, which waits until the receive
+//! snapshot swapped by the control thread, which waits until the packet
 //! thread has picked it up. Counters are relaxed atomics added per batch.
 //!
 //! ## Device state machine
@@ -64,15 +75,15 @@
 //!   |           |  ^                                     |
 //!   |           |  +-------------------------------------+
 //!   |        ACTIVATE: required properties set, endpoint unique,
-//!   |           |       lookup started, point destination known,
-//!   |           |       backend opened, mux joined, tx thread
-//!   |           |       started; any failure undoes the steps done
+//!   |           |       lookup started, backend opened, mux joined,
+//!   |           |       both registered with packet threads; any
+//!   |           |       failure undoes the steps done
 //!   |           v
 //!   |        active --SETPROP (runtime properties only; others ENOTSUP)
 //!   |           |
-//!   |         DELETE (deactivates first: tx thread stopped, mux
-//!   |           |      left and its rx thread synced, backend closed,
-//!   |           |      lookup stopped)
+//!   |         DELETE (deactivates first: backend unregistered from its
+//!   |           |      packet thread, mux left and its thread synced,
+//!   |           |      backend closed, lookup stopped)
 //!   |           v
 //!   +------- gone (plugin instances dropped, nothing left registered)
 //! ```
