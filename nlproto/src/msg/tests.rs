@@ -158,7 +158,14 @@ fn round_trips() {
     ];
     for m in &messages {
         let bytes = m.emit();
+        // Always padded, the last attribute included: nlmsg_len itself is
+        // a multiple of 4, as some netlink libraries require.
         assert_eq!(bytes.len() % 4, 0);
+        assert_eq!(
+            u32::from_ne_bytes(bytes[..4].try_into().unwrap()) as usize,
+            bytes.len(),
+            "{m:?}"
+        );
         assert_eq!(
             &Message::parse(&bytes, overlay::ATTRS, Unknown::Reject).unwrap(),
             m,

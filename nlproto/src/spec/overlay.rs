@@ -243,7 +243,7 @@ const PROP_ID: AttrSpec = AttrSpec::new(
     ATTR_PROP_ID,
     "PROP_ID",
     AttrKind::U32,
-    "position of the property in the device's property listing",
+    "position of the property in the device's property listing, counting from 0",
 );
 const PROP_TYPE: AttrSpec = AttrSpec::new(
     ATTR_PROP_TYPE,
@@ -588,7 +588,7 @@ pub const NOTIFICATIONS: &[NotifySpec] = &[
             ATTR_STATUS,
             ATTR_STATUS_MSG,
         ],
-        doc: "a device was created (the same attributes as the CREATE reply)",
+        doc: "a device was created (the attributes of the CREATE reply but TEMPORARY)",
     },
     NotifySpec {
         cmd: CMD_SETPROP,
