@@ -167,6 +167,7 @@
 pub use abi_stable;
 
 pub mod buf;
+pub mod csum;
 pub mod encap;
 pub mod error;
 pub mod kit;

@@ -30,7 +30,7 @@
 //! [`LookupAnswer::resend`]: crate::LookupAnswer::resend
 //! [`LookupDevice::lookup`]: crate::LookupDevice::lookup
 
-use crate::LookupRequest;
+use crate::{csum, LookupRequest};
 use std::{
     fmt,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -534,25 +534,11 @@ pub fn proxy_ndp(
 /// pseudo-header (addresses, upper-layer length, next header) and the
 /// message (RFC 8200 §8.1).
 pub fn icmpv6_checksum(src: &Ipv6Addr, dst: &Ipv6Addr, msg: &[u8]) -> u16 {
-    let mut sum: u64 = 0;
-    let mut add = |bytes: &[u8]| {
-        let mut chunks = bytes.chunks_exact(2);
-        for c in &mut chunks {
-            sum += u64::from(u16::from_be_bytes([c[0], c[1]]));
-        }
-        if let [last] = chunks.remainder() {
-            sum += u64::from(*last) << 8;
-        }
-    };
-    add(&src.octets());
-    add(&dst.octets());
-    add(&(msg.len() as u32).to_be_bytes());
-    add(&[0, 0, 0, IPPROTO_ICMPV6]);
-    add(msg);
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    let mut addrs = [0u8; 32];
+    addrs[..16].copy_from_slice(&src.octets());
+    addrs[16..].copy_from_slice(&dst.octets());
+    let pseudo = csum::pseudo_sum(&addrs, IPPROTO_ICMPV6, msg.len());
+    !csum::fold(csum::ones_sum(msg, pseudo))
 }
 
 /// Redirects a client's broadcast DHCP request to its server.
@@ -776,20 +762,6 @@ mod tests {
         (ip == NS_TARGET.parse::<Ipv6Addr>().unwrap()).then_some(HOST_B)
     }
 
-    /// The Internet checksum, written the plain way (one 16-bit word at a
-    /// time with an end-around carry after each), to check the helper's.
-    fn reference_checksum(bytes: &[u8]) -> u16 {
-        let mut sum: u32 = 0;
-        for pair in bytes.chunks(2) {
-            let word = (u32::from(pair[0]) << 8) | u32::from(*pair.get(1).unwrap_or(&0));
-            sum += word;
-            if sum > 0xffff {
-                sum -= 0xffff;
-            }
-        }
-        !(sum as u16)
-    }
-
     #[test]
     fn ns_gets_the_advertisement_the_owner_would_send() {
         for vlan in [None, Some(7)] {
@@ -825,7 +797,7 @@ mod tests {
             pseudo.extend_from_slice(&32u32.to_be_bytes());
             pseudo.extend_from_slice(&[0, 0, 0, 58]);
             pseudo.extend_from_slice(icmp);
-            assert_eq!(reference_checksum(&pseudo), 0);
+            assert_eq!(crate::csum::reference(&pseudo, 0), 0xffff);
             assert_ne!(&icmp[2..4], &[0, 0]);
         }
     }
@@ -844,7 +816,7 @@ mod tests {
         pseudo.extend_from_slice(&msg);
         assert_eq!(
             icmpv6_checksum(&src, &dst, &msg),
-            reference_checksum(&pseudo)
+            !crate::csum::reference(&pseudo, 0)
         );
     }
 

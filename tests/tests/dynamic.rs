@@ -14,6 +14,7 @@ use nlproto::{
     spec::target as tg,
     Attr, AttrsExt,
 };
+use overlay_plugin_abi::csum;
 use overlay_tests::proto::stats;
 use overlay_tests::{
     net::{self, Netns, PacketSocket},
@@ -448,23 +449,10 @@ fn dhcp_discover(client: [u8; 6], xid: u32) -> Vec<u8> {
     ip.extend_from_slice(&((20 + udp_len) as u16).to_be_bytes());
     ip.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
     ip.extend_from_slice(&[0, 0, 0, 0, 255, 255, 255, 255]);
-    let sum = ipv4_header_checksum(&ip);
+    let sum = !csum::fold(csum::ones_sum(&ip, 0));
     ip[10..12].copy_from_slice(&sum.to_be_bytes());
     ip.extend_from_slice(&udp);
     net::ethernet_frame(BROADCAST, client, 0x0800, &ip)
-}
-
-/// The ones' complement of the ones' complement sum of a header's 16-bit
-/// words (its checksum field zero).
-fn ipv4_header_checksum(header: &[u8]) -> u16 {
-    let mut sum: u32 = header
-        .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum();
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// Whether `frame` is a DHCP request (UDP 68 to 67 in an untagged IPv4
