@@ -10,7 +10,7 @@ use crate::kv::{check_unique, parse_assignment, parse_list, Assignment};
 use crate::model::{
     Counters, Device, DeviceStats, LookupStats, Plugin, PropInfo, ServerStatus, NONE,
 };
-use crate::table::{Json, Object, Row, Table};
+use crate::table::{Object, Row, Table};
 use crate::value::{format_value, parse_u64, parse_value, PropType};
 use clap::CommandFactory;
 use nlproto::client::{Client, Error as ClientError};
@@ -19,6 +19,7 @@ use nlproto::spec::overlay as ov;
 use nlproto::spec::target as tg;
 use nlproto::transcript::Recorder;
 use nlproto::{Attr, AttrsExt};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -557,14 +558,13 @@ fn counter_lines(counters: &Counters, indent: &str) -> Vec<String> {
 }
 
 /// Counters as one JSON object, by name, values as numbers.
-fn counters_object(counters: &Counters) -> Json {
-    Json::Object(
+fn counters_object(counters: &Counters) -> Value {
+    Value::Object(
         counters
             .0
             .iter()
-            .fold(Object::default(), |o, (name, value)| {
-                o.with_json(name, Json::Num(*value))
-            }),
+            .map(|(name, value)| (name.to_string(), Value::from(*value)))
+            .collect(),
     )
 }
 
@@ -581,16 +581,13 @@ fn stats_row(s: &DeviceStats, verbose: bool) -> Row {
             detail.extend(counter_lines(&mux.counters, "    "));
         }
     }
-    let mut extra = vec![("counters".to_string(), counters_object(c))];
+    let mut extra = Object::new();
+    extra.insert("counters".into(), counters_object(c));
     if let Some(mux) = &s.mux {
-        extra.push((
-            "mux".to_string(),
-            Json::Object(
-                Object::default()
-                    .with("endpoint", mux.endpoint.clone())
-                    .with_json("counters", counters_object(&mux.counters)),
-            ),
-        ));
+        extra.insert(
+            "mux".into(),
+            json!({"endpoint": mux.endpoint, "counters": counters_object(&mux.counters)}),
+        );
     }
     Row {
         cells: vec![
@@ -645,22 +642,25 @@ fn lookup_stats(daemon: &mut dyn Daemon) -> Result<Table, Error> {
                 .map_or_else(|| NONE.to_string(), |p| p.to_string()),
         ],
         detail: Vec::new(),
-        extra: vec![("counters".to_string(), counters_object(c))],
+        extra: Object::from_iter([("counters".into(), counters_object(c))]),
     });
     Ok(t)
 }
 
 /// `status`: one `SERVER_STATS` transaction, shown as one row; JSON adds
-/// each offload as true or false and the control server's counters.
+/// each offload as "on" or "off" and the control server's counters.
 fn status(daemon: &mut dyn Daemon) -> Result<Table, Error> {
     let reply = daemon
         .transact(handle::NAME, handle::CMD_SERVER_STATS, vec![])
         .map_err(Error::daemon("status"))?;
     let s = ServerStatus::from_attrs(&reply);
     let number = |n: Option<u32>| n.map_or_else(|| NONE.to_string(), |n| n.to_string());
-    let offloads = s.offloads.0.iter().fold(Object::default(), |o, (name, v)| {
-        o.with(name, if *v != 0 { "on" } else { "off" })
-    });
+    let offloads: Object = s
+        .offloads
+        .0
+        .iter()
+        .map(|(name, v)| (name.to_string(), json!(if *v != 0 { "on" } else { "off" })))
+        .collect();
     let mut t = Table::new(STATUS_COLUMNS);
     t.rows.push(Row {
         cells: vec![
@@ -669,10 +669,10 @@ fn status(daemon: &mut dyn Daemon) -> Result<Table, Error> {
             number(s.handles),
         ],
         detail: Vec::new(),
-        extra: vec![
-            ("offload".to_string(), Json::Object(offloads)),
-            ("counters".to_string(), counters_object(&s.counters)),
-        ],
+        extra: Object::from_iter([
+            ("offload".into(), Value::Object(offloads)),
+            ("counters".into(), counters_object(&s.counters)),
+        ]),
     });
     Ok(t)
 }
@@ -692,15 +692,16 @@ fn prop_line(p: &PropInfo) -> String {
 }
 
 /// A property as one object of `plugins -j`.
-fn prop_object(p: &PropInfo) -> Object {
-    Object::default()
-        .with("name", p.name.clone())
-        .with("type", p.ty.name())
-        .with("perm", p.perm_text())
-        .with("req", p.req_text())
-        .with("runtime", p.runtime_text())
-        .with("default", p.default_text())
-        .with("possible", p.possible_text())
+fn prop_object(p: &PropInfo) -> Value {
+    json!({
+        "name": p.name,
+        "type": p.ty.name(),
+        "perm": p.perm_text(),
+        "req": p.req_text(),
+        "runtime": p.runtime_text(),
+        "default": p.default_text(),
+        "possible": p.possible_text(),
+    })
 }
 
 /// `plugins`; `verbose` adds one detail line per property.
@@ -724,13 +725,13 @@ fn plugins(daemon: &mut dyn Daemon, verbose: bool) -> Result<Table, Error> {
             } else {
                 Vec::new()
             },
-            extra: vec![
-                ("abi_version".to_string(), Json::Str(p.abi_version.clone())),
+            extra: Object::from_iter([
+                ("abi_version".into(), Value::from(p.abi_version.as_str())),
                 (
-                    "props".to_string(),
-                    Json::List(p.props.iter().map(prop_object).collect()),
+                    "props".into(),
+                    p.props.iter().map(prop_object).collect::<Value>(),
                 ),
-            ],
+            ]),
         });
     }
     Ok(t)

@@ -10,12 +10,13 @@
 
 use crate::error::Error;
 use crate::model::{Device, NONE};
-use crate::table::{Json, Object};
+use crate::table::Object;
 use crate::target::Entry;
 use crate::value::{format_value, PropType};
 use nlproto::client::{Client, Error as ClientError, Notification};
 use nlproto::spec::{self, overlay as ov, target as tg};
 use nlproto::{AttrsExt, GenlMsg};
+use serde_json::{json, Value};
 use std::io::{ErrorKind, Write};
 use std::path::Path;
 use std::time::Duration;
@@ -97,7 +98,7 @@ pub fn run(src: &mut dyn EventSource, json: bool, out: &mut dyn Write) -> Result
 /// The lines printed after an overrun: the report, then every device.
 fn resync(src: &mut dyn EventSource, json: bool) -> Result<Vec<String>, Error> {
     let mut lines = vec![if json {
-        serde_json::to_string(&Object::default().with("event", "lost")).expect("serializable")
+        json!({"event": "lost"}).to_string()
     } else {
         "lost: the daemon dropped notifications this monitor did not read in time; current devices follow".to_string()
     }];
@@ -115,8 +116,9 @@ fn resync(src: &mut dyn EventSource, json: bool) -> Result<Vec<String>, Error> {
         let d = Device::from_attrs(&m.attrs);
         let linkid = m.attrs.get_u32(ov::ATTR_LINKID);
         if json {
-            let o = with_link(Object::default().with("event", "device"), &d.name, linkid);
-            serde_json::to_string(&device_object(o, &d)).expect("serializable")
+            let mut o = with_link("device", &d.name, linkid);
+            o.extend(device_object(&d));
+            Value::Object(o).to_string()
         } else {
             format!("device {} {}", d.name, device_text(linkid, &d))
         }
@@ -124,25 +126,37 @@ fn resync(src: &mut dyn EventSource, json: bool) -> Result<Vec<String>, Error> {
     Ok(lines)
 }
 
-fn with_link(o: Object, name: &str, linkid: Option<u32>) -> Object {
-    let o = o.with("link", name);
-    match linkid {
-        Some(id) => o.with_json("linkid", Json::Num(id.into())),
-        None => o,
+/// The members every event line starts with: `event`, `link` and, when
+/// known, `linkid`.
+fn with_link(event: &str, name: &str, linkid: Option<u32>) -> Object {
+    let mut o = Object::new();
+    o.insert("event".into(), event.into());
+    o.insert("link".into(), name.into());
+    if let Some(id) = linkid {
+        o.insert("linkid".into(), id.into());
     }
+    o
 }
 
-fn device_object(o: Object, d: &Device) -> Object {
-    let o = o
-        .with("encap", d.encap.clone())
-        .with("search", d.search.clone());
-    let o = match d.vnetid {
-        Some(v) => o.with_json("vnetid", Json::Num(v)),
-        None => o,
-    };
-    o.with("state", d.state_text())
-        .with("status", d.status_text())
-        .with("status_msg", d.status_msg.clone())
+/// A string-valued object, members in the order given.
+fn strings<const N: usize>(members: [(&str, String); N]) -> Object {
+    members
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::from(v)))
+        .collect()
+}
+
+fn device_object(d: &Device) -> Object {
+    let mut o = strings([("encap", d.encap.clone()), ("search", d.search.clone())]);
+    if let Some(v) = d.vnetid {
+        o.insert("vnetid".into(), v.into());
+    }
+    o.extend(strings([
+        ("state", d.state_text()),
+        ("status", d.status_text()),
+        ("status_msg", d.status_msg.clone()),
+    ]));
+    o
 }
 
 fn device_text(linkid: Option<u32>, d: &Device) -> String {
@@ -169,16 +183,17 @@ fn target_event(m: &GenlMsg) -> (String, String, Object) {
         tg::CMD_CACHE_SET => (
             "cache-set".into(),
             format!("{} {}", e.target_text(), e.destination_text()),
-            Object::default()
-                .with("target", e.target_text())
-                .with("destination", e.destination_text()),
+            strings([
+                ("target", e.target_text()),
+                ("destination", e.destination_text()),
+            ]),
         ),
         tg::CMD_CACHE_REMOVE => (
             "cache-remove".into(),
             e.target_text(),
-            Object::default().with("target", e.target_text()),
+            strings([("target", e.target_text())]),
         ),
-        tg::CMD_CACHE_FLUSH => ("cache-flush".into(), String::new(), Object::default()),
+        tg::CMD_CACHE_FLUSH => ("cache-flush".into(), String::new(), Object::new()),
         other => {
             let cname = tg::FAMILY
                 .command_name(other)
@@ -186,9 +201,7 @@ fn target_event(m: &GenlMsg) -> (String, String, Object) {
             (
                 "event".into(),
                 format!("family={} command={cname}", tg::NAME),
-                Object::default()
-                    .with("family", tg::NAME)
-                    .with("command", cname),
+                strings([("family", tg::NAME.to_string()), ("command", cname)]),
             )
         }
     }
@@ -214,19 +227,13 @@ pub fn event_line(m: &GenlMsg, json: bool) -> String {
             .and_then(|f| f.command_name(m.cmd))
             .map_or_else(|| m.cmd.to_string(), str::to_string);
         let text = format!("family={fname} command={cname}");
-        let obj = Object::default()
-            .with("family", fname)
-            .with("command", cname);
+        let obj = strings([("family", fname), ("command", cname)]);
         ("event".into(), text, obj)
     } else {
         match m.cmd {
             ov::CMD_CREATE => {
                 let d = Device::from_attrs(a);
-                (
-                    "create".into(),
-                    device_text(linkid, &d),
-                    device_object(Object::default(), &d),
-                )
+                ("create".into(), device_text(linkid, &d), device_object(&d))
             }
             ov::CMD_SETPROP => {
                 let prop = a.get_str(ov::ATTR_PROP_NAME).unwrap_or(NONE).to_string();
@@ -237,23 +244,21 @@ pub fn event_line(m: &GenlMsg, json: bool) -> String {
                 (
                     "setprop".into(),
                     format!("{prop}={value}"),
-                    Object::default()
-                        .with("property", prop)
-                        .with("value", value),
+                    strings([("property", prop), ("value", value)]),
                 )
             }
-            ov::CMD_ACTIVATE => ("activate".into(), String::new(), Object::default()),
-            ov::CMD_DEACTIVATED => ("deactivate".into(), String::new(), Object::default()),
-            ov::CMD_DELETE => ("delete".into(), String::new(), Object::default()),
+            ov::CMD_ACTIVATE => ("activate".into(), String::new(), Object::new()),
+            ov::CMD_DEACTIVATED => ("deactivate".into(), String::new(), Object::new()),
+            ov::CMD_DELETE => ("delete".into(), String::new(), Object::new()),
             ov::CMD_STATUS_CHANGED => {
                 let msg = a.get_str(ov::ATTR_STATUS_MSG).unwrap_or("").to_string();
                 if a.get_u32(ov::ATTR_STATUS) == Some(ov::STATUS_OK) {
-                    ("restored".into(), String::new(), Object::default())
+                    ("restored".into(), String::new(), Object::new())
                 } else {
                     (
                         "degraded".into(),
                         msg.clone(),
-                        Object::default().with("status_msg", msg),
+                        strings([("status_msg", msg)]),
                     )
                 }
             }
@@ -264,15 +269,15 @@ pub fn event_line(m: &GenlMsg, json: bool) -> String {
                 (
                     "event".into(),
                     format!("command={cname}"),
-                    Object::default().with("command", cname),
+                    strings([("command", cname)]),
                 )
             }
         }
     };
     if json {
-        let mut o = with_link(Object::default().with("event", kind), &name, linkid);
-        o.0.extend(obj.0);
-        serde_json::to_string(&o).expect("serializable")
+        let mut o = with_link(&kind, &name, linkid);
+        o.extend(obj);
+        Value::Object(o).to_string()
     } else if kind == "degraded" {
         format!("degraded {name}: {text}")
     } else if text.is_empty() {

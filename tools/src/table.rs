@@ -3,68 +3,12 @@
 //! Every listing is built once as a [`Table`] and then rendered either as
 //! text or as JSON, so the two forms always carry the same values.
 
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::{Map, Value};
 
-/// A JSON value as emitted by `-j`: strings for the table's cells, and for
-/// the nested details some listings add (a plugin's properties, a device's
-/// counters) lists, objects and numbers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Json {
-    /// A string, shown exactly as in the table.
-    Str(String),
-    /// A list of objects.
-    List(Vec<Object>),
-    /// An object.
-    Object(Object),
-    /// A number (a counter).
-    Num(u64),
-}
-
-/// A JSON object whose keys keep their insertion order (the column order),
-/// which `serde_json::Map` does not guarantee without an extra feature.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Object(pub Vec<(String, Json)>);
-
-impl Object {
-    /// Adds a string member.
-    pub fn with(mut self, key: &str, value: impl Into<String>) -> Object {
-        self.0.push((key.to_string(), Json::Str(value.into())));
-        self
-    }
-
-    /// Adds a member of any kind.
-    pub fn with_json(mut self, key: &str, value: Json) -> Object {
-        self.0.push((key.to_string(), value));
-        self
-    }
-}
-
-impl Serialize for Json {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Json::Str(v) => s.serialize_str(v),
-            Json::List(items) => {
-                let mut seq = s.serialize_seq(Some(items.len()))?;
-                for i in items {
-                    seq.serialize_element(i)?;
-                }
-                seq.end()
-            }
-            Json::Object(o) => o.serialize(s),
-            Json::Num(n) => s.serialize_u64(*n),
-        }
-    }
-}
-
-impl Serialize for Object {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
+/// A JSON object as `-j` prints it. serde_json is built with
+/// `preserve_order`, so members keep their insertion order (the column
+/// order, then what a listing adds).
+pub type Object = Map<String, Value>;
 
 /// One row of a table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -74,7 +18,7 @@ pub struct Row {
     /// Lines printed under the row in text form, indented (verbose detail).
     pub detail: Vec<String>,
     /// Members added after the columns in JSON form.
-    pub extra: Vec<(String, Json)>,
+    pub extra: Object,
 }
 
 impl Row {
@@ -158,14 +102,14 @@ impl Table {
         self.rows
             .iter()
             .map(|row| {
-                let mut members: Vec<(String, Json)> = self
+                let mut members: Object = self
                     .headers
                     .iter()
                     .zip(&row.cells)
-                    .map(|(h, c)| (h.to_lowercase(), Json::Str(c.clone())))
+                    .map(|(h, c)| (h.to_lowercase(), Value::from(c.as_str())))
                     .collect();
-                members.extend(row.extra.iter().cloned());
-                Object(members)
+                members.extend(row.extra.clone());
+                members
             })
             .collect()
     }
@@ -183,6 +127,13 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn object(v: Value) -> Object {
+        match v {
+            Value::Object(o) => o,
+            _ => unreachable!("an object literal"),
+        }
+    }
 
     fn sample() -> Table {
         let mut t = Table::new(&["LINK", "ENCAP", "VNETID"]);
@@ -230,7 +181,7 @@ mod tests {
         t.rows.push(Row {
             cells: vec!["vxlan".into(), "encap".into()],
             detail: vec!["mtu UINT rw".into()],
-            extra: vec![],
+            extra: Object::new(),
         });
         assert_eq!(t.render(), "NAME   KIND\nvxlan  encap\n    mtu UINT rw\n");
     }
@@ -264,12 +215,9 @@ mod tests {
         t.rows.push(Row {
             cells: vec!["vxlan".into()],
             detail: vec!["ignored in JSON".into()],
-            extra: vec![(
-                "props".into(),
-                Json::List(vec![Object::default()
-                    .with("name", "vxlan/listen_port")
-                    .with("type", "UINT")]),
-            )],
+            extra: object(serde_json::json!({
+                "props": [{"name": "vxlan/listen_port", "type": "UINT"}]
+            })),
         });
         let v: serde_json::Value = serde_json::from_str(&t.to_json()).unwrap();
         assert_eq!(
@@ -286,14 +234,9 @@ mod tests {
         t.rows.push(Row {
             cells: vec!["ov0".into()],
             detail: vec![],
-            extra: vec![(
-                "counters".into(),
-                Json::Object(
-                    Object::default()
-                        .with_json("rx_packets", Json::Num(u64::MAX))
-                        .with_json("drop_mtu", Json::Num(0)),
-                ),
-            )],
+            extra: object(serde_json::json!({
+                "counters": {"rx_packets": u64::MAX, "drop_mtu": 0}
+            })),
         });
         let out = t.to_json();
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
