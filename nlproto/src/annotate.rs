@@ -2,7 +2,7 @@
 //! debugging and recorded transcripts. It never fails: bytes it cannot
 //! interpret are listed as such.
 
-use crate::attr::align4;
+use crate::attr::{align4, raw_attrs, RawAttrError};
 use crate::msg::{
     GENL_HDRLEN, NLMSGERR_ATTR_MSG, NLMSGERR_ATTR_OFFS, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN,
     NLMSG_MIN_TYPE, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_ECHO,
@@ -10,7 +10,7 @@ use crate::msg::{
 };
 use crate::spec::{self, ctrl, AttrKind, AttrSpec};
 use crate::{errno, server};
-use netlink_packet_core::{NLA_F_NESTED, NLA_TYPE_MASK};
+use netlink_packet_core::NLA_TYPE_MASK;
 use std::fmt::Write;
 
 const EXTACK: &[AttrSpec] = &[
@@ -191,48 +191,51 @@ impl Listing {
         base: usize,
         depth: usize,
     ) {
-        let mut pos = 0;
-        while pos < bytes.len() {
-            let rest = &bytes[pos..];
-            let at = base + pos;
-            if rest.len() < 4 {
-                self.item(at, rest, depth, "truncated attribute header");
-                return;
-            }
-            let len = usize::from(ne_u16(&rest[0..2]));
-            let raw_type = ne_u16(&rest[2..4]);
-            let kind = raw_type & NLA_TYPE_MASK;
-            let nested = raw_type & NLA_F_NESTED != 0;
-            if len < 4 || len > rest.len() {
-                self.item(
-                    at,
-                    &rest[..4],
-                    depth,
-                    &format!("nla_len = {len} (invalid), nla_type = {kind}"),
-                );
-                if rest.len() > 4 {
-                    self.item(at + 4, &rest[4..], depth, "unparsed");
+        for item in raw_attrs(bytes) {
+            let a = match item {
+                Ok(a) => a,
+                Err(RawAttrError::Truncated { at, rest }) => {
+                    self.item(base + at, rest, depth, "truncated attribute header");
+                    return;
                 }
-                return;
-            }
+                Err(RawAttrError::BadLength {
+                    at,
+                    len,
+                    raw_type,
+                    rest,
+                }) => {
+                    let kind = raw_type & NLA_TYPE_MASK;
+                    self.item(
+                        base + at,
+                        &rest[..4],
+                        depth,
+                        &format!("nla_len = {len} (invalid), nla_type = {kind}"),
+                    );
+                    if rest.len() > 4 {
+                        self.item(base + at + 4, &rest[4..], depth, "unparsed");
+                    }
+                    return;
+                }
+            };
+            let (at, kind) = (base + a.at, a.kind());
             let spec = if entries {
                 None
             } else {
-                policy.and_then(|p| p.iter().find(|a| a.id == kind))
+                policy.and_then(|p| p.iter().find(|s| s.id == kind))
             };
             let name = match (entries, spec) {
                 (true, _) => format!("entry {kind}"),
                 (false, Some(s)) => s.name.to_string(),
                 (false, None) => "unknown".to_string(),
             };
-            let flag = if nested { " | NLA_F_NESTED" } else { "" };
+            let flag = if a.nested() { " | NLA_F_NESTED" } else { "" };
             self.item(
                 at,
-                &rest[..4],
+                &a.wire[..4],
                 depth,
-                &format!("nla_len = {len}, nla_type = {kind}{flag}: {name}"),
+                &format!("nla_len = {}, nla_type = {kind}{flag}: {name}", a.len),
             );
-            let value = &rest[4..len];
+            let value = a.value;
             let v = at + 4;
             match (entries, spec.map(|s| s.kind)) {
                 (true, _) => self.attrs(policy, value, v, depth + 1),
@@ -251,9 +254,7 @@ impl Listing {
                     }
                 }
             }
-            let end = (pos + align4(len)).min(bytes.len());
-            self.padding(at + len, &bytes[pos + len..end], depth + 1);
-            pos += align4(len);
+            self.padding(at + a.len, a.padding(), depth + 1);
         }
     }
 
@@ -455,21 +456,21 @@ pub fn summary(message: &[u8]) -> String {
 /// The attributes of `bytes` on one line, nested ones in braces.
 fn attr_summary(policy: Option<&'static [AttrSpec]>, bytes: &[u8]) -> String {
     let mut parts = Vec::new();
-    let mut pos = 0;
-    while pos < bytes.len() {
-        let rest = &bytes[pos..];
-        if rest.len() < 4 {
-            parts.push(format!("{} stray bytes", rest.len()));
-            break;
-        }
-        let len = usize::from(ne_u16(&rest[0..2]));
-        let kind = ne_u16(&rest[2..4]) & NLA_TYPE_MASK;
-        if len < 4 || len > rest.len() {
-            parts.push(format!("attribute {kind} with bad nla_len {len}"));
-            break;
-        }
-        let value = &rest[4..len];
-        let spec = policy.and_then(|p| p.iter().find(|a| a.id == kind));
+    for item in raw_attrs(bytes) {
+        let a = match item {
+            Ok(a) => a,
+            Err(RawAttrError::Truncated { rest, .. }) => {
+                parts.push(format!("{} stray bytes", rest.len()));
+                break;
+            }
+            Err(RawAttrError::BadLength { len, raw_type, .. }) => {
+                let kind = raw_type & NLA_TYPE_MASK;
+                parts.push(format!("attribute {kind} with bad nla_len {len}"));
+                break;
+            }
+        };
+        let (kind, value) = (a.kind(), a.value);
+        let spec = policy.and_then(|p| p.iter().find(|s| s.id == kind));
         let text = match spec {
             None => format!("attribute{kind}={}", hex_short(value)),
             Some(s) => {
@@ -485,25 +486,22 @@ fn attr_summary(policy: Option<&'static [AttrSpec]>, bytes: &[u8]) -> String {
             }
         };
         parts.push(text);
-        pos += align4(len);
     }
     parts.join(" ")
 }
 
 fn entry_summary(policy: &'static [AttrSpec], bytes: &[u8]) -> String {
     let mut parts = Vec::new();
-    let mut pos = 0;
-    while pos + 4 <= bytes.len() {
-        let len = usize::from(ne_u16(&bytes[pos..pos + 2]));
-        if len < 4 || pos + len > bytes.len() {
-            parts.push("bad entry".to_string());
-            break;
+    for item in raw_attrs(bytes) {
+        match item {
+            Ok(e) => parts.push(format!("{{{}}}", attr_summary(Some(policy), e.value))),
+            // Trailing bytes too short for a header are not reported.
+            Err(RawAttrError::Truncated { .. }) => break,
+            Err(RawAttrError::BadLength { .. }) => {
+                parts.push("bad entry".to_string());
+                break;
+            }
         }
-        parts.push(format!(
-            "{{{}}}",
-            attr_summary(Some(policy), &bytes[pos + 4..pos + len])
-        ));
-        pos += align4(len);
     }
     parts.join(" ")
 }

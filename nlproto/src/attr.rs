@@ -11,7 +11,7 @@
 use crate::spec::{AttrKind, AttrSpec};
 use netlink_packet_core::{
     emit_u16, emit_u32, emit_u64, parse_u16, parse_u32, parse_u64, parse_u8, Emitable, Nla,
-    NlaBuffer, NLA_F_NESTED, NLA_HEADER_SIZE, NLA_TYPE_MASK,
+    NLA_F_NESTED, NLA_HEADER_SIZE, NLA_TYPE_MASK,
 };
 
 /// Longest attribute value that fits in `nla_len` (a u16 that counts the
@@ -247,6 +247,17 @@ enum Level {
     Indexed(&'static [AttrSpec]),
 }
 
+impl Level {
+    /// The policy entry of `kind` and its index; none for array entries,
+    /// whose numbers are indices, not types.
+    fn find(self, kind: u16) -> Option<(usize, &'static AttrSpec)> {
+        match self {
+            Level::Plain(p) => p.iter().enumerate().find(|(_, a)| a.id == kind),
+            Level::Indexed(_) => None,
+        }
+    }
+}
+
 struct Decoder {
     unknown: Unknown,
 }
@@ -285,56 +296,52 @@ impl Decoder {
         let policy = match level {
             Level::Plain(p) | Level::Indexed(p) => p,
         };
+        let indexed = matches!(level, Level::Indexed(_));
+        let name_of = |kind: u16| label(level.find(kind).map(|(_, s)| s), kind, indexed);
         let mut seen = vec![false; policy.len()];
         let mut out = Vec::new();
-        let mut pos = 0;
-        while pos < bytes.len() {
-            let at = base + pos;
-            let rest = &bytes[pos..];
-            if rest.len() < NLA_HEADER_SIZE {
-                return Err(err(
+        for item in raw_attrs(bytes) {
+            let raw = match item {
+                Ok(raw) => raw,
+                Err(RawAttrError::Truncated { at, rest }) => {
+                    return Err(err(
+                        base + at,
+                        within(format!(
+                            "truncated attribute header: {} bytes left, an attribute header is 4 bytes",
+                            rest.len()
+                        )),
+                    ));
+                }
+                Err(RawAttrError::BadLength {
                     at,
-                    within(format!(
-                        "truncated attribute header: {} bytes left, an attribute header is 4 bytes",
-                        rest.len()
-                    )),
-                ));
-            }
-            // Checked above: the 4 header bytes are there, so the accessors cannot panic.
-            let nla = NlaBuffer::new(rest);
-            let len = usize::from(nla.length());
-            let kind = nla.kind();
-            let (spec, indexed) = match level {
-                Level::Plain(_) => (
-                    policy
-                        .iter()
-                        .position(|a| a.id == kind)
-                        .map(|i| (i, &policy[i])),
-                    false,
-                ),
-                Level::Indexed(_) => (None, true),
+                    len,
+                    raw_type,
+                    rest,
+                }) => {
+                    let name = name_of(raw_type & NLA_TYPE_MASK);
+                    return Err(if len < NLA_HEADER_SIZE {
+                        err(
+                            base + at,
+                            within(format!(
+                                "{name}: length {len} is shorter than the 4-byte attribute header"
+                            )),
+                        )
+                    } else {
+                        err(
+                            base + at,
+                            format!(
+                                "{name}: length {len} runs past the end of {} ({} bytes left)",
+                                end_of(),
+                                rest.len()
+                            ),
+                        )
+                    });
+                }
             };
-            let name = label(spec.map(|(_, s)| s), kind, indexed);
-            if len < NLA_HEADER_SIZE {
-                return Err(err(
-                    at,
-                    within(format!(
-                        "{name}: length {len} is shorter than the 4-byte attribute header"
-                    )),
-                ));
-            }
-            if len > rest.len() {
-                return Err(err(
-                    at,
-                    format!(
-                        "{name}: length {len} runs past the end of {} ({} bytes left)",
-                        end_of(),
-                        rest.len()
-                    ),
-                ));
-            }
-            let value = &rest[NLA_HEADER_SIZE..len];
-            let nested_flag = nla.nested_flag();
+            let at = base + raw.at;
+            let (kind, value, nested_flag) = (raw.kind(), raw.value, raw.nested());
+            let spec = level.find(kind);
+            let name = name_of(kind);
             let decoded = if indexed {
                 if !nested_flag {
                     return Err(err(
@@ -376,7 +383,6 @@ impl Decoder {
                 }
             };
             out.push(decoded);
-            pos += align4(len);
         }
         Ok(out)
     }
@@ -554,6 +560,111 @@ impl AttrsExt for [Attr] {
     }
     fn has(&self, kind: u16) -> bool {
         self.attr(kind).is_some()
+    }
+}
+
+/// One attribute as it lies in a buffer, before any policy: the walk the
+/// tools that list, summarise or rewrite raw bytes share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawAttr<'a> {
+    /// Offset of the attribute header in the walked bytes.
+    pub at: usize,
+    /// `nla_len`: header and value, padding excluded.
+    pub len: usize,
+    /// `nla_type` with its flag bits.
+    pub raw_type: u16,
+    /// The value: `len - 4` bytes after the header.
+    pub value: &'a [u8],
+    /// The whole attribute, header and padding included (the padding
+    /// stops at the end of the walked bytes).
+    pub wire: &'a [u8],
+}
+
+impl<'a> RawAttr<'a> {
+    /// The attribute type without flag bits.
+    pub fn kind(&self) -> u16 {
+        self.raw_type & NLA_TYPE_MASK
+    }
+
+    /// Whether `NLA_F_NESTED` is set.
+    pub fn nested(&self) -> bool {
+        self.raw_type & NLA_F_NESTED != 0
+    }
+
+    /// The padding after the value.
+    pub fn padding(&self) -> &'a [u8] {
+        &self.wire[self.len..]
+    }
+}
+
+/// Where a walk of raw attributes stopped: what is left cannot be an
+/// attribute. The walk ends after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawAttrError<'a> {
+    /// Fewer than 4 bytes left: no room for an attribute header.
+    Truncated {
+        /// Offset of the stray bytes.
+        at: usize,
+        /// The stray bytes.
+        rest: &'a [u8],
+    },
+    /// An `nla_len` below 4 or past the end of the bytes.
+    BadLength {
+        /// Offset of the attribute header.
+        at: usize,
+        /// The `nla_len` read.
+        len: usize,
+        /// The `nla_type` read, flags included.
+        raw_type: u16,
+        /// The bytes from the header to the end.
+        rest: &'a [u8],
+    },
+}
+
+/// Walks `bytes` attribute by attribute, each starting on a 4-byte
+/// boundary; bytes that cannot be an attribute end the walk with one
+/// [`RawAttrError`]. Never panics on any input.
+pub fn raw_attrs(bytes: &[u8]) -> RawAttrs<'_> {
+    RawAttrs { bytes, pos: 0 }
+}
+
+/// The iterator of [`raw_attrs`].
+#[derive(Clone, Debug)]
+pub struct RawAttrs<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for RawAttrs<'a> {
+    type Item = Result<RawAttr<'a>, RawAttrError<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let at = self.pos;
+        let rest = self.bytes.get(at..).filter(|r| !r.is_empty())?;
+        let Some(header) = rest.get(..NLA_HEADER_SIZE) else {
+            self.pos = self.bytes.len();
+            return Some(Err(RawAttrError::Truncated { at, rest }));
+        };
+        let len = usize::from(u16::from_ne_bytes([header[0], header[1]]));
+        let raw_type = u16::from_ne_bytes([header[2], header[3]]);
+        if len < NLA_HEADER_SIZE || len > rest.len() {
+            self.pos = self.bytes.len();
+            return Some(Err(RawAttrError::BadLength {
+                at,
+                len,
+                raw_type,
+                rest,
+            }));
+        }
+        let padded = align4(len).min(rest.len());
+        self.pos = at + padded;
+        Some(Ok(RawAttr {
+            at,
+            len,
+            raw_type,
+            value: &rest[NLA_HEADER_SIZE..len],
+            wire: &rest[..padded],
+        }))
     }
 }
 

@@ -41,7 +41,7 @@
 //! recorded, so they are compared as they are.
 
 use nlproto::annotate::{annotate, summary};
-use nlproto::attr::align4;
+use nlproto::attr::{align4, raw_attrs, RawAttr, RawAttrError};
 use nlproto::client::Client;
 use nlproto::msg::{NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_DUMP};
 use nlproto::server::split_datagram;
@@ -64,9 +64,6 @@ pub enum Field {
     /// A traffic counter (u64): only its presence and size are compared.
     Counter,
 }
-
-const NLA_F_NESTED: u16 = 0x8000;
-const NLA_TYPE_MASK: u16 = 0x3fff;
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_ne_bytes([b[at], b[at + 1]])
@@ -155,90 +152,55 @@ fn rewrite_attrs(
     parents: &[&str],
     f: &mut Substitute<'_>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut pos = 0;
-    while pos < bytes.len() {
-        let rest = &bytes[pos..];
-        let len = if rest.len() >= 4 {
-            usize::from(u16_at(rest, 0))
-        } else {
-            0
-        };
-        if len < 4 || len > rest.len() {
-            out.extend_from_slice(rest);
-            break;
-        }
-        let raw_type = u16_at(rest, 2);
-        let value = &rest[4..len];
-        let padded = align4(len).min(rest.len());
-        let spec = spec::find_attr(policy, raw_type & NLA_TYPE_MASK);
-        let new_value = match spec {
-            Some(s) => match s.kind {
-                AttrKind::Nested(p) if raw_type & NLA_F_NESTED != 0 => {
-                    let mut inner = parents.to_vec();
-                    inner.push(s.name);
-                    Some(rewrite_attrs(value, p, family, cmd, &inner, f))
+    rewrite_walk(
+        bytes,
+        |a, f| {
+            let s = spec::find_attr(policy, a.kind())?;
+            let mut inner = parents.to_vec();
+            inner.push(s.name);
+            match s.kind {
+                AttrKind::Nested(p) if a.nested() => {
+                    Some(rewrite_attrs(a.value, p, family, cmd, &inner, f))
                 }
-                AttrKind::NestedIndexed(p) if raw_type & NLA_F_NESTED != 0 => {
-                    let mut inner = parents.to_vec();
-                    inner.push(s.name);
-                    Some(rewrite_entries(value, p, family, cmd, &inner, f))
-                }
-                _ => classify(family, cmd, parents, s.name).and_then(|field| f(field, value)),
-            },
-            None => None,
-        };
-        match new_value {
-            Some(v) if v != value => {
-                let new_len = 4 + v.len();
-                out.extend_from_slice(&u16::try_from(new_len).unwrap_or(u16::MAX).to_ne_bytes());
-                out.extend_from_slice(&raw_type.to_ne_bytes());
-                out.extend_from_slice(&v);
-                out.resize(align4(out.len()), 0);
+                AttrKind::NestedIndexed(p) if a.nested() => Some(rewrite_walk(
+                    a.value,
+                    |e, f| Some(rewrite_attrs(e.value, p, family, cmd, &inner, f)),
+                    f,
+                )),
+                _ => classify(family, cmd, parents, s.name).and_then(|field| f(field, a.value)),
             }
-            _ => out.extend_from_slice(&rest[..padded]),
-        }
-        pos += padded;
-    }
-    out
+        },
+        f,
+    )
 }
 
-fn rewrite_entries(
+/// Copies the attributes of `bytes`, replacing the value of each for which
+/// `value` gives a different one (its length fixed up, padded again).
+/// Bytes that are not attributes are copied as they are.
+fn rewrite_walk(
     bytes: &[u8],
-    policy: &'static [AttrSpec],
-    family: u16,
-    cmd: u8,
-    parents: &[&str],
+    mut value: impl FnMut(&RawAttr<'_>, &mut Substitute<'_>) -> Option<Vec<u8>>,
     f: &mut Substitute<'_>,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
-    let mut pos = 0;
-    while pos < bytes.len() {
-        let rest = &bytes[pos..];
-        let len = if rest.len() >= 4 {
-            usize::from(u16_at(rest, 0))
-        } else {
-            0
+    for item in raw_attrs(bytes) {
+        let a = match item {
+            Ok(a) => a,
+            Err(RawAttrError::Truncated { rest, .. } | RawAttrError::BadLength { rest, .. }) => {
+                out.extend_from_slice(rest);
+                break;
+            }
         };
-        if len < 4 || len > rest.len() {
-            out.extend_from_slice(rest);
-            break;
+        match value(&a, f) {
+            Some(v) if v != a.value => {
+                let new_len = 4 + v.len();
+                out.extend_from_slice(&u16::try_from(new_len).unwrap_or(u16::MAX).to_ne_bytes());
+                out.extend_from_slice(&a.raw_type.to_ne_bytes());
+                out.extend_from_slice(&v);
+                out.resize(align4(out.len()), 0);
+            }
+            _ => out.extend_from_slice(a.wire),
         }
-        let inner = rewrite_attrs(&rest[4..len], policy, family, cmd, parents, f);
-        let padded = align4(len).min(rest.len());
-        if inner == rest[4..len] {
-            out.extend_from_slice(&rest[..padded]);
-        } else {
-            out.extend_from_slice(
-                &u16::try_from(4 + inner.len())
-                    .unwrap_or(u16::MAX)
-                    .to_ne_bytes(),
-            );
-            out.extend_from_slice(&rest[2..4]);
-            out.extend_from_slice(&inner);
-            out.resize(align4(out.len()), 0);
-        }
-        pos += padded;
     }
     out
 }

@@ -441,4 +441,71 @@ proptest! {
         let _ = decode_attrs(overlay::ATTRS, &bytes, 20);
         let _ = decode_attrs_with(ctrl::ATTRS, &bytes, 20, Unknown::Keep);
     }
+
+    #[test]
+    fn raw_walk_covers_every_byte_once(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        // Whatever the bytes, the walk lays its pieces end to end over
+        // all of them, and an error only ever comes last.
+        let mut pos = 0;
+        let items: Vec<_> = raw_attrs(&bytes).collect();
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Ok(a) => {
+                    prop_assert_eq!(a.at, pos);
+                    prop_assert_eq!(a.wire, &bytes[pos..pos + a.wire.len()]);
+                    pos += a.wire.len();
+                }
+                Err(RawAttrError::Truncated { at, rest } | RawAttrError::BadLength { at, rest, .. }) => {
+                    prop_assert_eq!(*at, pos);
+                    prop_assert_eq!(i, items.len() - 1);
+                    pos += rest.len();
+                }
+            }
+        }
+        prop_assert_eq!(pos, bytes.len());
+    }
+}
+
+#[test]
+fn raw_walk_reads_what_emit_wrote() {
+    let attrs = vec![
+        Attr::str(overlay::ATTR_NAME, "ov0"),
+        Attr::nested(overlay::ATTR_PROPS, vec![Attr::u32(1, 7)]),
+    ];
+    let bytes = emit(&attrs);
+    let walked: Vec<_> = raw_attrs(&bytes).map(Result::unwrap).collect();
+    assert_eq!(walked.len(), 2);
+    assert_eq!(
+        (walked[0].at, walked[0].len, walked[0].kind()),
+        (0, 8, overlay::ATTR_NAME)
+    );
+    assert_eq!(walked[0].value, b"ov0\0");
+    assert!(walked[0].padding().is_empty());
+    assert_eq!((walked[1].at, walked[1].kind()), (8, overlay::ATTR_PROPS));
+    assert!(walked[1].nested() && !walked[0].nested());
+    assert_eq!(walked[1].value.len(), 8);
+}
+
+#[test]
+fn raw_walk_stops_at_what_is_not_an_attribute() {
+    let mut bytes = emit(&[Attr::u32(1, 7)]);
+    bytes.extend_from_slice(&[2, 0]);
+    let items: Vec<_> = raw_attrs(&bytes).collect();
+    assert_eq!(
+        items[1],
+        Err(RawAttrError::Truncated {
+            at: 8,
+            rest: &[2, 0]
+        })
+    );
+    let bad = [40u8, 0, 5, 0, 1, 2, 3, 4];
+    assert_eq!(
+        raw_attrs(&bad).collect::<Vec<_>>(),
+        vec![Err(RawAttrError::BadLength {
+            at: 0,
+            len: 40,
+            raw_type: 5,
+            rest: &bad
+        })]
+    );
 }
