@@ -154,6 +154,9 @@ pub struct ServerStats {
 #[derive(Debug, Default)]
 pub struct Health {
     fault: Mutex<Option<String>>,
+    /// Changes made so far: lets a reader that saw one version know the
+    /// fault is unchanged without locking and copying it.
+    version: AtomicU64,
 }
 
 impl Health {
@@ -164,17 +167,25 @@ impl Health {
         let mut fault = self.fault.lock().unwrap_or_else(|e| e.into_inner());
         let was_ok = fault.is_none();
         *fault = Some(msg.to_string());
+        self.version.fetch_add(1, Relaxed);
         was_ok
     }
 
     /// Clears the fault: the device is healthy again. Returns whether it
     /// was degraded.
     pub fn restore(&self) -> bool {
-        self.fault
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .is_some()
+        let mut fault = self.fault.lock().unwrap_or_else(|e| e.into_inner());
+        let was_degraded = fault.take().is_some();
+        if was_degraded {
+            self.version.fetch_add(1, Relaxed);
+        }
+        was_degraded
+    }
+
+    /// A number that changes whenever the fault may have: equal versions
+    /// mean an equal [`Health::fault`].
+    pub fn version(&self) -> u64 {
+        self.version.load(Relaxed)
     }
 
     /// The most recent fault, if the device is degraded.

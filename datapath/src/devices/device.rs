@@ -416,10 +416,7 @@ impl Device {
 
     /// The device's health as STATUS reports it.
     pub fn status(&self) -> Status {
-        match self.health.fault() {
-            None => Status::Ok,
-            Some(msg) => Status::Degraded(msg),
-        }
+        crate::devices::notify::status_of(&self.health)
     }
 
     /// Passes a plugin result on; a panic is counted (`plugin_panics` of

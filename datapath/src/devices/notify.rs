@@ -18,8 +18,9 @@
 //! waits for it.
 
 use crate::devices::device::Status;
+use crate::stats::Health;
 use nlproto::{msg::overrun, server::notification, spec::overlay as ov, Attr, Emit, GenlMsg};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 /// Bytes of queued datagrams past which a connection's notifications are
 /// dropped (and the one `ENOBUFS` report queued). Replies do not count
@@ -198,33 +199,80 @@ pub fn truncate(s: &str, max: usize) -> &str {
 /// [`Event::StatusChanged`].
 #[derive(Debug, Default)]
 pub struct StatusTracker {
-    reported: BTreeMap<u32, Status>,
+    /// Per link id: the health version and status last seen, and the
+    /// round that last saw the device.
+    reported: HashMap<u32, Seen>,
+    round: u64,
+}
+
+#[derive(Debug)]
+struct Seen {
+    version: u64,
+    status: Status,
+    round: u64,
 }
 
 impl StatusTracker {
     /// Compares the devices' statuses with those last seen and returns an
-    /// event for each that changed, in link-id order. A device seen for the
-    /// first time is recorded without an event (its CREATE notification
-    /// carries its status); devices no longer present are forgotten.
+    /// event for each that changed, in the order given (link-id order). A
+    /// device seen for the first time is recorded without an event (its
+    /// CREATE notification carries its status); devices no longer present
+    /// are forgotten. A device whose health version did not move is
+    /// skipped without reading its fault, so that a daemon with thousands
+    /// of devices does not copy every status after every request.
     pub fn sync<'a>(
         &mut self,
-        devices: impl IntoIterator<Item = (u32, &'a str, Status)>,
+        devices: impl IntoIterator<Item = (u32, &'a str, &'a Health)>,
     ) -> Vec<Event> {
+        self.round += 1;
+        let round = self.round;
         let mut events = Vec::new();
-        let mut seen = BTreeMap::new();
-        for (linkid, name, status) in devices {
-            match self.reported.get(&linkid) {
-                Some(old) if *old != status => events.push(Event::StatusChanged {
-                    linkid,
-                    name: name.to_string(),
-                    status: status.clone(),
-                }),
-                _ => {}
+        let mut present = 0usize;
+        for (linkid, name, health) in devices {
+            present += 1;
+            let version = health.version();
+            match self.reported.get_mut(&linkid) {
+                Some(seen) if seen.version == version => seen.round = round,
+                Some(seen) => {
+                    let status = status_of(health);
+                    if seen.status != status {
+                        events.push(Event::StatusChanged {
+                            linkid,
+                            name: name.to_string(),
+                            status: status.clone(),
+                        });
+                    }
+                    *seen = Seen {
+                        version,
+                        status,
+                        round,
+                    };
+                }
+                None => {
+                    let status = status_of(health);
+                    self.reported.insert(
+                        linkid,
+                        Seen {
+                            version,
+                            status,
+                            round,
+                        },
+                    );
+                }
             }
-            seen.insert(linkid, status);
         }
-        self.reported = seen;
+        if self.reported.len() != present {
+            self.reported.retain(|_, s| s.round == round);
+        }
         events
+    }
+}
+
+/// The status a device's health stands for.
+pub fn status_of(health: &Health) -> Status {
+    match health.fault() {
+        None => Status::Ok,
+        Some(msg) => Status::Degraded(msg),
     }
 }
 
@@ -381,17 +429,15 @@ mod tests {
     #[test]
     fn status_changes_become_events() {
         let mut t = StatusTracker::default();
-        let ok = Status::Ok;
+        let (a, b) = (Health::default(), Health::default());
         let bad = Status::Degraded("lookup plugin panicked".into());
+        b.degrade("lookup plugin panicked");
         // First sight: recorded, no event, even when already degraded.
-        assert!(t
-            .sync([(1, "a", ok.clone()), (2, "b", bad.clone())])
-            .is_empty());
-        assert!(t
-            .sync([(1, "a", ok.clone()), (2, "b", bad.clone())])
-            .is_empty());
+        assert!(t.sync([(1, "a", &a), (2, "b", &b)]).is_empty());
+        assert!(t.sync([(1, "a", &a), (2, "b", &b)]).is_empty());
         // Degraded, then restored.
-        let e = t.sync([(1, "a", bad.clone()), (2, "b", bad.clone())]);
+        a.degrade("lookup plugin panicked");
+        let e = t.sync([(1, "a", &a), (2, "b", &b)]);
         assert_eq!(
             e,
             [Event::StatusChanged {
@@ -400,17 +446,22 @@ mod tests {
                 status: bad.clone()
             }]
         );
-        let e = t.sync([(1, "a", ok.clone()), (2, "b", ok.clone())]);
+        // Degraded again with the same message: no change to report.
+        b.degrade("lookup plugin panicked");
+        assert!(t.sync([(1, "a", &a), (2, "b", &b)]).is_empty());
+        a.restore();
+        b.restore();
+        let e = t.sync([(1, "a", &a), (2, "b", &b)]);
         assert_eq!(e.len(), 2);
         let restored = e[1].message();
         assert_eq!(restored.attrs.get_u32(ov::ATTR_STATUS), Some(ov::STATUS_OK));
         assert_eq!(restored.attrs.get_str(ov::ATTR_STATUS_MSG), Some(""));
         // A deleted device is forgotten; a new one with its link id would be
-        // new again.
-        assert!(t.sync([(2, "b", ok.clone())]).is_empty());
-        assert!(t
-            .sync([(1, "c", bad.clone()), (2, "b", ok.clone())])
-            .is_empty());
+        // new again, whatever its health's version.
+        assert!(t.sync([(2, "b", &b)]).is_empty());
+        let c = Health::default();
+        c.degrade("new");
+        assert!(t.sync([(1, "c", &c), (2, "b", &b)]).is_empty());
     }
 
     #[test]

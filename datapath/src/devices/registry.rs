@@ -21,7 +21,10 @@ use overlay_plugin_abi::{
     prop::perm,
     PropInfo, MODE_DYNAMIC, MODE_POINT,
 };
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 /// How a request names a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +64,8 @@ pub struct PropEntry {
 pub struct Registry {
     plugins: Arc<Plugins>,
     devices: BTreeMap<u32, Device>,
+    /// Link ids by device name (names never change).
+    names: HashMap<String, u32>,
     next_linkid: u32,
     engine: Engine,
     /// Changes made since the handlers last took them.
@@ -93,6 +98,7 @@ impl Registry {
             lookups: LookupService::new(lookup_threads),
             plugins,
             devices: BTreeMap::new(),
+            names: HashMap::new(),
             next_linkid: 1,
             engine,
             events: Vec::new(),
@@ -125,7 +131,7 @@ impl Registry {
         let status = self.status.sync(
             self.devices
                 .values()
-                .map(|d| (d.linkid, d.name.as_str(), d.status())),
+                .map(|d| (d.linkid, d.name.as_str(), &*d.health)),
         );
         for e in status {
             self.record(e);
@@ -162,7 +168,7 @@ impl Registry {
     pub fn get(&self, r: &DevRef) -> CtlResult<&Device> {
         let found = match r {
             DevRef::LinkId(id) => self.devices.get(id),
-            DevRef::Name(n) => self.devices.values().find(|d| &d.name == n),
+            DevRef::Name(n) => self.names.get(n).and_then(|id| self.devices.get(id)),
         };
         found.ok_or_else(|| not_found(r))
     }
@@ -176,7 +182,7 @@ impl Registry {
     /// Creates a device. On any error nothing is left behind: the device
     /// is built and configured aside and only inserted when complete.
     pub fn create(&mut self, args: CreateArgs) -> CtlResult<&Device> {
-        if self.devices.values().any(|d| d.name == args.name) {
+        if self.names.contains_key(&args.name) {
             return Err(CtlError::exists(format!(
                 "a device named {} already exists",
                 args.name
@@ -216,6 +222,7 @@ impl Registry {
             search: dev.search.meta.name.to_string(),
             vnetid: dev.vnetid,
         });
+        self.names.insert(dev.name.clone(), id);
         Ok(self.devices.entry(id).or_insert(dev))
     }
 
@@ -272,6 +279,7 @@ impl Registry {
     pub fn delete(&mut self, r: &DevRef) -> CtlResult<()> {
         let id = self.get(r)?.linkid;
         let mut dev = self.devices.remove(&id).expect("device just found");
+        self.names.remove(&dev.name);
         if dev.active {
             deactivate(&mut dev, &mut self.engine);
             self.record(Event::Deactivated {
