@@ -404,3 +404,42 @@ fn long_dumps_complete() {
         assert_eq!(ids, (1..=DEVICES).collect::<Vec<_>>());
     }
 }
+
+/// A dump that fits one part, with requests behind it in its datagram:
+/// each request after it is answered once, in order, after the dump's
+/// NLMSG_DONE.
+#[test]
+fn requests_behind_a_short_dump_are_answered_once() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    proto::create(&mut c, "ov1", 1, &[]).unwrap();
+    let get_pid = |seq| {
+        request(
+            handle::ID,
+            handle::CMD_GET_PID,
+            handle::VERSION,
+            NLM_F_REQUEST | NLM_F_ACK,
+            seq,
+            vec![],
+        )
+    };
+    let mut datagram = list_dump_request(20);
+    datagram.extend(get_pid(21));
+    datagram.extend(list_dump_request(22));
+    datagram.extend(get_pid(23));
+    c.send_raw(&datagram).unwrap();
+    let mut seqs = Vec::new();
+    // LIST: one device and DONE; GET_PID: reply and ack; twice.
+    while seqs.len() < 8 {
+        for m in proto::recv_messages(&mut c) {
+            seqs.push(m.seq());
+        }
+    }
+    // Nothing more comes: a GET_PID of a later sequence number is
+    // answered next.
+    c.send_raw(&get_pid(24)).unwrap();
+    for m in proto::recv_messages(&mut c) {
+        seqs.push(m.seq());
+    }
+    assert_eq!(seqs, [20, 20, 21, 21, 22, 22, 23, 23, 24, 24]);
+}

@@ -4,8 +4,14 @@
 //! every attribute against the family's policy; handlers only implement
 //! the semantics, on the device registry.
 //!
-//! After every request the changes it made are taken from the registry and
-//! sent as notifications, ahead of the request's reply. Dumps of the device
+//! One dispatcher ([`Handlers::answer`]) acts on what each command declares
+//! in nlproto's tables ([`spec::Handling`]): a paced dump is started and
+//! produced a part at a time, a request that waits is held, a successful
+//! request that saves writes the state file before its reply. After every
+//! request the changes it made are taken from the registry and sent as
+//! notifications, ahead of the request's reply. A request that is not
+//! finished (a dump not done, a wait not over) holds the requests after it
+//! in its datagram until it is. Dumps of the device
 //! table (`LIST`, `STATS`) and of the target caches (`CACHE_LIST`) are
 //! produced a part at a time as the client reads them (see
 //! [`DUMP_PART_LIMIT`]), each resuming from a cursor (the next link id;
@@ -30,10 +36,7 @@ use nlproto::{
     Attr, AttrValue, AttrsExt, Emit, GenlMsg, Message,
 };
 use overlay_plugin_abi::{abi_stable::std_types::ROption, PluginKind, PropInfo};
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Instant};
 
 /// The size a part of a device-table dump aims for: about a page, like
 /// Linux's first dump buffer (`NLMSG_GOODSIZE`). A larger message goes in
@@ -49,14 +52,27 @@ struct Dump {
     generation: u64,
     /// Whether the table changed since: sticky.
     intr: bool,
-    /// The messages of the request's datagram after the dump request, and
-    /// the offset of the first of them in the datagram.
+}
+
+/// A connection's request that is not finished, and the requests of its
+/// datagram after it, which wait for it.
+struct Held {
+    request: Unfinished,
+    /// The messages of the datagram after the request, and the offset of
+    /// the first of them in the datagram.
     rest: Vec<u8>,
     rest_offset: usize,
     /// What the connection may run, for the rest.
     access: spec::Privilege,
 }
 
+/// What a request that is not finished waits for.
+enum Unfinished {
+    /// The client to read the dump's last part.
+    Dump(Dump),
+    /// A lookup request to take (`LOOKUP`), until the deadline.
+    Lookup { req: Request, deadline: Instant },
+}
 /// Where a dump goes on.
 enum Cursor {
     /// `LIST` or `STATS`: the next link id to report.
@@ -86,21 +102,12 @@ impl Part {
     }
 }
 
-/// A `LOOKUP` waiting for a request.
-struct ParkedLookup {
-    req: Request,
-    deadline: Instant,
-    rest: Vec<u8>,
-    rest_offset: usize,
-    access: spec::Privilege,
-}
-
 /// The daemon's request side.
 pub struct Handlers {
     registry: Registry,
     persist: Option<Persist>,
-    dumps: HashMap<u32, Dump>,
-    parked: HashMap<u32, ParkedLookup>,
+    /// Connections whose requests wait for one that is not finished.
+    held: HashMap<u32, Held>,
     server: std::sync::Arc<ServerStats>,
 }
 
@@ -112,8 +119,7 @@ impl Handlers {
         Handlers {
             registry,
             persist: None,
-            dumps: HashMap::new(),
-            parked: HashMap::new(),
+            held: HashMap::new(),
             server: Default::default(),
         }
     }
@@ -124,8 +130,7 @@ impl Handlers {
         Handlers {
             registry,
             persist: Some(persist),
-            dumps: HashMap::new(),
-            parked: HashMap::new(),
+            held: HashMap::new(),
             server: Default::default(),
         }
     }
@@ -159,8 +164,8 @@ impl Handlers {
     }
 
     /// Answers the messages of `datagram` (whose first byte is at
-    /// `base` in the datagram received) until the end or until a dump that
-    /// is not finished, which keeps the rest.
+    /// `base` in the datagram received) until the end, or until a request
+    /// that is not finished, which holds the rest.
     fn answer(&mut self, peer: Peer, datagram: &[u8], base: usize, out: &mut Outbox) {
         let pid = peer.pid;
         for item in split_datagram(datagram) {
@@ -180,78 +185,89 @@ impl Handlers {
                     continue;
                 }
             };
-            // Paced dumps: the first part now, the rest as the client reads.
-            let cursor = if req.family.id == ov::ID
-                && req.is_dump
-                && matches!(req.command.id, ov::CMD_LIST | ov::CMD_STATS)
-            {
-                Some(Cursor::Devices(Some(0)))
-            } else if req.family.id == tg::ID && req.is_dump && req.command.id == tg::CMD_CACHE_LIST
-            {
-                match super::target::cache_cursor(&self.registry, &req) {
-                    Ok(c) => Some(Cursor::Cache(c)),
-                    Err(e) => {
-                        out.replies([e.reply(pid).into()]);
-                        continue;
-                    }
-                }
-            } else {
-                None
-            };
-            if let Some(cursor) = cursor {
+            if let Some(request) = self.dispatch(req, pid, out) {
                 let end = align4(raw.offset + raw.bytes.len()).min(datagram.len());
-                let dump = Dump {
-                    req,
-                    cursor,
-                    generation: self.registry.generation(),
-                    intr: false,
+                let held = Held {
+                    request,
                     rest: datagram[end..].to_vec(),
                     rest_offset: base + end,
                     access: peer.access,
                 };
-                self.dumps.insert(pid, dump);
-                if !self.dump_part(pid, out) {
-                    return;
-                }
-                continue;
+                self.held.insert(pid, held);
+                return;
             }
-            if req.family.id == tg::ID && req.command.id == tg::CMD_LOOKUP {
-                let wait = req
-                    .attrs
-                    .get_u32(tg::ATTR_TIMEOUT_MS)
-                    .unwrap_or(tg::LOOKUP_TIMEOUT_DEFAULT_MS);
-                if wait > tg::LOOKUP_TIMEOUT_MAX_MS {
-                    let e = req.fail(
-                        libc::EINVAL,
-                        format!(
-                            "TIMEOUT_MS {wait} is above the longest wait, {} ms",
-                            tg::LOOKUP_TIMEOUT_MAX_MS
-                        ),
-                    );
+        }
+    }
+
+    /// Answers one request as its command's handling declares; returns
+    /// the request when it is not finished.
+    fn dispatch(&mut self, req: Request, pid: u32, out: &mut Outbox) -> Option<Unfinished> {
+        let handling = req.command.handling;
+        let mut unfinished = if handling.paced && req.is_dump {
+            match self.start_dump(req) {
+                Ok(dump) => Unfinished::Dump(dump),
+                Err(e) => {
                     out.replies([e.reply(pid).into()]);
-                    continue;
+                    return None;
                 }
-                let end = align4(raw.offset + raw.bytes.len()).min(datagram.len());
-                self.parked.insert(
-                    pid,
-                    ParkedLookup {
-                        req,
-                        deadline: Instant::now() + Duration::from_millis(wait.into()),
-                        rest: datagram[end..].to_vec(),
-                        rest_offset: base + end,
-                        access: peer.access,
-                    },
-                );
-                if !self.try_lookup(pid, out) {
-                    return;
-                }
-                continue;
             }
+        } else if handling.waits {
+            match super::target::lookup_deadline(&req) {
+                Ok(deadline) => Unfinished::Lookup { req, deadline },
+                Err(e) => {
+                    out.replies([e.reply(pid).into()]);
+                    return None;
+                }
+            }
+        } else {
             let result = self.handle(&req, pid, out);
+            if result.is_ok() && handling.saves {
+                self.save_state();
+            }
             self.notify(out);
             match result {
                 Ok(replies) => out.replies(replies),
                 Err(e) => out.replies([e.reply(pid).into()]),
+            }
+            return None;
+        };
+        (!self.progress(&mut unfinished, pid, out)).then_some(unfinished)
+    }
+
+    /// A paced dump of `req`, from its first entry.
+    fn start_dump(&self, req: Request) -> Result<Dump, RequestError> {
+        let cursor = match req.family.id {
+            tg::ID => Cursor::Cache(super::target::cache_cursor(&self.registry, &req)?),
+            _ => Cursor::Devices(Some(0)),
+        };
+        Ok(Dump {
+            req,
+            cursor,
+            generation: self.registry.generation(),
+            intr: false,
+        })
+    }
+
+    /// Takes an unfinished request a step further: the next part of a
+    /// dump, or the answer to a wait if it came or its time is over.
+    /// Returns true when the request is finished.
+    fn progress(&mut self, request: &mut Unfinished, pid: u32, out: &mut Outbox) -> bool {
+        match request {
+            Unfinished::Dump(dump) => self.dump_part(dump, pid, out),
+            Unfinished::Lookup { req, deadline } => {
+                let reply = match self.registry.lookups().take_external(pid) {
+                    Some(t) => super::target::lookup_reply(req, pid, &t),
+                    None if Instant::now() >= *deadline => vec![req
+                        .fail(
+                            libc::ETIME,
+                            "no lookup request came within the wait; ask again",
+                        )
+                        .reply(pid)
+                        .into()],
+                    None => return false,
+                };
+                out.replies(reply);
+                true
             }
         }
     }
@@ -266,44 +282,9 @@ impl Handlers {
         }
     }
 
-    /// Answers the connection's parked `LOOKUP` if a request came or its
-    /// wait is over. Returns true when it was answered (and the rest of
-    /// its datagram with it).
-    fn try_lookup(&mut self, pid: u32, out: &mut Outbox) -> bool {
-        let Some(p) = self.parked.get(&pid) else {
-            return true;
-        };
-        let reply = match self.registry.lookups().take_external(pid) {
-            Some(t) => super::target::lookup_reply(&p.req, pid, &t),
-            None if Instant::now() >= p.deadline => vec![p
-                .req
-                .fail(
-                    libc::ETIME,
-                    "no lookup request came within the wait; ask again",
-                )
-                .reply(pid)
-                .into()],
-            None => return false,
-        };
-        out.replies(reply);
-        let p = self.parked.remove(&pid).expect("parked lookup just used");
-        if !p.rest.is_empty() {
-            let peer = Peer {
-                pid,
-                access: p.access,
-            };
-            self.answer(peer, &p.rest, p.rest_offset, out);
-        }
-        !self.parked.contains_key(&pid) && !self.dumps.contains_key(&pid)
-    }
-
-    /// Produces the next part of the connection's paced dump. Returns
-    /// true when the dump is over (its `NLMSG_DONE` produced), after
-    /// answering the rest of its datagram.
-    fn dump_part(&mut self, pid: u32, out: &mut Outbox) -> bool {
-        let Some(dump) = self.dumps.get_mut(&pid) else {
-            return true;
-        };
+    /// Produces the next part of a paced dump. Returns true when the dump
+    /// is over (its `NLMSG_DONE` produced).
+    fn dump_part(&self, dump: &mut Dump, pid: u32, out: &mut Outbox) -> bool {
         if self.registry.generation() != dump.generation {
             dump.intr = true;
         }
@@ -332,17 +313,7 @@ impl Handlers {
         }
         done.emit_into(&mut part);
         out.push(Outgoing::Datagram(part));
-        let dump = self.dumps.remove(&pid).expect("dump just used");
-        // (An empty rest is no datagram: split_datagram would answer it as
-        // one too short.)
-        if !dump.rest.is_empty() {
-            let peer = Peer {
-                pid,
-                access: dump.access,
-            };
-            self.answer(peer, &dump.rest, dump.rest_offset, out);
-        }
-        !self.dumps.contains_key(&pid)
+        true
     }
 
     fn handle(&mut self, req: &Request, pid: u32, out: &mut Outbox) -> Reply {
@@ -382,14 +353,7 @@ impl Handlers {
                 _ => Err(unhandled(req)),
             },
             ov::ID => self.overlay(req, pid),
-            tg::ID => {
-                let r = super::target::handle(&mut self.registry, req, pid, out);
-                // Who serves a device's lookups is part of its configuration.
-                if r.is_ok() && matches!(req.command.id, tg::CMD_ASSOCIATE | tg::CMD_DISASSOCIATE) {
-                    self.save_state();
-                }
-                r
-            }
+            tg::ID => super::target::handle(&mut self.registry, req, pid, out),
             _ => Err(unhandled(req)),
         }
     }
@@ -553,12 +517,6 @@ impl Handlers {
             }
             _ => return Err(unhandled(req)),
         };
-        if matches!(
-            req.command.id,
-            ov::CMD_CREATE | ov::CMD_DELETE | ov::CMD_ACTIVATE | ov::CMD_SETPROP
-        ) {
-            self.save_state();
-        }
         Ok(req.respond(pid, items))
     }
 }
@@ -569,14 +527,25 @@ impl Dispatch for Handlers {
     }
 
     fn busy(&self, peer: Peer) -> bool {
-        self.dumps.contains_key(&peer.pid) || self.parked.contains_key(&peer.pid)
+        self.held.contains_key(&peer.pid)
     }
 
     fn resume(&mut self, peer: Peer, out: &mut Outbox) {
-        if self.parked.contains_key(&peer.pid) {
-            self.try_lookup(peer.pid, out);
-        } else {
-            self.dump_part(peer.pid, out);
+        let Some(mut held) = self.held.remove(&peer.pid) else {
+            return;
+        };
+        if !self.progress(&mut held.request, peer.pid, out) {
+            self.held.insert(peer.pid, held);
+            return;
+        }
+        // (An empty rest is no datagram: split_datagram would answer it as
+        // one too short.)
+        if !held.rest.is_empty() {
+            let peer = Peer {
+                access: held.access,
+                ..peer
+            };
+            self.answer(peer, &held.rest, held.rest_offset, out);
         }
     }
 
@@ -589,8 +558,7 @@ impl Dispatch for Handlers {
     fn closed(&mut self, peer: Peer) {
         // A dump or a wait in progress ends with its handle; lookup
         // requests it took go back to the queue for another handle.
-        self.dumps.remove(&peer.pid);
-        self.parked.remove(&peer.pid);
+        self.held.remove(&peer.pid);
         self.registry.lookups().release_handle(peer.pid);
     }
 }

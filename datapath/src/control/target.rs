@@ -1,8 +1,9 @@
 //! Handlers of the `overlay_target` family: target cache administration
-//! and the interface of external lookup servers. `LOOKUP`, which may wait,
-//! is parked by [`super::handlers`], and the `CACHE_LIST` dump is paced
-//! by it, a part at a time from a cursor (the device and the last MAC
-//! sent); everything else answers at once.
+//! and the interface of external lookup servers. `LOOKUP`, which waits,
+//! is held by the dispatcher ([`super::handlers`]) until a request comes
+//! or its deadline ([`lookup_deadline`]) passes, and the `CACHE_LIST` dump
+//! is paced by it, a part at a time from a cursor (the device and the last
+//! MAC sent); everything else answers at once.
 
 use super::{
     handlers::{dev_ref, Part},
@@ -22,7 +23,10 @@ use nlproto::{
     Attr, AttrsExt, Emit, Message,
 };
 use overlay_plugin_abi::{dest, LookupAnswer, Point, MODE_DYNAMIC, MODE_POINT};
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 type Reply = Result<Vec<Message>, RequestError>;
 
@@ -153,6 +157,25 @@ fn notify(out: &mut Outbox, cmd: u8, attrs: Vec<Attr>) {
         group: tg::GROUP_TARGET,
         datagram: notification(&tg::FAMILY, cmd, attrs).emit(),
     });
+}
+
+/// When a `LOOKUP` stops waiting: after its `TIMEOUT_MS`, or the default
+/// wait; an error when it asks for more than the longest wait.
+pub(super) fn lookup_deadline(req: &Request) -> Result<Instant, RequestError> {
+    let wait = req
+        .attrs
+        .get_u32(tg::ATTR_TIMEOUT_MS)
+        .unwrap_or(tg::LOOKUP_TIMEOUT_DEFAULT_MS);
+    if wait > tg::LOOKUP_TIMEOUT_MAX_MS {
+        return Err(req.fail(
+            libc::EINVAL,
+            format!(
+                "TIMEOUT_MS {wait} is above the longest wait, {} ms",
+                tg::LOOKUP_TIMEOUT_MAX_MS
+            ),
+        ));
+    }
+    Ok(Instant::now() + Duration::from_millis(wait.into()))
 }
 
 /// The reply to a `LOOKUP` that got a request.

@@ -310,6 +310,7 @@ fn dump_only_commands_refuse_do_requests() {
         privilege: crate::spec::Privilege::ReadOnly,
         required: &[],
         doc: "",
+        handling: crate::spec::Handling::PLAIN,
     };
     assert_eq!(
         operation_error(&watch, false).as_deref(),

@@ -119,6 +119,7 @@ pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
     privilege: Privilege::ReadOnly,
     required: &[],
     doc: "describe one family (by name or id) or, as a dump, every family; replies are CTRL_CMD_NEWFAMILY",
+    handling: super::Handling::PLAIN,
 }];
 
 /// The nlctrl family.

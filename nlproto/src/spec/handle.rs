@@ -118,6 +118,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         privilege: Privilege::ReadOnly,
         required: &[],
         doc: "the PID the daemon assigned to this connection",
+        handling: super::Handling::PLAIN,
     },
     CommandSpec {
         id: CMD_JOIN_GROUP,
@@ -127,6 +128,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         privilege: Privilege::ReadOnly,
         required: &[HANDLE_ATTR_MCAST_GROUP],
         doc: "subscribe this connection to a multicast group (joining twice is not an error)",
+        handling: super::Handling::PLAIN,
     },
     CommandSpec {
         id: CMD_LEAVE_GROUP,
@@ -136,6 +138,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         privilege: Privilege::ReadOnly,
         required: &[HANDLE_ATTR_MCAST_GROUP],
         doc: "unsubscribe this connection from a multicast group (leaving a group not joined is not an error)",
+        handling: super::Handling::PLAIN,
     },
     CommandSpec {
         id: CMD_SERVER_STATS,
@@ -145,6 +148,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         privilege: Privilege::ReadOnly,
         required: &[],
         doc: "the control server's counters since the daemon started, the handles open now, and the packet path's threads and offloads",
+        handling: super::Handling::PLAIN,
     },
 ];
 

@@ -219,6 +219,68 @@ pub struct CommandSpec {
     pub required: &'static [u16],
     /// One line of documentation.
     pub doc: &'static str,
+    /// What the daemon does with the request besides answering it.
+    pub handling: Handling,
+}
+
+impl CommandSpec {
+    /// The same command, its dumps produced a part at a time.
+    pub const fn paced(self) -> CommandSpec {
+        self.with(Handling {
+            paced: true,
+            ..self.handling
+        })
+    }
+
+    /// The same command, its requests waiting for what they ask for.
+    pub const fn waits(self) -> CommandSpec {
+        self.with(Handling {
+            waits: true,
+            ..self.handling
+        })
+    }
+
+    /// The same command, its successful requests saved in the state file.
+    pub const fn saves(self) -> CommandSpec {
+        self.with(Handling {
+            saves: true,
+            ..self.handling
+        })
+    }
+
+    const fn with(self, handling: Handling) -> CommandSpec {
+        CommandSpec { handling, ..self }
+    }
+}
+
+/// What the daemon does with a command's requests besides answering them,
+/// declared with the command so that one dispatcher acts on it (and no
+/// handler decides it by the command's number). Notifications are declared
+/// apart, per family ([`NotifySpec`]): every change a request makes is
+/// notified, whatever the command.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Handling {
+    /// A dump request is answered a part at a time, each part produced
+    /// when the client has read the one before (a table that may be
+    /// large: it is never built whole in the daemon's memory). The
+    /// connection's later requests wait for the dump's `NLMSG_DONE`.
+    pub paced: bool,
+    /// The request may wait before its answer (for a lookup request to
+    /// arrive, up to a timeout); the connection's later requests wait
+    /// with it.
+    pub waits: bool,
+    /// A request that succeeds changes what the state file records; the
+    /// file is written before the reply is sent.
+    pub saves: bool,
+}
+
+impl Handling {
+    /// Answered at once, nothing saved.
+    pub const PLAIN: Handling = Handling {
+        paced: false,
+        waits: false,
+        saves: false,
+    };
 }
 
 /// A multicast group of a family.
@@ -405,6 +467,19 @@ mod tests {
                 assert!(cmds.insert(c.id), "{}: command {} twice", f.name, c.id);
                 assert!(c.min_version >= 1 && c.min_version <= f.version);
                 assert!(c.ops.bits() != 0);
+                let h = c.handling;
+                assert!(
+                    !h.paced || c.ops.allows_dump(),
+                    "{}: {} is paced but has no dump",
+                    f.name,
+                    c.name
+                );
+                assert!(
+                    !(h.waits && (h.paced || h.saves)),
+                    "{}: {} waits, so it neither is paced nor saves",
+                    f.name,
+                    c.name
+                );
                 for r in c.required {
                     assert!(
                         f.attr(*r).is_some(),

@@ -4,7 +4,8 @@
 //! (`PROPS`, `PROP`, `PROP_POSSIBLE`) reuse it.
 
 use super::{
-    AttrKind, AttrSpec, CommandSpec, FamilySpec, McastGroupSpec, NotifySpec, OpSet, Privilege,
+    AttrKind, AttrSpec, CommandSpec, FamilySpec, Handling, McastGroupSpec, NotifySpec, OpSet,
+    Privilege,
 };
 
 /// The family's name.
@@ -464,6 +465,7 @@ const fn cmd(
         privilege,
         required,
         doc,
+        handling: Handling::PLAIN,
     }
 }
 
@@ -481,7 +483,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         Privilege::Admin,
         &[ATTR_NAME, ATTR_ENCAP, ATTR_SEARCH, ATTR_VNETID],
         "create a device, optionally with initial property values (PROPS); TEMPORARY keeps it out of the state file",
-    ),
+    ).saves(),
     cmd(
         CMD_DELETE,
         "DELETE",
@@ -489,7 +491,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         Privilege::Admin,
         &[],
         "delete a device, deactivating it first",
-    ),
+    ).saves(),
     cmd(
         CMD_ACTIVATE,
         "ACTIVATE",
@@ -497,7 +499,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         Privilege::Admin,
         &[],
         "activate a device",
-    ),
+    ).saves(),
     cmd(
         CMD_PROPINFO,
         "PROPINFO",
@@ -521,7 +523,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         Privilege::Admin,
         &[ATTR_PROP_NAME, ATTR_PROP_VALUE],
         "set a property's value",
-    ),
+    ).saves(),
     cmd(
         CMD_STATUS,
         "STATUS",
@@ -537,7 +539,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         Privilege::ReadOnly,
         &[],
         "one device, or every device as a dump",
-    ),
+    ).paced(),
     cmd(
         CMD_PLUGINS,
         "PLUGINS",
@@ -553,7 +555,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         Privilege::ReadOnly,
         &[],
         "counters of one device and its mux, or of every device as a dump",
-    ),
+    ).paced(),
 ];
 
 /// The family's multicast groups. Ids are unique across families.

@@ -185,6 +185,7 @@ mod tests {
                 privilege: Privilege::ReadOnly,
                 required: &[],
                 doc: "a|b",
+                handling: crate::spec::Handling::PLAIN,
             }],
             mcast_groups: &[McastGroupSpec {
                 name: "events",

@@ -13,7 +13,8 @@
 //! queue for another handle.
 
 use super::{
-    AttrKind, AttrSpec, CommandSpec, FamilySpec, McastGroupSpec, NotifySpec, OpSet, Privilege,
+    AttrKind, AttrSpec, CommandSpec, FamilySpec, Handling, McastGroupSpec, NotifySpec, OpSet,
+    Privilege,
 };
 
 /// The family's name.
@@ -314,6 +315,7 @@ const fn cmd(
         privilege,
         required,
         doc,
+        handling: Handling::PLAIN,
     }
 }
 
@@ -341,7 +343,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         A,
         &[],
         "hand a dynamic device's lookups to external servers (EEXIST if already associated)",
-    ),
+    ).saves(),
     cmd(
         CMD_DISASSOCIATE,
         "DISASSOCIATE",
@@ -349,7 +351,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         A,
         &[],
         "give a device's lookups back to its lookup plugin (EINVAL if not associated)",
-    ),
+    ).saves(),
     cmd(
         CMD_DEGRADE,
         "DEGRADE",
@@ -373,7 +375,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         A,
         &[],
         "take the next request of an associated device, waiting up to TIMEOUT_MS (ETIME when none came)",
-    ),
+    ).waits(),
     cmd(
         CMD_RESPOND,
         "RESPOND",
@@ -453,7 +455,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         R,
         &[],
         "the answered entries of one device (LINKID or NAME), or of every active device, in MAC order",
-    ),
+    ).paced(),
     cmd(
         CMD_LOOKUP_STATS,
         "LOOKUP_STATS",
