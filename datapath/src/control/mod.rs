@@ -26,8 +26,13 @@
 //! connection is read until the dump is over, so replies stay in order.
 
 pub mod cred;
+mod handle;
 pub mod handlers;
-pub mod target;
+mod overlay;
+mod reply;
+mod target;
+
+pub use reply::DUMP_PART_LIMIT;
 
 use crate::{
     devices::notify::{Delivery, OutQueue},
@@ -82,14 +87,16 @@ pub struct Peer {
 /// The request side the server drives: answers datagrams, continues dumps,
 /// learns of closed connections.
 pub trait Dispatch {
-    /// Answers the messages of `datagram` into `out`. It may stop at a dump
-    /// that is not finished: [`Dispatch::busy`] is then true, and the rest
-    /// of the datagram is answered by [`Dispatch::resume`] calls.
+    /// Answers the messages of `datagram` into `out`. It may stop at a
+    /// request that is not finished (a dump, a wait): [`Dispatch::busy`]
+    /// is then true, and the rest of the datagram is answered by
+    /// [`Dispatch::resume`] calls.
     fn datagram(&mut self, peer: Peer, datagram: &[u8], out: &mut Outbox);
-    /// Whether a dump is in progress on the connection.
+    /// Whether a request of the connection is not finished.
     fn busy(&self, peer: Peer) -> bool;
-    /// Produces the next part of the dump in progress (and, once it is
-    /// over, answers the rest of its datagram).
+    /// Takes the unfinished request a step further: the next part of a
+    /// dump, the answer of a wait that is over (and, once it is finished,
+    /// answers the rest of its datagram).
     fn resume(&mut self, peer: Peer, out: &mut Outbox);
     /// The connection with this PID went away.
     fn closed(&mut self, peer: Peer);

@@ -6,7 +6,7 @@
 //! MAC sent); everything else answers at once.
 
 use super::{
-    handlers::{dev_ref, Part},
+    reply::{dev_ref, stat_list, unhandled, Part, Reply, StatAttrs},
     Outbox, Outgoing,
 };
 use crate::{
@@ -28,7 +28,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-type Reply = Result<Vec<Message>, RequestError>;
+type Items = Result<Vec<Vec<Attr>>, RequestError>;
 
 fn device<'r>(reg: &'r Registry, req: &Request) -> Result<&'r Device, RequestError> {
     let r = dev_ref(req)?;
@@ -205,6 +205,12 @@ pub fn lookup_reply(req: &Request, pid: u32, t: &Taken) -> Vec<Message> {
     req.respond(pid, vec![attrs])
 }
 
+/// A lookup service refusal (no such request held, a destination it
+/// cannot use) as the request's `EINVAL`.
+fn invalid(req: &Request) -> impl Fn(String) -> RequestError + '_ {
+    |e| req.fail(libc::EINVAL, e)
+}
+
 fn reqid(req: &Request) -> u64 {
     req.attrs.get_u64(tg::ATTR_REQID).unwrap_or_default()
 }
@@ -242,257 +248,287 @@ fn inject_args(
     Ok((frame, injector))
 }
 
-/// Answers every command of the family but `LOOKUP`.
-pub fn handle(reg: &mut Registry, req: &Request, pid: u32, out: &mut Outbox) -> Reply {
-    let fail = |e: String| req.fail(libc::EINVAL, e);
+/// Answers every command of the family but `LOOKUP` (held by the
+/// dispatcher) and the `CACHE_LIST` dump (paced by it).
+pub(super) fn handle(reg: &mut Registry, req: &Request, pid: u32, out: &mut Outbox) -> Reply {
     let taker = Taker::Handle(pid);
-    let items: Vec<Vec<Attr>> = match req.command.id {
-        tg::CMD_INFO => {
-            let dev = device(reg, req)?;
-            let mut flags = 0;
-            if dev.active {
-                flags |= tg::INFO_ACTIVE;
-            }
-            let fault = dev.health.fault();
-            if fault.is_some() {
-                flags |= tg::INFO_DEGRADED;
-            }
-            if dev.associated {
-                flags |= tg::INFO_ASSOCIATED;
-            }
-            let mut attrs = vec![
-                Attr::u32(tg::ATTR_LINKID, dev.linkid),
-                Attr::str(tg::ATTR_NAME, &dev.name),
-                Attr::u32(tg::ATTR_NEEDS, dev.encap.info.dest),
-                Attr::u32(tg::ATTR_MODE, dev.lookup_dev.mode()),
-                Attr::u64(tg::ATTR_VNETID, dev.vnetid),
-                Attr::u32(tg::ATTR_FLAGS, flags),
-                Attr::u32(tg::ATTR_PENDING, reg.lookups().queued(dev.linkid) as u32),
-            ];
-            if let Some(msg) = fault {
-                attrs.push(Attr::str(tg::ATTR_STATUS_MSG, msg));
-            }
-            vec![attrs]
-        }
-        tg::CMD_ASSOCIATE | tg::CMD_DISASSOCIATE => {
-            let r = dev_ref(req)?;
-            let on = req.command.id == tg::CMD_ASSOCIATE;
-            let dev = reg.get(&r).map_err(|e| req.fail(e.errno, e.msg))?;
-            if dev.lookup_dev.mode() != MODE_DYNAMIC {
-                return Err(req.fail(
-                    libc::ENOTSUP,
-                    format!(
-                        "{} uses the point-mode lookup plugin {}; only a device in dynamic mode raises lookups to serve",
-                        dev.name, dev.search.meta.name
-                    ),
-                ));
-            }
-            if dev.associated == on {
-                return Err(if on {
-                    req.fail(
-                        libc::EEXIST,
-                        format!("{} is already served by external lookup servers", dev.name),
-                    )
-                } else {
-                    req.fail(
-                        libc::EINVAL,
-                        format!(
-                            "{} is not associated: its lookups are served by its plugin",
-                            dev.name
-                        ),
-                    )
-                });
-            }
-            let linkid = dev.linkid;
-            reg.get_mut(&r)
-                .map_err(|e| req.fail(e.errno, e.msg))?
-                .associated = on;
-            reg.lookups().set_external(linkid, on);
-            vec![]
-        }
-        tg::CMD_DEGRADE => {
-            let dev = device(reg, req)?;
-            let msg = req.attrs.get_str(tg::ATTR_STATUS_MSG).unwrap_or_default();
-            if msg.is_empty() {
-                return Err(req.fail(libc::EINVAL, "STATUS_MSG (21) must say why"));
-            }
-            dev.health.degrade(msg);
-            vec![]
-        }
-        tg::CMD_RESTORE => {
-            device(reg, req)?.health.restore();
-            vec![]
-        }
-        tg::CMD_RESPOND => {
-            let t = reg.lookups().target_of(taker, reqid(req)).map_err(fail)?;
-            let p = dest_attrs(req, t.needs)?;
-            reg.lookups()
-                .answer(taker, reqid(req), LookupAnswer::respond(p))
-                .map_err(fail)?;
-            vec![]
-        }
-        tg::CMD_DROP => {
-            reg.lookups()
-                .answer(taker, reqid(req), LookupAnswer::drop_frame())
-                .map_err(fail)?;
-            vec![]
-        }
-        tg::CMD_PKT => {
-            let frame = reg.lookups().frame_of(taker, reqid(req)).map_err(fail)?;
-            vec![vec![
-                Attr::u64(tg::ATTR_REQID, reqid(req)),
-                Attr::bytes(tg::ATTR_FRAME, frame),
-            ]]
-        }
-        tg::CMD_INJECT => {
-            let (frame, inj) = inject_args(reg, req, pid)?;
-            if frame.len() < 14 || frame.len() > tg::FRAME_MAX {
-                return Err(req.fail(
-                    libc::EINVAL,
-                    format!(
-                        "FRAME must be an Ethernet frame of 14 to {} bytes, not {}",
-                        tg::FRAME_MAX,
-                        frame.len()
-                    ),
-                ));
-            }
-            let n = inj
-                .inbound(&[&frame[..]])
-                .map_err(|e| req.fail(e.errno, e.msg))?;
-            if n == 0 {
-                return Err(req.fail(libc::ENOBUFS, "the backend did not take the frame"));
-            }
-            vec![]
-        }
-        tg::CMD_RESEND => {
-            let (frame, inj) = inject_args(reg, req, pid)?;
-            inj.outbound(&frame).map_err(|e| req.fail(e.errno, e.msg))?;
-            vec![]
-        }
-        tg::CMD_CACHE_GET => {
-            let dev = device(reg, req)?;
-            let mac = mac_attr(req)?;
-            if dev.lookup_dev.mode() == MODE_POINT {
-                let p = point_of(dev).ok_or_else(|| {
-                    req.fail(
-                        libc::ENXIO,
-                        format!(
-                            "{} is not active: its destination is known once it is",
-                            dev.name
-                        ),
-                    )
-                })?;
-                vec![entry_attrs(dev, &mac, Answer::To(p))]
-            } else {
-                let answer = dyn_target(dev, req)?.answer(&mac).ok_or_else(|| {
-                    req.fail(
-                        libc::ENOENT,
-                        format!("{} has no answer cached for {mac}", dev.name),
-                    )
-                })?;
-                vec![entry_attrs(dev, &mac, answer)]
-            }
-        }
-        tg::CMD_CACHE_SET => {
-            let dev = device(reg, req)?;
-            let mac = mac_attr(req)?;
-            let t = dyn_target(dev, req)?;
-            let flags = req.attrs.get_u32(tg::ATTR_FLAGS).unwrap_or(0);
-            if flags & !tg::ENTRY_DROP != 0 {
-                return Err(req.fail(
-                    libc::EINVAL,
-                    format!("FLAGS {flags:#x}: the only entry flag is DROP (0x1)"),
-                ));
-            }
-            let answer = if flags & tg::ENTRY_DROP != 0 {
-                Answer::Drop
-            } else {
-                let p = dest_attrs(req, dev.encap.info.dest)?;
-                t.check_point(&p).map_err(fail)?;
-                Answer::To(p)
-            };
-            t.set(&mac, answer);
-            notify(out, tg::CMD_CACHE_SET, entry_attrs(dev, &mac, answer));
-            vec![]
-        }
-        tg::CMD_CACHE_REMOVE => {
-            let dev = device(reg, req)?;
-            let mac = mac_attr(req)?;
-            let t = dyn_target(dev, req)?;
-            if !t.remove(&mac) {
-                return Err(req.fail(
-                    libc::ENOENT,
-                    format!("{} has no cache entry for {mac}", dev.name),
-                ));
-            }
-            notify(
-                out,
-                tg::CMD_CACHE_REMOVE,
-                vec![
-                    Attr::u32(tg::ATTR_LINKID, dev.linkid),
-                    Attr::str(tg::ATTR_NAME, &dev.name),
-                    Attr::bytes(tg::ATTR_MAC, mac.0.to_vec()),
-                ],
-            );
-            vec![]
-        }
-        tg::CMD_CACHE_FLUSH => {
-            let dev = device(reg, req)?;
-            let t = dyn_target(dev, req)?;
-            t.flush();
-            notify(
-                out,
-                tg::CMD_CACHE_FLUSH,
-                vec![
-                    Attr::u32(tg::ATTR_LINKID, dev.linkid),
-                    Attr::str(tg::ATTR_NAME, &dev.name),
-                ],
-            );
-            vec![]
-        }
-        tg::CMD_LOOKUP_STATS => {
-            if req.attrs.has(tg::ATTR_NAME) || req.attrs.has(tg::ATTR_LINKID) {
-                return Err(req.fail(
-                    libc::EINVAL,
-                    "LOOKUP_STATS counts over every device and names none: leave out NAME and LINKID (a device's own lookup counters are in the overlay family's STATS)",
-                ));
-            }
-            let lookups = reg.lookups();
-            let stats = lookups
-                .stats
-                .snapshot()
-                .into_iter()
-                .map(|(name, value)| {
-                    Attr::nested(
-                        tg::ATTR_STAT,
-                        vec![
-                            Attr::str(tg::ATTR_STAT_NAME, name),
-                            Attr::u64(tg::ATTR_STAT_VALUE, value),
-                        ],
-                    )
-                })
-                .collect();
-            vec![vec![
-                Attr::u32(
-                    tg::ATTR_PENDING,
-                    u32::try_from(lookups.queued_total()).unwrap_or(u32::MAX),
-                ),
-                Attr::nested(tg::ATTR_STATS, stats),
-            ]]
-        }
-        // CACHE_LIST (a dump only) is produced a part at a time by
-        // cache_part.
-        _ => {
-            return Err(req.fail(
-                libc::EOPNOTSUPP,
-                format!(
-                    "command {} of family {} is not implemented by this daemon",
-                    req.command.name, req.family.name
-                ),
-            ))
-        }
+    let items = match req.command.id {
+        tg::CMD_INFO => info(reg, req)?,
+        tg::CMD_ASSOCIATE | tg::CMD_DISASSOCIATE => associate(reg, req)?,
+        tg::CMD_DEGRADE => degrade(reg, req)?,
+        tg::CMD_RESTORE => restore(reg, req)?,
+        tg::CMD_RESPOND => respond(reg, req, taker)?,
+        tg::CMD_DROP => drop_frame(reg, req, taker)?,
+        tg::CMD_PKT => pkt(reg, req, taker)?,
+        tg::CMD_INJECT => inject(reg, req, pid)?,
+        tg::CMD_RESEND => resend(reg, req, pid)?,
+        tg::CMD_CACHE_GET => cache_get(reg, req)?,
+        tg::CMD_CACHE_SET => cache_set(reg, req, out)?,
+        tg::CMD_CACHE_REMOVE => cache_remove(reg, req, out)?,
+        tg::CMD_CACHE_FLUSH => cache_flush(reg, req, out)?,
+        tg::CMD_LOOKUP_STATS => lookup_stats(reg, req)?,
+        _ => return Err(unhandled(req)),
     };
     Ok(req.respond(pid, items))
+}
+
+/// `INFO`: a device's mode, needs, flags and waiting lookups.
+fn info(reg: &Registry, req: &Request) -> Items {
+    let dev = device(reg, req)?;
+    let mut flags = 0;
+    if dev.active {
+        flags |= tg::INFO_ACTIVE;
+    }
+    let fault = dev.health.fault();
+    if fault.is_some() {
+        flags |= tg::INFO_DEGRADED;
+    }
+    if dev.associated {
+        flags |= tg::INFO_ASSOCIATED;
+    }
+    let mut attrs = vec![
+        Attr::u32(tg::ATTR_LINKID, dev.linkid),
+        Attr::str(tg::ATTR_NAME, &dev.name),
+        Attr::u32(tg::ATTR_NEEDS, dev.encap.info.dest),
+        Attr::u32(tg::ATTR_MODE, dev.lookup_dev.mode()),
+        Attr::u64(tg::ATTR_VNETID, dev.vnetid),
+        Attr::u32(tg::ATTR_FLAGS, flags),
+        Attr::u32(tg::ATTR_PENDING, reg.lookups().queued(dev.linkid) as u32),
+    ];
+    if let Some(msg) = fault {
+        attrs.push(Attr::str(tg::ATTR_STATUS_MSG, msg));
+    }
+    Ok(vec![attrs])
+}
+
+/// `ASSOCIATE` and `DISASSOCIATE`: who serves a dynamic device's lookups.
+fn associate(reg: &mut Registry, req: &Request) -> Items {
+    let r = dev_ref(req)?;
+    let on = req.command.id == tg::CMD_ASSOCIATE;
+    let dev = reg.get(&r).map_err(|e| req.fail(e.errno, e.msg))?;
+    if dev.lookup_dev.mode() != MODE_DYNAMIC {
+        return Err(req.fail(
+            libc::ENOTSUP,
+            format!(
+                "{} uses the point-mode lookup plugin {}; only a device in dynamic mode raises lookups to serve",
+                dev.name, dev.search.meta.name
+            ),
+        ));
+    }
+    if dev.associated == on {
+        return Err(if on {
+            req.fail(
+                libc::EEXIST,
+                format!("{} is already served by external lookup servers", dev.name),
+            )
+        } else {
+            req.fail(
+                libc::EINVAL,
+                format!(
+                    "{} is not associated: its lookups are served by its plugin",
+                    dev.name
+                ),
+            )
+        });
+    }
+    let linkid = dev.linkid;
+    reg.get_mut(&r)
+        .map_err(|e| req.fail(e.errno, e.msg))?
+        .associated = on;
+    reg.lookups().set_external(linkid, on);
+    Ok(vec![])
+}
+
+/// `DEGRADE`: an external lookup server marks the device degraded.
+fn degrade(reg: &Registry, req: &Request) -> Items {
+    let dev = device(reg, req)?;
+    let msg = req.attrs.get_str(tg::ATTR_STATUS_MSG).unwrap_or_default();
+    if msg.is_empty() {
+        return Err(req.fail(libc::EINVAL, "STATUS_MSG (21) must say why"));
+    }
+    dev.health.degrade(msg);
+    Ok(vec![])
+}
+
+/// `RESTORE`: the device back to ok.
+fn restore(reg: &Registry, req: &Request) -> Items {
+    device(reg, req)?.health.restore();
+    Ok(vec![])
+}
+
+/// `RESPOND`: the answer to a lookup request this handle took.
+fn respond(reg: &Registry, req: &Request, taker: Taker) -> Items {
+    let t = reg
+        .lookups()
+        .target_of(taker, reqid(req))
+        .map_err(invalid(req))?;
+    let p = dest_attrs(req, t.needs)?;
+    reg.lookups()
+        .answer(taker, reqid(req), LookupAnswer::respond(p))
+        .map_err(invalid(req))?;
+    Ok(vec![])
+}
+
+/// `DROP`: a lookup request this handle took answered with drop.
+fn drop_frame(reg: &Registry, req: &Request, taker: Taker) -> Items {
+    reg.lookups()
+        .answer(taker, reqid(req), LookupAnswer::drop_frame())
+        .map_err(invalid(req))?;
+    Ok(vec![])
+}
+
+/// `PKT`: the frame that raised a lookup request this handle took.
+fn pkt(reg: &Registry, req: &Request, taker: Taker) -> Items {
+    let frame = reg
+        .lookups()
+        .frame_of(taker, reqid(req))
+        .map_err(invalid(req))?;
+    Ok(vec![vec![
+        Attr::u64(tg::ATTR_REQID, reqid(req)),
+        Attr::bytes(tg::ATTR_FRAME, frame),
+    ]])
+}
+
+/// `INJECT`: a frame delivered to the hosts as if from the underlay.
+fn inject(reg: &Registry, req: &Request, pid: u32) -> Items {
+    let (frame, inj) = inject_args(reg, req, pid)?;
+    if frame.len() < 14 || frame.len() > tg::FRAME_MAX {
+        return Err(req.fail(
+            libc::EINVAL,
+            format!(
+                "FRAME must be an Ethernet frame of 14 to {} bytes, not {}",
+                tg::FRAME_MAX,
+                frame.len()
+            ),
+        ));
+    }
+    let n = inj
+        .inbound(&[&frame[..]])
+        .map_err(|e| req.fail(e.errno, e.msg))?;
+    if n == 0 {
+        return Err(req.fail(libc::ENOBUFS, "the backend did not take the frame"));
+    }
+    Ok(vec![])
+}
+
+/// `RESEND`: a frame sent down the transmit path.
+fn resend(reg: &Registry, req: &Request, pid: u32) -> Items {
+    let (frame, inj) = inject_args(reg, req, pid)?;
+    inj.outbound(&frame).map_err(|e| req.fail(e.errno, e.msg))?;
+    Ok(vec![])
+}
+
+/// `CACHE_GET`: a point device's destination, or a cached answer.
+fn cache_get(reg: &Registry, req: &Request) -> Items {
+    let dev = device(reg, req)?;
+    let mac = mac_attr(req)?;
+    Ok(if dev.lookup_dev.mode() == MODE_POINT {
+        let p = point_of(dev).ok_or_else(|| {
+            req.fail(
+                libc::ENXIO,
+                format!(
+                    "{} is not active: its destination is known once it is",
+                    dev.name
+                ),
+            )
+        })?;
+        vec![entry_attrs(dev, &mac, Answer::To(p))]
+    } else {
+        let answer = dyn_target(dev, req)?.answer(&mac).ok_or_else(|| {
+            req.fail(
+                libc::ENOENT,
+                format!("{} has no answer cached for {mac}", dev.name),
+            )
+        })?;
+        vec![entry_attrs(dev, &mac, answer)]
+    })
+}
+
+/// `CACHE_SET`: an answer set by hand (a destination, or drop).
+fn cache_set(reg: &Registry, req: &Request, out: &mut Outbox) -> Items {
+    let dev = device(reg, req)?;
+    let mac = mac_attr(req)?;
+    let t = dyn_target(dev, req)?;
+    let flags = req.attrs.get_u32(tg::ATTR_FLAGS).unwrap_or(0);
+    if flags & !tg::ENTRY_DROP != 0 {
+        return Err(req.fail(
+            libc::EINVAL,
+            format!("FLAGS {flags:#x}: the only entry flag is DROP (0x1)"),
+        ));
+    }
+    let answer = if flags & tg::ENTRY_DROP != 0 {
+        Answer::Drop
+    } else {
+        let p = dest_attrs(req, dev.encap.info.dest)?;
+        t.check_point(&p).map_err(invalid(req))?;
+        Answer::To(p)
+    };
+    t.set(&mac, answer);
+    notify(out, tg::CMD_CACHE_SET, entry_attrs(dev, &mac, answer));
+    Ok(vec![])
+}
+
+/// `CACHE_REMOVE`: an entry's answer cleared.
+fn cache_remove(reg: &Registry, req: &Request, out: &mut Outbox) -> Items {
+    let dev = device(reg, req)?;
+    let mac = mac_attr(req)?;
+    let t = dyn_target(dev, req)?;
+    if !t.remove(&mac) {
+        return Err(req.fail(
+            libc::ENOENT,
+            format!("{} has no cache entry for {mac}", dev.name),
+        ));
+    }
+    notify(
+        out,
+        tg::CMD_CACHE_REMOVE,
+        vec![
+            Attr::u32(tg::ATTR_LINKID, dev.linkid),
+            Attr::str(tg::ATTR_NAME, &dev.name),
+            Attr::bytes(tg::ATTR_MAC, mac.0.to_vec()),
+        ],
+    );
+    Ok(vec![])
+}
+
+/// `CACHE_FLUSH`: every answer of a device cleared.
+fn cache_flush(reg: &Registry, req: &Request, out: &mut Outbox) -> Items {
+    let dev = device(reg, req)?;
+    let t = dyn_target(dev, req)?;
+    t.flush();
+    notify(
+        out,
+        tg::CMD_CACHE_FLUSH,
+        vec![
+            Attr::u32(tg::ATTR_LINKID, dev.linkid),
+            Attr::str(tg::ATTR_NAME, &dev.name),
+        ],
+    );
+    Ok(vec![])
+}
+
+/// `LOOKUP_STATS`: the lookup service's counters over every device.
+fn lookup_stats(reg: &Registry, req: &Request) -> Items {
+    if req.attrs.has(tg::ATTR_NAME) || req.attrs.has(tg::ATTR_LINKID) {
+        return Err(req.fail(
+            libc::EINVAL,
+            "LOOKUP_STATS counts over every device and names none: leave out NAME and LINKID (a device's own lookup counters are in the overlay family's STATS)",
+        ));
+    }
+    let lookups = reg.lookups();
+    let stats = StatAttrs {
+        list: tg::ATTR_STATS,
+        entry: tg::ATTR_STAT,
+        name: tg::ATTR_STAT_NAME,
+        value: tg::ATTR_STAT_VALUE,
+    };
+    Ok(vec![vec![
+        Attr::u32(
+            tg::ATTR_PENDING,
+            u32::try_from(lookups.queued_total()).unwrap_or(u32::MAX),
+        ),
+        stat_list(stats, lookups.stats.snapshot()),
+    ]])
 }
 
 /// Where a `CACHE_LIST` dump goes on: devices in link-id order, each
