@@ -294,7 +294,7 @@ impl Handlers {
                 super::handle::handle(req, pid, &self.server, self.registry.engine(), out)
             }
             ov::ID => super::overlay::handle(&mut self.registry, self.persist.as_mut(), req, pid),
-            tg::ID => super::target::handle(&mut self.registry, req, pid, out),
+            tg::ID => super::target::handle(&mut self.registry, req, pid),
             _ => Err(unhandled(req)),
         }
     }

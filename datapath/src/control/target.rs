@@ -5,12 +5,10 @@
 //! is paced by it, a part at a time from a cursor (the device and the last
 //! MAC sent); everything else answers at once.
 
-use super::{
-    reply::{dev_ref, stat_list, unhandled, Part, Reply, StatAttrs},
-    Outbox, Outgoing,
-};
+use super::reply::{dev_ref, stat_list, unhandled, Part, Reply, StatAttrs};
 use crate::{
     devices::device::Device,
+    devices::notify::{cache_entry_attrs, CacheChange},
     devices::registry::Registry,
     target::{
         lookup::{Taken, Taker},
@@ -18,9 +16,9 @@ use crate::{
     },
 };
 use nlproto::{
-    server::{notification, Request, RequestError},
+    server::{Request, RequestError},
     spec::target as tg,
-    Attr, AttrsExt, Emit, Message,
+    Attr, AttrsExt, Message,
 };
 use overlay_plugin_abi::{dest, LookupAnswer, Point, MODE_DYNAMIC, MODE_POINT};
 use std::{
@@ -92,37 +90,9 @@ fn dest_attrs(req: &Request, needs: u32) -> Result<Point, RequestError> {
     Ok(p)
 }
 
-fn point_attrs(p: &Point, needs: u32, attrs: &mut Vec<Attr>) {
-    if needs & dest::IP != 0 {
-        attrs.push(Attr::bytes(tg::ATTR_DEST_IP, p.ip.to_vec()));
-    }
-    if needs & dest::PORT != 0 {
-        attrs.push(Attr::u16(tg::ATTR_DEST_PORT, p.port));
-    }
-    if needs & dest::ETHERNET != 0 {
-        attrs.push(Attr::bytes(tg::ATTR_DEST_MAC, p.mac.to_vec()));
-    }
-}
-
 /// The attributes of one cache entry.
 fn entry_attrs(dev: &Device, mac: &Mac, answer: Answer) -> Vec<Attr> {
-    let mut attrs = vec![
-        Attr::u32(tg::ATTR_LINKID, dev.linkid),
-        Attr::str(tg::ATTR_NAME, &dev.name),
-        Attr::bytes(tg::ATTR_MAC, mac.0.to_vec()),
-        Attr::u32(
-            tg::ATTR_FLAGS,
-            if answer == Answer::Drop {
-                tg::ENTRY_DROP
-            } else {
-                0
-            },
-        ),
-    ];
-    if let Answer::To(p) = answer {
-        point_attrs(&p, dev.encap.info.dest, &mut attrs);
-    }
-    attrs
+    cache_entry_attrs(dev.linkid, &dev.name, mac, answer, dev.encap.info.dest)
 }
 
 fn point_of(dev: &Device) -> Option<Point> {
@@ -150,13 +120,6 @@ fn dyn_target(dev: &Device, req: &Request) -> Result<Arc<DynTarget>, RequestErro
             ),
         )
     })
-}
-
-fn notify(out: &mut Outbox, cmd: u8, attrs: Vec<Attr>) {
-    out.push(Outgoing::Notify {
-        group: tg::GROUP_TARGET,
-        datagram: notification(&tg::FAMILY, cmd, attrs).emit(),
-    });
 }
 
 /// When a `LOOKUP` stops waiting: after its `TIMEOUT_MS`, or the default
@@ -250,7 +213,7 @@ fn inject_args(
 
 /// Answers every command of the family but `LOOKUP` (held by the
 /// dispatcher) and the `CACHE_LIST` dump (paced by it).
-pub(super) fn handle(reg: &mut Registry, req: &Request, pid: u32, out: &mut Outbox) -> Reply {
+pub(super) fn handle(reg: &mut Registry, req: &Request, pid: u32) -> Reply {
     let taker = Taker::Handle(pid);
     let items = match req.command.id {
         tg::CMD_INFO => info(reg, req)?,
@@ -263,9 +226,9 @@ pub(super) fn handle(reg: &mut Registry, req: &Request, pid: u32, out: &mut Outb
         tg::CMD_INJECT => inject(reg, req, pid)?,
         tg::CMD_RESEND => resend(reg, req, pid)?,
         tg::CMD_CACHE_GET => cache_get(reg, req)?,
-        tg::CMD_CACHE_SET => cache_set(reg, req, out)?,
-        tg::CMD_CACHE_REMOVE => cache_remove(reg, req, out)?,
-        tg::CMD_CACHE_FLUSH => cache_flush(reg, req, out)?,
+        tg::CMD_CACHE_SET => cache_set(reg, req)?,
+        tg::CMD_CACHE_REMOVE => cache_remove(reg, req)?,
+        tg::CMD_CACHE_FLUSH => cache_flush(reg, req)?,
         tg::CMD_LOOKUP_STATS => lookup_stats(reg, req)?,
         _ => return Err(unhandled(req)),
     };
@@ -445,7 +408,7 @@ fn cache_get(reg: &Registry, req: &Request) -> Items {
 }
 
 /// `CACHE_SET`: an answer set by hand (a destination, or drop).
-fn cache_set(reg: &Registry, req: &Request, out: &mut Outbox) -> Items {
+fn cache_set(reg: &mut Registry, req: &Request) -> Items {
     let dev = device(reg, req)?;
     let mac = mac_attr(req)?;
     let t = dyn_target(dev, req)?;
@@ -464,12 +427,13 @@ fn cache_set(reg: &Registry, req: &Request, out: &mut Outbox) -> Items {
         Answer::To(p)
     };
     t.set(&mac, answer);
-    notify(out, tg::CMD_CACHE_SET, entry_attrs(dev, &mac, answer));
+    let (linkid, needs) = (dev.linkid, dev.encap.info.dest);
+    reg.cache_changed(linkid, CacheChange::Set { mac, answer, needs });
     Ok(vec![])
 }
 
 /// `CACHE_REMOVE`: an entry's answer cleared.
-fn cache_remove(reg: &Registry, req: &Request, out: &mut Outbox) -> Items {
+fn cache_remove(reg: &mut Registry, req: &Request) -> Items {
     let dev = device(reg, req)?;
     let mac = mac_attr(req)?;
     let t = dyn_target(dev, req)?;
@@ -479,31 +443,18 @@ fn cache_remove(reg: &Registry, req: &Request, out: &mut Outbox) -> Items {
             format!("{} has no cache entry for {mac}", dev.name),
         ));
     }
-    notify(
-        out,
-        tg::CMD_CACHE_REMOVE,
-        vec![
-            Attr::u32(tg::ATTR_LINKID, dev.linkid),
-            Attr::str(tg::ATTR_NAME, &dev.name),
-            Attr::bytes(tg::ATTR_MAC, mac.0.to_vec()),
-        ],
-    );
+    let linkid = dev.linkid;
+    reg.cache_changed(linkid, CacheChange::Removed { mac });
     Ok(vec![])
 }
 
 /// `CACHE_FLUSH`: every answer of a device cleared.
-fn cache_flush(reg: &Registry, req: &Request, out: &mut Outbox) -> Items {
+fn cache_flush(reg: &mut Registry, req: &Request) -> Items {
     let dev = device(reg, req)?;
     let t = dyn_target(dev, req)?;
     t.flush();
-    notify(
-        out,
-        tg::CMD_CACHE_FLUSH,
-        vec![
-            Attr::u32(tg::ATTR_LINKID, dev.linkid),
-            Attr::str(tg::ATTR_NAME, &dev.name),
-        ],
-    );
+    let linkid = dev.linkid;
+    reg.cache_changed(linkid, CacheChange::Flushed);
     Ok(vec![])
 }
 

@@ -3,7 +3,8 @@
 //! has.
 //!
 //! The registry records an [`Event`] for every change it makes (and
-//! [`StatusTracker`] turns status changes into events). After each request
+//! [`StatusTracker`] turns status changes into events; the handlers of the
+//! target family record the cache changes an administrator makes). After each request
 //! the handlers take the events, turn each into its notification message
 //! ([`Event::message`]) and the server queues that message on every
 //! connection that joined the event's group ([`Event::group`]).
@@ -19,7 +20,14 @@
 
 use crate::devices::device::Status;
 use crate::stats::Health;
-use nlproto::{msg::overrun, server::notification, spec::overlay as ov, Attr, Emit, GenlMsg};
+use crate::target::{Answer, Mac};
+use nlproto::{
+    msg::overrun,
+    server::notification,
+    spec::{overlay as ov, target as tg},
+    Attr, Emit, GenlMsg,
+};
+use overlay_plugin_abi::{dest, Point};
 use std::collections::{HashMap, VecDeque};
 
 /// Bytes of queued datagrams past which a connection's notifications are
@@ -86,6 +94,37 @@ pub enum Event {
         /// The new status.
         status: Status,
     },
+    /// An administrator changed a device's target cache.
+    CacheChanged {
+        /// Link id.
+        linkid: u32,
+        /// Link name.
+        name: String,
+        /// What changed.
+        change: CacheChange,
+    },
+}
+
+/// A change an administrator made to a target cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheChange {
+    /// An entry was set (`CACHE_SET`).
+    Set {
+        /// The entry's MAC.
+        mac: Mac,
+        /// Its answer.
+        answer: Answer,
+        /// The destination attributes the device's encapsulation needs
+        /// (`dest::*`).
+        needs: u32,
+    },
+    /// An entry's answer was cleared (`CACHE_REMOVE`).
+    Removed {
+        /// The entry's MAC.
+        mac: Mac,
+    },
+    /// Every answer was cleared (`CACHE_FLUSH`).
+    Flushed,
 }
 
 impl Event {
@@ -93,6 +132,7 @@ impl Event {
     pub fn group(&self) -> u32 {
         match self {
             Event::StatusChanged { .. } => ov::GROUP_STATUS,
+            Event::CacheChanged { .. } => tg::GROUP_TARGET,
             _ => ov::GROUP_CONFIG,
         }
     }
@@ -101,6 +141,14 @@ impl Event {
     /// that caused it (or `DEACTIVATED` / `STATUS_CHANGED`), the device's
     /// `LINKID` and `NAME` first, then what changed.
     pub fn message(&self) -> GenlMsg {
+        if let Event::CacheChanged {
+            linkid,
+            name,
+            change,
+        } = self
+        {
+            return cache_message(*linkid, name, change);
+        }
         let ids = |linkid: u32, name: &str| {
             vec![
                 Attr::u32(ov::ATTR_LINKID, linkid),
@@ -162,8 +210,77 @@ impl Event {
                 a.extend(status_attrs(status));
                 (ov::CMD_STATUS_CHANGED, a)
             }
+            Event::CacheChanged { .. } => unreachable!("answered above"),
         };
         notification(&ov::FAMILY, cmd, attrs)
+    }
+}
+
+/// The `overlay_target` notification of a cache change.
+fn cache_message(linkid: u32, name: &str, change: &CacheChange) -> GenlMsg {
+    let (cmd, attrs) = match change {
+        CacheChange::Set { mac, answer, needs } => (
+            tg::CMD_CACHE_SET,
+            cache_entry_attrs(linkid, name, mac, *answer, *needs),
+        ),
+        CacheChange::Removed { mac } => (
+            tg::CMD_CACHE_REMOVE,
+            vec![
+                Attr::u32(tg::ATTR_LINKID, linkid),
+                Attr::str(tg::ATTR_NAME, name),
+                Attr::bytes(tg::ATTR_MAC, mac.0.to_vec()),
+            ],
+        ),
+        CacheChange::Flushed => (
+            tg::CMD_CACHE_FLUSH,
+            vec![
+                Attr::u32(tg::ATTR_LINKID, linkid),
+                Attr::str(tg::ATTR_NAME, name),
+            ],
+        ),
+    };
+    notification(&tg::FAMILY, cmd, attrs)
+}
+
+/// The attributes of one target cache entry, in replies and
+/// notifications: the device, the MAC, `FLAGS` (`DROP` or 0), and for a
+/// destination the attributes the device's encapsulation `needs`.
+pub fn cache_entry_attrs(
+    linkid: u32,
+    name: &str,
+    mac: &Mac,
+    answer: Answer,
+    needs: u32,
+) -> Vec<Attr> {
+    let mut attrs = vec![
+        Attr::u32(tg::ATTR_LINKID, linkid),
+        Attr::str(tg::ATTR_NAME, name),
+        Attr::bytes(tg::ATTR_MAC, mac.0.to_vec()),
+        Attr::u32(
+            tg::ATTR_FLAGS,
+            if answer == Answer::Drop {
+                tg::ENTRY_DROP
+            } else {
+                0
+            },
+        ),
+    ];
+    if let Answer::To(p) = answer {
+        point_attrs(&p, needs, &mut attrs);
+    }
+    attrs
+}
+
+/// A destination's attributes, those the device's encapsulation needs.
+pub fn point_attrs(p: &Point, needs: u32, attrs: &mut Vec<Attr>) {
+    if needs & dest::IP != 0 {
+        attrs.push(Attr::bytes(tg::ATTR_DEST_IP, p.ip.to_vec()));
+    }
+    if needs & dest::PORT != 0 {
+        attrs.push(Attr::u16(tg::ATTR_DEST_PORT, p.port));
+    }
+    if needs & dest::ETHERNET != 0 {
+        attrs.push(Attr::bytes(tg::ATTR_DEST_MAC, p.mac.to_vec()));
     }
 }
 

@@ -8,7 +8,7 @@ use crate::{
     dataplane::{probe::Offloads, Engine},
     dataplane::{Dataplane, TxDest, TxTarget},
     devices::device::{validate_generic, Device, Generic, Owner, UnderlayKey},
-    devices::notify::{Event, StatusTracker},
+    devices::notify::{CacheChange, Event, StatusTracker},
     error::{CtlError, CtlResult},
     plugins::Plugins,
     target::{
@@ -137,6 +137,20 @@ impl Registry {
             self.record(e);
         }
         std::mem::take(&mut self.events)
+    }
+
+    /// Records a change an administrator made to a device's target cache,
+    /// notified with the request's other changes. A cache is not the
+    /// device table: dumps in progress are not interrupted by it.
+    pub fn cache_changed(&mut self, linkid: u32, change: CacheChange) {
+        if let Some(dev) = self.devices.get(&linkid) {
+            let name = dev.name.clone();
+            self.events.push(Event::CacheChanged {
+                linkid,
+                name,
+                change,
+            });
+        }
     }
 
     fn record(&mut self, e: Event) {
