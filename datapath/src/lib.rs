@@ -20,16 +20,38 @@
 //!            |           replies and notifications queued per
 //!            |           connection, never blocking
 //!            v
-//!   control::handlers -- requests already validated by nlproto against
-//!            |           the family tables; only semantics here
+//!   control::handlers -- the dispatcher: requests already validated by
+//!            |           nlproto against the family tables, handled as
+//!            |           each command declares there (spec::Handling:
+//!            |           paced dump, waits, saves the state file); the
+//!            |           rest of a datagram waits for an unfinished one
 //!            v
-//!   registry::Registry - devices by link id; create / activate / delete,
+//!   control::{overlay, handle, target} - one module per family, one
+//!            |           function per command; only semantics here
+//!            v
+//!   devices::registry -- devices by link id; create / activate / delete,
 //!            |           properties, uniqueness of underlay endpoints;
-//!            |           records an event per change (notify::Event)
-//!            |           and a generation for dump consistency
+//!            |           records an event per change (notify::Event,
+//!            |           the one path of every notification) and a
+//!            |           generation for dump consistency
 //!            v
-//!   device::Device ----- generic properties + the two plugin instances
+//!   devices::device ---- generic properties + the two plugin instances,
+//!                        and while active in dynamic mode the device's
+//!                        target (target::DynTarget)
+//!
+//!   target/ ------------ the target cache of each dynamic-mode device and
+//!                        the lookup service that answers its misses with
+//!                        lookup threads or external servers (the daemon's
+//!                        varpd); the packet path and the handlers reach a
+//!                        cache only through DynTarget's methods
 //! ```
+//!
+//! The folders follow these parts: `control/` (server, dispatcher, the
+//! families' handlers, credentials), `devices/` (registry, device,
+//! persistence, notifications), `target/`, [`plugins`] (the adapter),
+//! `dataplane/` (the packet path, below) and `sys/` (the OS edge). They
+//! depend on each other one way, control -> devices -> dataplane -> target
+//! -> plugins (DESIGN.md at the root of the repository).
 //!
 //! ## Packet path (while a device is active)
 //!
@@ -75,7 +97,9 @@
 //!   |           |  ^                                     |
 //!   |           |  +-------------------------------------+
 //!   |        ACTIVATE: required properties set, endpoint unique,
-//!   |           |       lookup started, backend opened, mux joined,
+//!   |           |       lookup started (point mode: its one
+//!   |           |       destination asked; dynamic mode: an empty
+//!   |           |       target cache), backend opened, mux joined,
 //!   |           |       both registered with packet threads; any
 //!   |           |       failure undoes the steps done
 //!   |           v
@@ -87,6 +111,22 @@
 //!   |           v
 //!   +------- gone (plugin instances dropped, nothing left registered)
 //! ```
+//!
+//! ## Target cache entry (dynamic mode)
+//!
+//! ```text
+//!   (none) | invalid --a frame: queued, lookup asked--> pending
+//!   pending --respond--> valid (the queued frames sent there)
+//!           --drop, inject, resend, replicate: the head frame
+//!             handled--> pending while frames remain (a lookup
+//!             asked for the next), else invalid
+//!   valid | drop --CACHE_REMOVE, CACHE_FLUSH, expiry, the plugin's
+//!                  take_stale after a property change--> invalid
+//!   any --CACHE_SET (an administrator)--> valid | drop
+//! ```
+//!
+//! Lookups whose taker does not answer in time are asked again; a device
+//! whose lookups keep timing out is degraded ([`target::lookup`]).
 //!
 //! Status is orthogonal: a device is `ok` or `degraded` with a message. A
 //! plugin call that panics (caught inside the plugin by the kit's
@@ -115,7 +155,11 @@
 //!   not read is sent one ENOBUFS report and misses notifications until its
 //!   queue drains ([`devices::notify`]); nobody else waits for it.
 //! * A device-table dump is produced as the client reads it; its parts
-//!   produced after a change carry NLM_F_DUMP_INTR.
+//!   produced after a change carry NLM_F_DUMP_INTR. A target cache dump is
+//!   produced the same way, each cache locked only while a run of entries
+//!   is copied out.
+//! * A request behind an unfinished one in its datagram (a dump, a
+//!   `LOOKUP` that waits) is answered after it, once.
 #![warn(missing_docs)]
 
 pub mod control;

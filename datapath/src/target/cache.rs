@@ -9,7 +9,7 @@
 //! | invalid | known, no answer (after a remove, a flush or expiry) | queued, a lookup requested |
 //! | pending | a lookup is outstanding | queued |
 //! | valid | the lookup gave a destination | sent there |
-//! | drop | the lookup (or an administrator) said drop | dropped |
+//! | drop | an administrator said drop (`CACHE_SET`); a lookup's drop answer drops one frame, not the entry | dropped |
 //!
 //! A miss creates a pending entry and queues the frame. Queued frames are
 //! bounded twice: per entry ([`CacheLimits::entry_bytes`], 128 KiB by
