@@ -154,6 +154,15 @@ fn out_of_tree_examples_build_load_and_serve() {
         verbose.contains("fixed/dest_ip IP rw req=y runtime=y default=--"),
         "{verbose}"
     );
+    // And what each plugin declares, as the daemon lists it.
+    assert!(
+        verbose.contains("\n    destination ip+port, id 4 bytes, flags none\n"),
+        "{verbose}"
+    );
+    assert!(
+        verbose.contains("\n    destination ip+port, modes point\n"),
+        "{verbose}"
+    );
 
     // A device with both, configured and inspected through overlayctl.
     d.ctl_ok(&[

@@ -691,6 +691,26 @@ fn prop_line(p: &PropInfo) -> String {
     )
 }
 
+/// What `plugins -j` adds to the columns: the ABI version, what the plugin
+/// declares (destination kinds; an encap plugin's id size and flags, a
+/// lookup plugin's modes) and its properties.
+fn plugin_extra(p: &Plugin) -> Object {
+    let mut o = Object::new();
+    o.insert("abi_version".into(), json!(p.abi_version));
+    o.insert("destination".into(), json!(p.dest_text()));
+    if p.kind == ov::KIND_ENCAP {
+        o.insert("id_size".into(), json!(p.id_size));
+        o.insert("flags".into(), json!(p.flags_text()));
+    } else {
+        o.insert("modes".into(), json!(p.modes_text()));
+    }
+    o.insert(
+        "props".into(),
+        p.props.iter().map(prop_object).collect::<Value>(),
+    );
+    o
+}
+
 /// A property as one object of `plugins -j`.
 fn prop_object(p: &PropInfo) -> Value {
     json!({
@@ -721,17 +741,13 @@ fn plugins(daemon: &mut dyn Daemon, verbose: bool) -> Result<Table, Error> {
                 p.props_text(),
             ],
             detail: if verbose {
-                p.props.iter().map(prop_line).collect()
+                std::iter::once(p.declares_text())
+                    .chain(p.props.iter().map(prop_line))
+                    .collect()
             } else {
                 Vec::new()
             },
-            extra: Object::from_iter([
-                ("abi_version".into(), Value::from(p.abi_version.as_str())),
-                (
-                    "props".into(),
-                    p.props.iter().map(prop_object).collect::<Value>(),
-                ),
-            ]),
+            extra: plugin_extra(&p),
         });
     }
     Ok(t)

@@ -127,6 +127,14 @@ pub struct Plugin {
     pub file: String,
     /// The overlay-plugin-abi version it was built against.
     pub abi_version: String,
+    /// The destination kinds it works with (`DEST_*` bits).
+    pub dest: Option<u32>,
+    /// Encap: bytes of virtual network id its header carries.
+    pub id_size: Option<u32>,
+    /// Encap: `FLAG_*` bits.
+    pub flags: Option<u32>,
+    /// Lookup: the modes it serves (`MODE_*` bits).
+    pub modes: Option<u32>,
     /// Its properties.
     pub props: Vec<PropInfo>,
 }
@@ -141,6 +149,10 @@ impl Plugin {
             version: text(ov::ATTR_PLUGIN_VERSION),
             file: text(ov::ATTR_PLUGIN_FILE),
             abi_version: text(ov::ATTR_ABI_VERSION),
+            dest: attrs.get_u32(ov::ATTR_PLUGIN_DEST),
+            id_size: attrs.get_u32(ov::ATTR_PLUGIN_ID_SIZE),
+            flags: attrs.get_u32(ov::ATTR_PLUGIN_FLAGS),
+            modes: attrs.get_u32(ov::ATTR_PLUGIN_MODES),
             props: attrs
                 .get_nested(ov::ATTR_PROPS)
                 .unwrap_or(&[])
@@ -162,6 +174,53 @@ impl Plugin {
         }
     }
 
+    /// The destination kinds, `ethernet+ip+port` style, or `--`.
+    pub fn dest_text(&self) -> String {
+        bits_text(
+            self.dest,
+            &[
+                (ov::DEST_ETHERNET, "ethernet"),
+                (ov::DEST_IP, "ip"),
+                (ov::DEST_PORT, "port"),
+            ],
+            "+",
+        )
+    }
+
+    /// The lookup modes, `point,dynamic` style, or `--`.
+    pub fn modes_text(&self) -> String {
+        bits_text(
+            self.modes,
+            &[(ov::MODE_POINT, "point"), (ov::MODE_DYNAMIC, "dynamic")],
+            ",",
+        )
+    }
+
+    /// The encap flags, `vlan-tag` style, `none` without any, or `--`.
+    pub fn flags_text(&self) -> String {
+        match self.flags {
+            Some(0) => "none".into(),
+            f => bits_text(f, &[(ov::FLAG_VLAN_TAG, "vlan-tag")], ","),
+        }
+    }
+
+    /// What the plugin declares besides its properties, one line:
+    /// `destination ip+port, id 3 bytes, flags none` for an encap plugin,
+    /// `destination ip+port, modes point` for a lookup plugin.
+    pub fn declares_text(&self) -> String {
+        let mut parts = vec![format!("destination {}", self.dest_text())];
+        if self.kind == ov::KIND_ENCAP {
+            let id = self
+                .id_size
+                .map_or_else(|| NONE.to_string(), |n| format!("{n} bytes"));
+            parts.push(format!("id {id}"));
+            parts.push(format!("flags {}", self.flags_text()));
+        } else {
+            parts.push(format!("modes {}", self.modes_text()));
+        }
+        parts.join(", ")
+    }
+
     /// The property names comma-separated, or `--`.
     pub fn props_text(&self) -> String {
         if self.props.is_empty() {
@@ -174,6 +233,24 @@ impl Plugin {
                 .join(",")
         }
     }
+}
+
+/// The names of the bits set in `bits`, joined by `sep`; a bit without a
+/// name as its hexadecimal value; `--` when absent.
+fn bits_text(bits: Option<u32>, names: &[(u32, &str)], sep: &str) -> String {
+    let Some(bits) = bits else {
+        return NONE.to_string();
+    };
+    let mut out: Vec<String> = names
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| n.to_string())
+        .collect();
+    let unknown = names.iter().fold(bits, |rest, (b, _)| rest & !b);
+    if unknown != 0 {
+        out.push(format!("{unknown:#x}"));
+    }
+    out.join(sep)
 }
 
 /// A device (`LIST` or `CREATE` reply).
@@ -461,6 +538,28 @@ mod tests {
                 .map(|v| Attr::str(ov::ATTR_POSSIBLE_VALUE, *v))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn plugin_declarations_by_name_unknown_bits_in_hex() {
+        let p = Plugin::from_attrs(&[
+            Attr::u32(ov::ATTR_PLUGIN_KIND, ov::KIND_ENCAP),
+            Attr::u32(ov::ATTR_PLUGIN_DEST, ov::DEST_ETHERNET | 0x10),
+            Attr::u32(ov::ATTR_PLUGIN_ID_SIZE, 4),
+            Attr::u32(ov::ATTR_PLUGIN_FLAGS, ov::FLAG_VLAN_TAG),
+        ]);
+        assert_eq!(
+            p.declares_text(),
+            "destination ethernet+0x10, id 4 bytes, flags vlan-tag"
+        );
+        // A daemon that sends none of them: nothing is made up.
+        let q = Plugin::from_attrs(&[Attr::u32(ov::ATTR_PLUGIN_KIND, ov::KIND_LOOKUP)]);
+        assert_eq!(q.declares_text(), "destination --, modes --");
+        let both = Plugin::from_attrs(&[
+            Attr::u32(ov::ATTR_PLUGIN_KIND, ov::KIND_LOOKUP),
+            Attr::u32(ov::ATTR_PLUGIN_MODES, ov::MODE_POINT | ov::MODE_DYNAMIC),
+        ]);
+        assert_eq!(both.modes_text(), "point,dynamic");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! every attribute against the family's policy; handlers only implement
 //! the semantics, on the device registry.
 //!
-//! One dispatcher ([`Handlers::answer`]) acts on what each command declares
+//! One dispatcher (`Handlers::dispatch`) acts on what each command declares
 //! in nlproto's tables ([`spec::Handling`]): a paced dump is started and
 //! produced a part at a time, a request that waits is held, a successful
 //! request that saves writes the state file before its reply. After every

@@ -336,20 +336,36 @@ impl Fake {
             .collect()
     }
 
+    /// A plugin as the daemon lists it: an encap plugin for IP and port
+    /// with a 3-byte id, or a point-mode lookup plugin.
     fn plugin(name: &str, kind: u32, props: Vec<Prop>) -> Vec<Attr> {
-        vec![
+        let declared = if kind == ov::KIND_ENCAP {
+            vec![
+                Attr::u32(ov::ATTR_PLUGIN_DEST, ov::DEST_IP | ov::DEST_PORT),
+                Attr::u32(ov::ATTR_PLUGIN_ID_SIZE, 3),
+                Attr::u32(ov::ATTR_PLUGIN_FLAGS, 0),
+            ]
+        } else {
+            vec![
+                Attr::u32(ov::ATTR_PLUGIN_DEST, ov::DEST_IP | ov::DEST_PORT),
+                Attr::u32(ov::ATTR_PLUGIN_MODES, ov::MODE_POINT),
+            ]
+        };
+        let mut attrs = vec![
             Attr::str(ov::ATTR_PLUGIN_NAME, name),
             Attr::u32(ov::ATTR_PLUGIN_KIND, kind),
             Attr::str(ov::ATTR_PLUGIN_VERSION, "0.1.0"),
             Attr::str(ov::ATTR_PLUGIN_FILE, format!("/lib/liboverlay_{name}.so")),
-            Attr::nested(
-                ov::ATTR_PROPS,
-                props
-                    .iter()
-                    .map(|p| Attr::nested(ov::ATTR_PROP, p.attrs()))
-                    .collect(),
-            ),
-        ]
+        ];
+        attrs.extend(declared);
+        attrs.push(Attr::nested(
+            ov::ATTR_PROPS,
+            props
+                .iter()
+                .map(|p| Attr::nested(ov::ATTR_PROP, p.attrs()))
+                .collect(),
+        ));
+        attrs
     }
 }
 
@@ -1315,9 +1331,11 @@ direct  lookup  0.1.0    /lib/liboverlay_direct.so  direct/dest_ip,direct/secret
         "\
 NAME    KIND    VERSION  FILE                       PROPERTIES
 vxlan   encap   0.1.0    /lib/liboverlay_vxlan.so   vxlan/listen_ip,vxlan/listen_port
+    destination ip+port, id 3 bytes, flags none
     vxlan/listen_ip IP rw req=y runtime=- default=-- possible=--
     vxlan/listen_port UINT rw req=y runtime=- default=4789 possible=1-65535
 direct  lookup  0.1.0    /lib/liboverlay_direct.so  direct/dest_ip,direct/secret
+    destination ip+port, modes point
     direct/dest_ip IP rw req=y runtime=- default=-- possible=--
     direct/secret INT -w req=- runtime=- default=-- possible=--
 "
@@ -1330,6 +1348,7 @@ direct  lookup  0.1.0    /lib/liboverlay_direct.so  direct/dest_ip,direct/secret
             "file": "/lib/liboverlay_vxlan.so",
             "properties": "vxlan/listen_ip,vxlan/listen_port",
             "abi_version": "--",
+            "destination": "ip+port", "id_size": 3, "flags": "none",
             "props": [
                 {"name": "vxlan/listen_ip", "type": "IP", "perm": "rw",
                  "req": "y", "runtime": "-", "default": "--", "possible": "--"},
@@ -1337,6 +1356,10 @@ direct  lookup  0.1.0    /lib/liboverlay_direct.so  direct/dest_ip,direct/secret
                  "req": "y", "runtime": "-", "default": "4789", "possible": "1-65535"}
             ]
         })
+    );
+    assert_eq!(
+        (&j[1]["destination"], &j[1]["modes"]),
+        (&serde_json::json!("ip+port"), &serde_json::json!("point"))
     );
 }
 
