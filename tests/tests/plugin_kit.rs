@@ -7,7 +7,10 @@
 //! runs are incremental); the first run compiles abi_stable once, in about
 //! half a minute.
 
-use nlproto::{spec::overlay as ov, Attr, AttrsExt};
+use nlproto::{
+    spec::{overlay as ov, target as tg},
+    Attr, AttrsExt,
+};
 use overlay_tests::proto::stats;
 use overlay_tests::{
     build_out_of_tree, install_plugin,
@@ -41,6 +44,13 @@ fn lookup_example() -> PathBuf {
     build(
         &workspace_root().join("examples/lookup-example/Cargo.toml"),
         "overlay_lookup_example",
+    )
+}
+
+fn dynamic_example() -> PathBuf {
+    build(
+        &workspace_root().join("examples/dynamic-example/Cargo.toml"),
+        "overlay_dynamic_example",
     )
 }
 
@@ -202,6 +212,70 @@ fn out_of_tree_examples_build_load_and_serve() {
     ctl_err(&d, &["prop-set", "ov0", "magicid/listen_port=7003"]);
     let faults = d.ctl_ok(&["show", "-f"]);
     assert!(faults.contains("ONLINE"), "{faults}");
+}
+
+/// The dynamic-mode example answers the lookups of its device from its
+/// table, and a table change makes the daemon forget what it cached.
+#[test]
+fn the_dynamic_example_answers_lookups() {
+    let dir = TempDir::new("kit-dynamic");
+    install_plugin(&encap_example(), &dir, "libmagicid.so", 0o644);
+    install_plugin(&dynamic_example(), &dir, "libpairs.so", 0o644);
+    let d = Daemon::start_with(std::slice::from_ref(&dir.0));
+    assert!(skip_lines(&d.log()).is_empty(), "{}", d.log());
+    let plugins = json(&d.ctl_ok(&["plugins", "-j"]));
+    let pairs = plugins.iter().find(|p| p["name"] == "pairs").unwrap();
+    assert_eq!(pairs["modes"], "dynamic", "{pairs:?}");
+
+    let to_a = "02:00:00:00:00:0a=10.0.0.10:7000";
+    d.ctl_ok(&[
+        "create",
+        "-e",
+        "magicid",
+        "-s",
+        "pairs",
+        "-v",
+        "5",
+        "-p",
+        &format!("magicid/listen_ip=10.0.0.1,pairs/table={to_a}"),
+        "dy0",
+    ]);
+    d.ctl_ok(&["activate", "dy0"]);
+    let mut c = d.client();
+    let a = [2, 0, 0, 0, 0, 0x0a];
+    let mut frame = vec![0u8; 60];
+    frame[..6].copy_from_slice(&a);
+    frame[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+    frame[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    // The frame misses the cache; the plugin's answer fills it.
+    c.write(
+        tg::NAME,
+        tg::CMD_RESEND,
+        vec![
+            Attr::str(tg::ATTR_NAME, "dy0"),
+            Attr::bytes(tg::ATTR_FRAME, frame),
+        ],
+    )
+    .unwrap();
+    let cached = || d.ctl(&["cache-get", "dy0", "02:00:00:00:00:0a"]);
+    let mut answered = false;
+    for _ in 0..200 {
+        let out = cached();
+        if out.status.success() && stdout(&out).contains("10.0.0.10:7000") {
+            answered = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(answered, "no answer cached: {}", stdout(&cached()));
+    // A's destination changes: the daemon forgets its answer at once.
+    d.ctl_ok(&[
+        "prop-set",
+        "dy0",
+        "pairs/table=02:00:00:00:00:0a=10.0.0.11:7000",
+    ]);
+    let e = ctl_err(&d, &["cache-get", "dy0", "02:00:00:00:00:0a"]);
+    assert!(e.contains("no answer cached"), "{e}");
 }
 
 #[test]
