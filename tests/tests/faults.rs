@@ -558,3 +558,41 @@ fn an_underlay_address_removed_then_restored_degrades_and_recovers_by_itself() {
         "ov0 sent nothing after the address came back"
     );
 }
+
+/// A lookup plugin that panics while its state is saved for the state
+/// file: the panic is counted and degrades its device, as a panic in any
+/// other call into a plugin does, and the change is saved without it.
+#[test]
+fn a_panic_while_saving_lookup_state_degrades_the_device() {
+    let work = TempDir::new("faults-save");
+    let plugins = testplug_dir(&work);
+    let d = Daemon::start_opts(
+        &[overlay_tests::target_dir(), plugins],
+        None,
+        &[("OVERLAY_TESTPLUG", "sick-lookup")],
+    );
+    ctl(
+        &d,
+        &[
+            "create",
+            "-e",
+            "vxlan",
+            "-s",
+            "sick",
+            "-v",
+            "1",
+            "-p",
+            "vxlan/listen_ip=10.0.0.1,sick/on_save=panic",
+            "ovs",
+        ],
+    );
+    let mut c = d.client();
+    let msg = wait_status(&mut c, "ovs", "panic");
+    assert!(msg.contains("sick/on_save"), "{msg}");
+    let panics = proto::stats(&mut c, "ovs")
+        .0
+        .get("plugin_panics")
+        .copied()
+        .unwrap_or_default();
+    assert!(panics >= 1, "plugin_panics {panics}");
+}

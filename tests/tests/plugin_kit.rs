@@ -544,9 +544,13 @@ fn a_panicking_plugin_degrades_its_device_and_nothing_else() {
     let (_, msg) = fault(&d, "ovbad");
     assert!(msg.contains("panicked in encap"), "{msg}");
 
-    // A property call: that call fails with the panic's message.
-    let before = stats(&mut c, "ovbad").0["plugin_panics"];
+    // A property call: that call fails with the panic's message. The
+    // state file's snapshot after the change reads the plugin's
+    // properties too, through the same path: those panics count as well.
+    let before_set = stats(&mut c, "ovbad").0["plugin_panics"];
     d.ctl_ok(&["prop-set", "ovbad", "panicky/panic_on=getprop"]);
+    let before = stats(&mut c, "ovbad").0["plugin_panics"];
+    assert!(before > before_set, "{before} after {before_set}");
     let e = ctl_err(&d, &["prop-get", "ovbad", "panicky/listen_port"]);
     assert!(e.contains("panicked in getprop"), "{e}");
     assert_eq!(stats(&mut c, "ovbad").0["plugin_panics"], before + 1);

@@ -421,7 +421,7 @@ impl Device {
 
     /// Passes a plugin result on; a panic is counted (`plugin_panics` of
     /// STATS) and degrades the device.
-    pub fn plugin_call<T>(&mut self, r: Result<T, PluginError>) -> CtlResult<T> {
+    pub fn plugin_call<T>(&self, r: Result<T, PluginError>) -> CtlResult<T> {
         r.map_err(|e| {
             if e.panicked {
                 add(&self.stats.plugin_panics, 1);

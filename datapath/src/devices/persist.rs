@@ -369,16 +369,18 @@ fn record(registry: &Registry, d: &crate::devices::device::Device) -> DeviceReco
         let name = info.name.as_str();
         let value = match owner {
             Owner::Generic(g) => Ok(d.generic_value(g)),
-            Owner::Encap => d
-                .encap_dev
-                .getprop(RStr::from_str(name))
-                .into_result()
-                .map(|v| v.to_vec()),
-            Owner::Lookup => d
-                .lookup_dev
-                .getprop(RStr::from_str(name))
-                .into_result()
-                .map(|v| v.to_vec()),
+            Owner::Encap => d.plugin_call(
+                d.encap_dev
+                    .getprop(RStr::from_str(name))
+                    .into_result()
+                    .map(|v| v.to_vec()),
+            ),
+            Owner::Lookup => d.plugin_call(
+                d.lookup_dev
+                    .getprop(RStr::from_str(name))
+                    .into_result()
+                    .map(|v| v.to_vec()),
+            ),
         };
         match value {
             Ok(v) if v.is_empty() => {}
@@ -393,7 +395,9 @@ fn record(registry: &Registry, d: &crate::devices::device::Device) -> DeviceReco
             ),
         }
     }
-    let lookup_state = match d.lookup_dev.save().into_result() {
+    // Through plugin_call, as every call into a plugin: a panic is counted
+    // and degrades the device, and the record goes without the state.
+    let lookup_state = match d.plugin_call(d.lookup_dev.save().into_result()) {
         Ok(v) => hex(&v),
         Err(e) => {
             tracing::warn!(

@@ -14,7 +14,8 @@
 //!
 //! `sick-lookup` makes it the `sick` lookup plugin instead, a dynamic one
 //! whose `lookup` never answers: by property `sick/on_lookup`, it blocks
-//! for ever (`block`) or panics (`panic`).
+//! for ever (`block`) or panics (`panic`); with `sick/on_save` `panic`,
+//! saving its state for the state file panics too.
 
 use abi_stable::{
     export_root_module,
@@ -265,12 +266,19 @@ impl LookupInstance for NoModeDevice {
 }
 
 const ON_LOOKUP: &str = "sick/on_lookup";
+const ON_SAVE: &str = "sick/on_save";
 
 fn sick_properties() -> Vec<PropInfo> {
-    vec![PropInfo::string(ON_LOOKUP)
-        .default_str("panic")
-        .possible(&["block", "panic"])
-        .runtime()]
+    vec![
+        PropInfo::string(ON_LOOKUP)
+            .default_str("panic")
+            .possible(&["block", "panic"])
+            .runtime(),
+        PropInfo::string(ON_SAVE)
+            .default_str("ok")
+            .possible(&["ok", "panic"])
+            .runtime(),
+    ]
 }
 
 /// A dynamic lookup whose every lookup blocks for ever or panics.
@@ -320,6 +328,12 @@ impl LookupInstance for SickDevice {
     fn stop(&self) {}
     fn default_point(&self) -> Result<Point, PluginError> {
         Err(PluginError::not_supported("sick is a dynamic lookup"))
+    }
+    fn save(&self) -> Result<Vec<u8>, PluginError> {
+        if self.props.string(ON_SAVE).as_deref() == Some("panic") {
+            panic!("saving, as sick/on_save asks");
+        }
+        Ok(Vec::new())
     }
     fn lookup(&self, req: &LookupRequest, _frame: &[u8]) -> Result<LookupAnswer, PluginError> {
         if self.props.string(ON_LOOKUP).as_deref() == Some("block") {
