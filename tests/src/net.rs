@@ -245,11 +245,17 @@ pub fn tcp_transfer(
     file: &Path,
     out: &Path,
 ) {
-    let listen = format!("TCP-LISTEN:{port},reuseaddr");
+    // socat's TCP-LISTEN is IPv4 only: an IPv6 address needs TCP6-LISTEN.
+    let v6 = to_addr.contains(':');
+    let listen = if v6 {
+        format!("TCP6-LISTEN:{port},reuseaddr")
+    } else {
+        format!("TCP4-LISTEN:{port},reuseaddr")
+    };
     let sink = format!("OPEN:{},creat,trunc", out.display());
     let rx = to.spawn(&["timeout", "60", "socat", "-u", &listen, &sink]);
     let src = format!("OPEN:{}", file.display());
-    let dst = if to_addr.contains(':') {
+    let dst = if v6 {
         format!("TCP6:[{to_addr}]:{port},retry=100,interval=0.05")
     } else {
         format!("TCP4:{to_addr}:{port},retry=100,interval=0.05")
