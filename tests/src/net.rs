@@ -183,6 +183,21 @@ impl Drop for Netns {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // A child is often `timeout CMD`: killing `timeout` leaves CMD
+        // running (a listener would wait forever, holding the namespace).
+        // Whatever still runs inside the namespace is the test's: kill it.
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse::<libc::pid_t>() {
+                    // SAFETY: kill has no memory preconditions; the pid is
+                    // a process of this test's namespace.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .output();
