@@ -7,22 +7,32 @@
 #   - iperf3 through a point-mode device to the kernel's vxlan, in bursts;
 #   - lookups answered by the files plugin (ARP proxied for its hosts) on a
 #     dynamic-mode device, asked again and again;
+#   - lookups answered by an external server over the overlay_target family
+#     (tests/examples/lookup_server.rs) on another, its cache flushed after
+#     every pass over 50 unknown MACs so that they are asked again;
 #   - two `overlayctl monitor` subscribers attached throughout.
 # Every 10 s it samples the daemon's resident memory, open descriptors and
 # threads; at the end it prints the samples and fails when, for any of the
 # three, the largest sample of the last third exceeds the largest of the
-# first third by more than 10 %, or when any command failed or the daemon
-# died. An external lookup server is not part of it (yet).
+# first third by more than 10 %, when any command failed, when the external
+# server failed or answered nothing, or when the daemon died.
 #
 #   bench/soak.sh [MINUTES]
 #
-# Run as root; build first (cargo build --release --workspace).
+# Run as root; build first:
+#   cargo build --release --workspace
+#   cargo build --release -p overlay-tests --example lookup_server
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-10}
 clients=${CLIENTS:-3}
 bin="${CARGO_TARGET_DIR:-target}/release"
-[ -x "$bin/overlayd" ] || { echo "soak: build first: cargo build --release --workspace" >&2; exit 1; }
+for f in overlayd overlayctl examples/lookup_server; do
+    [ -x "$bin/$f" ] || {
+        echo "soak: no $bin/$f: build first: cargo build --release --workspace && cargo build --release -p overlay-tests --example lookup_server" >&2
+        exit 1
+    }
+done
 bin=$(cd "$bin" && pwd)
 
 a="ovsoak-a-$$"
@@ -79,6 +89,16 @@ hosts="$work/hosts.json"
 ctl create -t -e vxlan -s files -v 43 -p vxlan/listen_ip=198.51.100.1,files/config="$hosts" of0
 ctl activate of0
 ip -n "$a" addr add 192.0.3.1/24 dev of0
+# A device whose lookups the external server answers: the files plugin with
+# no hosts, never asked once the device is associated. Its 50 neighbours
+# are permanent, so each ping is a unicast frame to an unknown MAC.
+echo '{}' >"$work/empty.json"
+ctl create -t -e vxlan -s files -v 44 -p vxlan/listen_ip=198.51.100.1,files/config="$work/empty.json" ex0
+ctl activate ex0
+ip -n "$a" addr add 192.0.4.1/24 dev ex0
+for i in $(seq 10 59); do
+    ip -n "$a" neigh replace "192.0.4.$i" lladdr "$(printf '02:00:5e:44:00:%02x' "$i")" dev ex0 nud permanent
+done
 
 for _ in 1 2; do
     ctl monitor >/dev/null 2>&1 &
@@ -86,6 +106,9 @@ for _ in 1 2; do
 done
 
 end=$(($(date +%s) + minutes * 60))
+"$bin/examples/lookup_server" "$work/s" ex0 198.51.100.2 4789 $((minutes * 60)) >"$work/server" 2>&1 &
+server=$!
+pids+=("$server")
 # Churn: each client its own names; a failed batch is an error.
 for c in $(seq 1 "$clients"); do
     (
@@ -118,6 +141,17 @@ done
     done
 ) &
 pids+=($!)
+# Lookups for the external server: each ping a miss, then the answers
+# flushed so that the next pass asks again.
+(
+    while [ "$(date +%s)" -lt "$end" ]; do
+        for i in $(seq 10 59); do
+            ip netns exec "$a" ping -c 1 -W 0.1 "192.0.4.$i" >/dev/null 2>&1 || true
+        done
+        ctl cache-flush ex0 >/dev/null 2>>"$work/errors" || echo "cache-flush ex0 failed" >>"$work/errors"
+    done
+) &
+pids+=($!)
 
 echo "soak: $minutes min, $clients churning clients; samples every 10 s (RSS kB, descriptors, threads)"
 samples="$work/samples"
@@ -134,9 +168,18 @@ while [ "$(date +%s)" -lt "$end" ]; do
     echo "$rss $fds $thr" | tee -a "$samples"
     sleep 10
 done
-wait "${pids[@]:2}" 2>/dev/null || true
+# The server serves until the same end; its status is its verdict.
+server_ok=1
+wait "$server" || server_ok=0
+wait "${pids[@]:3}" 2>/dev/null || true
+ctl lookup-stats
 
 fail=0
+cat "$work/server"
+if [ "$server_ok" -eq 0 ]; then
+    echo "soak: the external lookup server failed" >&2
+    fail=1
+fi
 if [ -s "$work/errors" ]; then
     echo "soak: commands failed:" >&2
     sort "$work/errors" | uniq -c | sort -rn | head -20 >&2
