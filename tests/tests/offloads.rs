@@ -594,8 +594,9 @@ impl Inner {
 /// 0x0000 was computed is good: both are zero in ones' complement, every
 /// receiver takes either, and Linux's own software checksum
 /// (`skb_checksum_help`) writes 0xffff for a computed zero whatever the
-/// protocol, as overlayd does when it completes a partial checksum. tshark
-/// calls it bad after RFC 1624; it comes about once in 65,536 packets.
+/// protocol, so the kernel's side of a path may send it (overlayd keeps
+/// 0x0000 for TCP). tshark calls it bad after RFC 1624; it comes about once
+/// in 65,536 packets.
 fn tcp_status(status: String, field: &str, calculated: &str) -> String {
     if status == CSUM_BAD && field == "0xffff" && calculated == "0x0000" {
         CSUM_GOOD.to_string()

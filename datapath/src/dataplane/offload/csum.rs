@@ -4,6 +4,9 @@
 
 pub use overlay_plugin_abi::csum::{fold, ones_sum, pseudo_sum};
 
+/// Where the checksum lies in a UDP header.
+const UDP_CSUM_OFFSET: usize = 6;
+
 /// Finishes a checksum the kernel left partial: the sum of `frame[start..]`,
 /// folded onto the partial value already stored at `start + offset` (the
 /// pseudo-header sum), written back there.
@@ -17,8 +20,14 @@ pub fn complete_checksum(frame: &mut [u8], start: usize, offset: usize) -> bool 
     }
     let sum = ones_sum(&frame[start..], 0);
     let folded = !fold(sum);
-    // UDP uses 0xffff for a computed zero; TCP would accept either.
-    let folded = if folded == 0 { 0xffff } else { folded };
+    // UDP (its checksum sits 6 bytes in) sends a computed zero as 0xffff,
+    // zero meaning "no checksum"; TCP and the others keep 0x0000, the form
+    // RFC 1624 asks for (receivers take either).
+    let folded = if folded == 0 && offset == UDP_CSUM_OFFSET {
+        0xffff
+    } else {
+        folded
+    };
     frame[at..at + 2].copy_from_slice(&folded.to_be_bytes());
     true
 }
@@ -58,6 +67,19 @@ mod tests {
         // Verifying: the sum over pseudo-header and datagram folds to 0xffff.
         let check = pseudo_sum(&[192, 0, 2, 1, 192, 0, 2, 2], 17, f.len() - 34);
         assert_eq!(fold(ones_sum(&f[34..], check)), 0xffff);
+    }
+
+    /// A sum that completes to zero: TCP keeps 0x0000, UDP sends 0xffff.
+    #[test]
+    fn a_computed_zero_is_all_ones_only_for_udp() {
+        let mut tcp = vec![0u8; 20];
+        tcp[0..2].copy_from_slice(&[0xff, 0xff]);
+        assert!(complete_checksum(&mut tcp, 0, 16));
+        assert_eq!(tcp[16..18], [0, 0]);
+        let mut udp = vec![0u8; 8];
+        udp[0..2].copy_from_slice(&[0xff, 0xff]);
+        assert!(complete_checksum(&mut udp, 0, 6));
+        assert_eq!(udp[6..8], [0xff, 0xff]);
     }
 
     #[test]
