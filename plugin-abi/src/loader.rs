@@ -274,13 +274,19 @@ fn library_reason(e: &LibraryError) -> String {
              compatible version; rebuild the plugin against overlay-plugin-abi {}",
             crate::ABI_VERSION
         ),
-        LibraryError::AbiInstability(_) => format!(
-            "ABI layout mismatch: the plugin was built against an incompatible \
-             overlay-plugin-abi (its types differ from this daemon's {}); rebuild it \
-             against the daemon's version. {}",
-            crate::ABI_VERSION,
-            short_reason(&e.to_string())
-        ),
+        LibraryError::AbiInstability(_) => {
+            let full = e.to_string();
+            let place = mismatch_place(&full)
+                .map(|p| format!(" in {p}"))
+                .unwrap_or_default();
+            format!(
+                "ABI layout mismatch{place}: the plugin was built against an incompatible \
+                 overlay-plugin-abi (its types differ from this daemon's {}); rebuild it \
+                 against the daemon's version. {}",
+                crate::ABI_VERSION,
+                short_reason(&full)
+            )
+        }
         LibraryError::Many(errors) => errors
             .iter()
             .map(library_reason)
@@ -288,6 +294,41 @@ fn library_reason(e: &LibraryError) -> String {
             .join("; "),
         other => short_reason(&other.to_string()),
     }
+}
+
+/// Where in the interface abi_stable found a layout mismatch, from the
+/// path it prints to the offending type (the last error's `inside:` list
+/// of fields, outermost first): the trait and method it lies under, and
+/// the type, as `EncapDevice::socket, type SockOpt`. A trait object's
+/// type is `<Trait>_TO`, its methods the fields of the `VTable` after it.
+/// `None` when the text has no such path.
+fn mismatch_place(full: &str) -> Option<String> {
+    let block = &full[full.rfind("error(s)inside:")?..];
+    let block = block.split("Layout of expected type:").next()?;
+    let (mut in_trait, mut method, mut last) = (None, None, None);
+    let mut vtable = false;
+    for line in block.lines().map(str::trim) {
+        if let Some(t) = line.strip_prefix("type:") {
+            let t = t.trim();
+            if let Some(name) = t.strip_suffix("_TO<'lt>") {
+                in_trait = Some(name);
+                method = None;
+            }
+            vtable = in_trait.is_some() && t == "VTable";
+            last = Some(t);
+        } else if let Some(f) = line.strip_prefix("field_name:") {
+            if vtable {
+                method = Some(f.trim());
+            }
+            vtable = false;
+        }
+    }
+    let ty = last?;
+    Some(match (in_trait, method) {
+        (Some(t), Some(m)) => format!("{t}::{m}, type {ty}"),
+        (Some(t), None) => format!("the methods of {t}"),
+        (None, _) => format!("type {ty}"),
+    })
 }
 
 /// The refusal of a library without the root module every plugin exports.
@@ -423,6 +464,69 @@ mod tests {
         assert!(reason.starts_with("not an overlayd plugin"), "{reason}");
         assert!(!reason.contains('\0'), "{reason:?}");
         assert_eq!(short_reason("Error:\0a\tb\u{1}c"), "Error: a b c");
+    }
+
+    /// The path abi_stable prints for a field added to `SockOpt` (the
+    /// plugin built against the changed type), its layout details cut.
+    const SOCKOPT_PATH: &str = "\
+Compared <this>:\n    ...\n2 error(s)inside:
+    <other>
+
+    field_name:0
+    type:PluginMod
+
+    field_name:new_encap
+    type:AFunctionPointer
+
+    field_name:field_0
+    type:EncapPlugin_TO<'lt>
+
+    field_name:vtable
+    type:PrefixRef<'a, VTable>
+
+    field_name:0
+    type:VTable
+
+    field_name:new_device
+    type:AFunctionPointer
+
+    field_name:field_0
+    type:EncapDevice_TO<'lt>
+
+    field_name:vtable
+    type:PrefixRef<'a, VTable>
+
+    field_name:0
+    type:VTable
+
+    field_name:socket
+    type:AFunctionPointer
+
+    field_name:field_0
+    type:SocketSpec
+
+    field_name:0
+    type:SockOpt
+
+Layout of expected type:
+    type:SockOpt
+Error:too many fields
+";
+
+    #[test]
+    fn a_layout_mismatch_names_the_trait_method_and_type() {
+        assert_eq!(
+            mismatch_place(SOCKOPT_PATH).as_deref(),
+            Some("EncapDevice::socket, type SockOpt")
+        );
+        // A method added to a trait: the mismatch is its vtable's.
+        let cut = SOCKOPT_PATH.split("    field_name:socket").next().unwrap();
+        let vtable = format!("{cut}Layout of expected type:\n");
+        assert_eq!(
+            mismatch_place(&vtable).as_deref(),
+            Some("the methods of EncapDevice")
+        );
+        assert_eq!(mismatch_place("Error:something else"), None);
     }
 
     #[test]

@@ -427,6 +427,8 @@ fn plugins_built_against_an_incompatible_abi_are_refused() {
     };
     let l = line_for(&bad_layout);
     assert!(l.contains("ABI layout mismatch"), "{l}");
+    // Where: the trait and method under which the changed type lies.
+    assert!(l.contains("in EncapDevice::socket, type SockOpt"), "{l}");
     assert!(
         l.contains("Error:"),
         "keeps abi_stable's last error block: {l}"
