@@ -3,7 +3,7 @@
 //! The document embeds exactly this output for every family, and a test
 //! compares the two, so the tables cannot drift from the code.
 
-use super::{AttrKind, AttrSpec, FamilySpec};
+use super::{AttrKind, AttrSpec, FamilySpec, Handling};
 use std::fmt::Write;
 
 fn cell(text: &str) -> String {
@@ -73,6 +73,25 @@ fn nested_sections(out: &mut String, policy: &'static [AttrSpec], done: &mut Vec
     }
 }
 
+/// What the daemon does besides answering, as the Handling column says it.
+fn handling_text(h: Handling) -> String {
+    let mut parts = Vec::new();
+    if h.paced {
+        parts.push("paced dump");
+    }
+    if h.waits {
+        parts.push("waits");
+    }
+    if h.saves {
+        parts.push("saved");
+    }
+    if parts.is_empty() {
+        "-".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
 /// Renders a family's commands, attributes, nested attribute contents and
 /// multicast groups as Markdown tables.
 pub fn render_family_markdown(family: &FamilySpec) -> String {
@@ -84,9 +103,9 @@ pub fn render_family_markdown(family: &FamilySpec) -> String {
     );
     out.push_str("Commands:\n\n");
     out.push_str(
-        "| Cmd | Name | Operations | Privilege | Versions | Required (non-dump) | Description |\n",
+        "| Cmd | Name | Operations | Privilege | Versions | Required (non-dump) | Handling | Description |\n",
     );
-    out.push_str("|---:|---|---|---|---|---|---|\n");
+    out.push_str("|---:|---|---|---|---|---|---|---|\n");
     for c in family.commands {
         let required: Vec<String> = c
             .required
@@ -100,7 +119,7 @@ pub fn render_family_markdown(family: &FamilySpec) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | `{}` | {} | {} | {}..={} | {} | {} |",
+            "| {} | `{}` | {} | {} | {}..={} | {} | {} | {} |",
             c.id,
             c.name,
             c.ops.names().collect::<Vec<_>>().join(" + "),
@@ -108,6 +127,7 @@ pub fn render_family_markdown(family: &FamilySpec) -> String {
             c.min_version,
             family.version,
             required,
+            handling_text(c.handling),
             cell(c.doc)
         );
     }
@@ -202,7 +222,7 @@ mod tests {
             doc: "",
         };
         let md = render_family_markdown(&F);
-        assert!(md.contains("| 1 | `A` | dump | read-only | 1..=1 | none | a\\|b |"));
+        assert!(md.contains("| 1 | `A` | dump | read-only | 1..=1 | none | - | a\\|b |"));
         assert!(md.contains("| 7 | `events` | things that happened |"));
         assert!(md.contains("| 5 | `HAPPENED` | `events` | none | something happened |"));
     }
