@@ -5,6 +5,7 @@
 //! `scripts/test` does): the tests use the `overlayd` and `overlayctl`
 //! binaries and the plugin `.so` files from the target directory.
 
+pub mod etcd;
 pub mod monitor;
 pub mod net;
 
