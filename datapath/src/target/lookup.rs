@@ -30,6 +30,16 @@
 //! all but respond, frames left on the entry get a lookup of their own.
 //! Every request is retired exactly once; deactivation cancels the
 //! device's requests.
+//!
+//! # Plugins whose answers change by themselves
+//!
+//! A plugin backed by a shared directory learns of changes on its own.
+//! Every [`STALE_POLL`] one lookup thread asks the plugin of each device
+//! it serves for the MACs whose answers changed (`take_stale`) and
+//! forgets their cache entries, so the next frame is looked up again. A
+//! lookup that fails with [`UNAVAILABLE`] (the directory is unreachable)
+//! degrades the device with the plugin's message; the next lookup the
+//! plugin answers restores it.
 
 use super::DynTarget;
 use crate::stats::add;
@@ -47,12 +57,20 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// The errno of a lookup error that says the plugin's source of answers
+/// (a directory server) cannot be reached: the device is degraded with
+/// the error's message until the plugin answers a lookup again.
+pub const UNAVAILABLE: i32 = libc::ENOTCONN;
 /// Consecutive lookup timeouts that degrade a device.
 pub const TIMEOUTS_TO_DEGRADE: u32 = 3;
 /// Default number of lookup threads.
 pub const DEFAULT_THREADS: usize = 4;
 /// How often idle lookup threads look for expired requests.
 const TICK: Duration = Duration::from_millis(50);
+/// How often the plugins of active devices are asked which answers
+/// changed (`take_stale`), so that a directory that changes by itself
+/// (a watched store) is followed without a property write.
+pub const STALE_POLL: Duration = Duration::from_millis(100);
 
 /// Who holds an outstanding request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +112,9 @@ struct DevEntry {
     /// they are all back: a plugin that never returns holds one thread,
     /// not every thread in turn, so the other devices go on being served.
     in_plugin: usize,
+    /// The fault this service set because the plugin said its source of
+    /// answers was unreachable; cleared by the next lookup it answers.
+    unavailable: Option<String>,
 }
 
 #[derive(Default)]
@@ -154,6 +175,8 @@ pub struct LookupService {
     waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     base_threads: usize,
+    /// When the plugins were last asked for stale answers.
+    last_stale_poll: Mutex<Instant>,
     /// Counters.
     pub stats: ServiceStats,
 }
@@ -171,6 +194,7 @@ impl LookupService {
             waker: OnceLock::new(),
             threads: Mutex::new(Vec::new()),
             base_threads: threads.max(1),
+            last_stale_poll: Mutex::new(Instant::now()),
             stats: ServiceStats::default(),
         })
     }
@@ -211,6 +235,7 @@ impl LookupService {
                 queue: VecDeque::new(),
                 timeouts: 0,
                 in_plugin: 0,
+                unavailable: None,
             },
         );
         let start = inner.threads == 0;
@@ -577,9 +602,43 @@ impl LookupService {
         }
     }
 
+    /// At most every [`STALE_POLL`], on one lookup thread: asks the
+    /// plugin of every device it serves which MACs' answers changed, and
+    /// forgets what the cache holds for them.
+    fn poll_stale(&self) {
+        {
+            let mut last = self
+                .last_stale_poll
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() < STALE_POLL {
+                return;
+            }
+            *last = Instant::now();
+        }
+        let served: Vec<(Arc<DynTarget>, Arc<LookupDeviceBox>)> = self
+            .lock()
+            .devices
+            .values()
+            .filter(|d| !d.external)
+            .map(|d| (d.target.clone(), d.plugin.clone()))
+            .collect();
+        for (t, plugin) in served {
+            let stale = plugin.take_stale();
+            if !stale.is_empty() {
+                let macs: Vec<Mac> = stale.iter().map(|m| Mac(*m)).collect();
+                let forgotten = t.forget(&macs);
+                if !forgotten.is_empty() {
+                    tracing::debug!(link = %t.name, entries = forgotten.len(), "lookup plugin reported changed answers");
+                }
+            }
+        }
+    }
+
     fn thread_main(self: Arc<Self>) {
         loop {
             self.expire();
+            self.poll_stale();
             if self.lock().stopping {
                 return;
             }
@@ -625,9 +684,20 @@ impl LookupService {
         // be served again.
         self.work.notify_all();
         let answer = match r {
-            Ok(a) => a,
+            Ok(a) => {
+                self.available(&t);
+                a
+            }
             Err(e) => {
-                if e.panicked {
+                if e.errno == UNAVAILABLE {
+                    let msg = format!("lookup plugin: {}", e.msg);
+                    if let Some(d) = self.lock().devices.get_mut(&t.linkid) {
+                        d.unavailable = Some(msg.clone());
+                    }
+                    if t.health.degrade(&msg) {
+                        tracing::warn!(link = %t.name, "degraded: {msg}");
+                    }
+                } else if e.panicked {
                     add(&t.stats.plugin_panics, 1);
                     let msg = format!("lookup plugin panicked: {}", e.msg);
                     if t.health.degrade(&msg) {
@@ -650,6 +720,21 @@ impl LookupService {
         };
         if answer.is_err() {
             self.stats.late.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Restores a device this service degraded because its plugin could
+    /// not reach its source, now that the plugin answered again (unless a
+    /// fault of another kind has replaced that one meanwhile).
+    fn available(&self, t: &DynTarget) {
+        let msg = match self.lock().devices.get_mut(&t.linkid) {
+            Some(d) => d.unavailable.take(),
+            None => None,
+        };
+        if let Some(msg) = msg {
+            if t.health.fault().as_deref() == Some(msg.as_str()) && t.health.restore() {
+                tracing::info!(link = %t.name, "restored: its lookup plugin answers again");
+            }
         }
     }
 
