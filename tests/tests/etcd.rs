@@ -1,0 +1,423 @@
+//! The `etcd` lookup plugin end to end: three overlayd hosts in three
+//! namespaces on one underlay bridge, a real etcd on that bridge, each
+//! host with a dynamic-mode device `-s etcd` and no hosts file. Each
+//! host's TAP is a port of a bridge holding the host's overlay address, as
+//! a hypervisor's bridge holds its VMs' ports.
+//!
+//! Underlay 198.51.100.0/24 (hosts .1-.3, etcd members .100-.102),
+//! overlay 192.0.2.0/24; every address lives only inside the test's
+//! namespaces.
+
+use overlay_tests::{
+    etcd::{endpoints, EtcdMember},
+    net::{self, Netns, PacketSocket},
+    proto, Daemon, TempDir,
+};
+use std::time::{Duration, Instant};
+
+const VNI: u32 = 42;
+const PREFIX: &str = "/overlayd/vnet/42";
+
+struct Host {
+    // The daemon stops before its namespace goes.
+    daemon: Daemon,
+    ns: Netns,
+    under: String,
+    over: String,
+}
+
+struct Overlay {
+    hosts: Vec<Host>,
+    etcd: Vec<EtcdMember>,
+    ul: Netns,
+}
+
+impl Overlay {
+    /// The underlay bridge with `members` etcd members on it, and `n`
+    /// hosts, each with its device `ov0` active and its overlay bridge up.
+    fn new(tag: &str, n: usize, members: usize) -> Overlay {
+        let ul = Netns::new(&format!("etcd{tag}u"));
+        ul.ip("link add br0 type bridge");
+        let ips: Vec<String> = (0..members)
+            .map(|i| format!("198.51.100.{}", 100 + i))
+            .collect();
+        for ip in &ips {
+            ul.ip(&format!("addr add {ip}/24 dev br0 nodad"));
+        }
+        ul.ip("link set br0 up");
+        let ip_refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+        let etcd = EtcdMember::cluster(&ul, &ip_refs);
+        let mut o = Overlay {
+            hosts: Vec::new(),
+            etcd,
+            ul,
+        };
+        for i in 1..=n {
+            o.add_host(tag, i);
+        }
+        o
+    }
+
+    fn add_host(&mut self, tag: &str, i: usize) {
+        let ns = Netns::new(&format!("etcd{tag}{i}"));
+        ns.ok(&["sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"]);
+        let port = format!("u{i}");
+        net::veth(&self.ul, &port, &ns, "up0");
+        self.ul.ip(&format!("link set {port} master br0"));
+        let under = format!("198.51.100.{i}");
+        ns.ip(&format!("addr add {under}/24 dev up0 nodad"));
+        let daemon = Daemon::start_in_netns(&ns.name);
+        let host = Host {
+            daemon,
+            ns,
+            under,
+            over: format!("192.0.2.{i}"),
+        };
+        host.device(&endpoints(&self.etcd), &[]);
+        self.hosts.push(host);
+    }
+
+    /// Waits (bounded) until the directory has the MAC and IP entries of
+    /// every host.
+    fn wait_published(&self) {
+        let want = self.hosts.len();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let keys = self.etcd[0].ctl_ok(&["get", "--prefix", "--keys-only", PREFIX]);
+            let macs = keys.lines().filter(|k| k.contains("/mac/")).count();
+            let ips = keys.lines().filter(|k| k.contains("/ip/192.0.2.")).count();
+            if macs >= want && ips >= want {
+                return;
+            }
+            // arp_notify's announcement can go out before the bridge's
+            // port forwards; announce again, as hosts do.
+            for h in &self.hosts {
+                h.announce();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the hosts did not publish themselves within 20 s: {keys}\n{}",
+                self.hosts[0].daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Host {
+    /// Device ov0 on etcd at `endpoints`, its TAP a port of bridge brv
+    /// holding the host's overlay address. The bridge announces the
+    /// address when it comes up (arp_notify), as a booting host does.
+    fn device(&self, endpoints: &str, extra: &[&str]) {
+        let mut props = format!(
+            "vxlan/listen_ip={},etcd/endpoints={endpoints},etcd/lease_ttl=3,ifname=ov0",
+            self.under
+        );
+        for e in extra {
+            props.push(',');
+            props.push_str(e);
+        }
+        let vni = VNI.to_string();
+        self.daemon.ctl_ok(&[
+            "create", "-e", "vxlan", "-s", "etcd", "-v", &vni, "-p", &props, "ov0",
+        ]);
+        self.daemon.ctl_ok(&["activate", "ov0"]);
+        self.ns.ip("link add brv type bridge");
+        self.ns
+            .ok(&["sysctl", "-q", "-w", "net.ipv4.conf.brv.arp_notify=1"]);
+        self.ns.ip("link set ov0 master brv");
+        self.ns.ip("link set ov0 up");
+        self.ns.ip(&format!("addr add {}/24 dev brv", self.over));
+        self.ns.ip("link set brv up");
+    }
+
+    /// A gratuitous ARP for the host's overlay address, from its bridge.
+    fn announce(&self) {
+        let mac = net::mac(self.ns.ok(&["cat", "/sys/class/net/brv/address"]).trim());
+        let ip: std::net::Ipv4Addr = self.over.parse().unwrap();
+        PacketSocket::open(&self.ns, "brv").send(&garp(mac, ip.octets()));
+    }
+
+    fn counter(&self, name: &str) -> u64 {
+        let mut c = self.daemon.client();
+        proto::getprop_uint(&mut c, "ov0", name)
+    }
+
+    /// (status, details) of ov0 from `show -f -j`.
+    fn fault(&self) -> (String, String) {
+        let out = self.daemon.ctl_ok(&["show", "-f", "-j"]);
+        let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let row = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["link"] == "ov0")
+            .unwrap_or_else(|| panic!("no ov0 in {out}"))
+            .clone();
+        (
+            row["status"].as_str().unwrap().to_string(),
+            row["details"].as_str().unwrap_or("").to_string(),
+        )
+    }
+
+    /// Pings `addr` until three pings in a row are answered, for at most
+    /// `secs` seconds; panics with the last output otherwise.
+    #[track_caller]
+    fn reach(&self, addr: &str, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let out = self
+                .ns
+                .exec(&["ping", "-c", "3", "-i", "0.2", "-W", "1", addr]);
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} cannot reach {addr} within {secs} s: {}\n{}",
+                self.ns.name,
+                String::from_utf8_lossy(&out.stdout),
+                self.daemon.log()
+            );
+        }
+    }
+}
+
+/// Whether an underlay frame is VXLAN (IPv4, UDP to 4789) carrying ARP.
+fn vxlan_inner_ethertype(frame: &[u8]) -> Option<u16> {
+    if frame.len() < 64 || frame[12..14] != [0x08, 0x00] || frame[23] != 17 {
+        return None;
+    }
+    let ihl = (frame[14] & 0x0f) as usize * 4;
+    let udp = 14 + ihl;
+    if frame.len() < udp + 8 + 8 + 14 || frame[udp + 2..udp + 4] != 4789u16.to_be_bytes() {
+        return None;
+    }
+    let inner = udp + 16;
+    Some(u16::from_be_bytes([frame[inner + 12], frame[inner + 13]]))
+}
+
+#[test]
+fn three_hosts_find_each_other_through_etcd_and_skip_bad_entries() {
+    if !net::can_run() {
+        return;
+    }
+    let mut o = Overlay::new("a", 3, 1);
+    o.wait_published();
+    // Every frame on the underlay ports of the hosts while they resolve
+    // and ping each other.
+    let taps: Vec<PacketSocket> = (1..=3)
+        .map(|i| PacketSocket::open(&o.ul, &format!("u{i}")))
+        .collect();
+    for a in 0..3 {
+        for b in 0..3 {
+            if a != b {
+                o.hosts[a].reach(&o.hosts[b].over.clone(), 10);
+            }
+        }
+    }
+    let (mut vxlan, mut arp) = (0, 0);
+    for t in &taps {
+        t.recv_until(Duration::from_millis(300), |f| {
+            match vxlan_inner_ethertype(f) {
+                Some(0x0806) => {
+                    vxlan += 1;
+                    arp += 1
+                }
+                Some(_) => vxlan += 1,
+                None => {}
+            }
+            false
+        });
+    }
+    assert!(vxlan > 0, "no VXLAN seen on the underlay");
+    assert_eq!(arp, 0, "ARP crossed the underlay inside VXLAN");
+    for h in &o.hosts {
+        assert!(h.counter("etcd/arp") >= 2, "ARP answered by proxy");
+        assert!(h.counter("etcd/published") >= 2, "own MAC and IP");
+    }
+
+    // 20 MB over TCP between every pair, both directions.
+    let dir = TempDir::new("etcd-tcp");
+    let src = dir.join("src");
+    net::random_file(&src, 20 << 20, 12);
+    let sum = net::sha256(&src);
+    let mut port = 5001;
+    for a in 0..3 {
+        for b in 0..3 {
+            if a == b {
+                continue;
+            }
+            let out = dir.join(&format!("out{a}{b}"));
+            let to_addr = o.hosts[b].over.clone();
+            let (from, to) = if a < b {
+                let (l, r) = o.hosts.split_at_mut(b);
+                (&mut l[a].ns, &mut r[0].ns)
+            } else {
+                let (l, r) = o.hosts.split_at_mut(a);
+                (&mut r[0].ns, &mut l[b].ns)
+            };
+            net::tcp_transfer(from, to, &to_addr, port, &src, &out);
+            assert_eq!(net::sha256(&out), sum, "host {a} to host {b}");
+            port += 1;
+        }
+    }
+
+    // Malformed entries written by hand: their IP entries are good, so
+    // ARP is answered, but the MAC entries are not JSON, of the wrong
+    // type, or an IPv6 destination on this IPv4 underlay: never answered.
+    let e = &o.etcd[0];
+    let bad = [
+        ("50", "not json"),
+        ("51", r#"{"ip":7}"#),
+        ("52", r#"{"ip":"2001:db8::1"}"#),
+    ];
+    for (n, value) in bad {
+        e.ctl_ok(&[
+            "put",
+            &format!("{PREFIX}/ip/192.0.2.{n}"),
+            &format!(r#"{{"mac":"02:00:00:00:00:{n}"}}"#),
+        ]);
+        e.ctl_ok(&["put", &format!("{PREFIX}/mac/02:00:00:00:00:{n}"), value]);
+    }
+    e.ctl_ok(&["put", &format!("{PREFIX}/hosts/x"), "{}"]);
+    let h = &o.hosts[0];
+    let skipped = h.counter("etcd/skipped");
+    for (n, _) in bad {
+        let out =
+            h.ns.exec(&["ping", "-c", "1", "-W", "1", &format!("192.0.2.{n}")]);
+        assert!(!out.status.success(), "192.0.2.{n} was reached");
+    }
+    assert!(
+        h.counter("etcd/skipped") >= skipped + 3,
+        "each bad entry is counted"
+    );
+    let log = h.daemon.log();
+    for (n, _) in bad {
+        assert!(
+            log.contains(&format!("skipped {PREFIX}/mac/02:00:00:00:00:{n}")),
+            "{log}"
+        );
+    }
+    assert!(log.contains(&format!("skipped {PREFIX}/hosts/x")), "{log}");
+}
+
+const GUEST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
+
+/// A gratuitous ARP request announcing `ip` at `mac`, as a guest sends
+/// after it moved.
+fn garp(mac: [u8; 6], ip: [u8; 4]) -> Vec<u8> {
+    let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    arp.extend_from_slice(&mac);
+    arp.extend_from_slice(&ip);
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&ip);
+    net::ethernet_frame([0xff; 6], mac, 0x0806, &arp)
+}
+
+/// Waits (bounded by `secs`) until `f` holds.
+#[track_caller]
+fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_mac_that_moves_to_another_host_is_followed() {
+    if !net::can_run() {
+        return;
+    }
+    let o = Overlay::new("m", 3, 1);
+    o.wait_published();
+    // A guest behind host 1: a namespace whose veth's host side is a
+    // port of host 1's bridge. It announces itself with gratuitous ARP
+    // (repeated until seen), as a guest does after it booted or moved.
+    let vm = Netns::new("etcdmv");
+    vm.ok(&["sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"]);
+    net::veth(&vm, "vm0", &o.hosts[0].ns, "vmh");
+    vm.ip("link set vm0 down");
+    vm.ip("link set vm0 address 02:00:00:00:00:99 mtu 1400");
+    vm.ip("addr add 192.0.2.99/24 dev vm0");
+    o.hosts[0].ns.ip("link set vmh master brv");
+    vm.ip("link set vm0 up");
+    let key = format!("{PREFIX}/mac/02:00:00:00:00:99");
+    let host_of = |o: &Overlay| {
+        o.etcd[0]
+            .get(&key)
+            .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
+            .and_then(|v| v["host"].as_str().map(str::to_string))
+    };
+    let announce = PacketSocket::open(&vm, "vm0");
+    eventually(10, "host 1 publishes the guest", || {
+        announce.send(&garp(GUEST_MAC, [192, 0, 2, 99]));
+        host_of(&o).as_deref() == Some("198.51.100.1")
+    });
+    o.hosts[2].reach("192.0.2.99", 10);
+
+    // The move: the host side of the guest's link goes to host 2's
+    // bridge, and the guest announces itself there.
+    o.hosts[0]
+        .ns
+        .ip(&format!("link set vmh netns {}", o.hosts[1].ns.name));
+    o.hosts[1].ns.ip("link set vmh master brv");
+    o.hosts[1].ns.ip("link set vmh up");
+    eventually(10, "host 2 publishes the guest", || {
+        announce.send(&garp(GUEST_MAC, [192, 0, 2, 99]));
+        host_of(&o).as_deref() == Some("198.51.100.2")
+    });
+    // Host 3 had the guest cached at host 1; its traffic follows.
+    o.hosts[2].reach("192.0.2.99", 10);
+    assert!(o.hosts[2].counter("etcd/watch_events") > 0);
+    assert!(
+        o.hosts[0]
+            .daemon
+            .wait_log_line(Duration::from_secs(5), |l| l
+                .contains("02:00:00:00:00:99 moved to 198.51.100.2")),
+        "{}",
+        o.hosts[0].daemon.log()
+    );
+}
+
+#[test]
+fn an_etcd_outage_degrades_new_lookups_only_and_heals_by_itself() {
+    if !net::can_run() {
+        return;
+    }
+    let mut o = Overlay::new("f", 3, 1);
+    o.wait_published();
+    o.hosts[0].reach("192.0.2.2", 10);
+    // Established traffic from host 1 to host 2 for the whole outage.
+    let ns = o.hosts[0].ns.name.clone();
+    let pinger = std::thread::spawn(move || {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &ns, "timeout", "60"])
+            .args(["ping", "-c", "60", "-i", "0.25", "-W", "2", "192.0.2.2"])
+            .output()
+            .expect("ping runs")
+    });
+    o.etcd[0].kill();
+    // A destination host 1 never talked to: its ARP cannot be answered.
+    let out = o.hosts[0]
+        .ns
+        .exec(&["ping", "-c", "2", "-i", "0.5", "-W", "1", "192.0.2.3"]);
+    assert!(!out.status.success(), "192.0.2.3 reached without etcd");
+    let (status, msg) = o.hosts[0].fault();
+    assert_eq!(status, "DEGRADED", "{msg}");
+    assert!(msg.contains("http://198.51.100.100:2379"), "{msg}");
+    assert!(o.hosts[0].counter("etcd/unavailable") > 0);
+    std::thread::sleep(Duration::from_secs(8));
+    o.etcd[0].restart();
+    o.hosts[0].reach("192.0.2.3", 30);
+    let (status, msg) = o.hosts[0].fault();
+    assert_eq!(status, "ONLINE", "{msg}");
+    assert!(o.hosts[0].counter("etcd/reconnects") >= 1);
+    let ping = pinger.join().unwrap();
+    let text = String::from_utf8_lossy(&ping.stdout);
+    assert!(
+        ping.status.success() && text.contains(" 0% packet loss"),
+        "established traffic was lost during the outage: {text}"
+    );
+}
