@@ -68,8 +68,9 @@ pub const CERT: &str = "etcd/cert";
 pub const KEY: &str = "etcd/key";
 /// etcd user name.
 pub const USER: &str = "etcd/user";
-/// etcd password (write-only).
-pub const PASSWORD: &str = "etcd/password";
+/// A file holding the etcd user's password (the password itself stays
+/// out of properties and the daemon's state file).
+pub const PASSWORD_FILE: &str = "etcd/password_file";
 
 const COUNTERS: [&str; 12] = [
     "etcd/lookups",
@@ -136,7 +137,7 @@ fn properties(with_port: bool) -> Vec<PropInfo> {
         PropInfo::string(CERT).perm(perm::RW),
         PropInfo::string(KEY).perm(perm::RW),
         PropInfo::string(USER).perm(perm::RW),
-        PropInfo::string(PASSWORD).perm(perm::WRITE),
+        PropInfo::string(PASSWORD_FILE).perm(perm::RW),
     ]);
     v.extend(COUNTERS.iter().map(|n| PropInfo::uint(n).read_only()));
     v
@@ -319,7 +320,18 @@ impl EtcdDevice {
             .with_connect_timeout(session::REQUEST_TIMEOUT)
             .with_keep_alive(Duration::from_secs(2), session::REQUEST_TIMEOUT);
         if let Some(user) = self.props.string(USER) {
-            let password = self.props.string(PASSWORD).unwrap_or_default();
+            let password = match self.props.string(PASSWORD_FILE) {
+                Some(path) => {
+                    let bytes = read_pem(PASSWORD_FILE, &path)?;
+                    String::from_utf8(bytes)
+                        .map_err(|_| {
+                            PluginError::invalid(format!("{PASSWORD_FILE}: {path} is not UTF-8"))
+                        })?
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string()
+                }
+                None => String::new(),
+            };
             options = options.with_user(user, password);
         }
         let (ca, cert, key) = (
@@ -620,12 +632,6 @@ impl LookupInstance for EtcdDevice {
     fn getprop(&self, name: &str) -> Result<Vec<u8>, PluginError> {
         if let Some(c) = counter(&self.counters, name) {
             return Ok(PropValue::Uint(c.load(Ordering::Relaxed)).encode());
-        }
-        if name == PASSWORD {
-            return Err(PluginError::new(
-                libc::EPERM,
-                format!("{PASSWORD} can be set but not read"),
-            ));
         }
         self.props.get(name)
     }

@@ -109,10 +109,7 @@ impl Host {
     /// holding the host's overlay address. The bridge announces the
     /// address when it comes up (arp_notify), as a booting host does.
     fn device(&self, endpoints: &str, extra: &[&str]) {
-        let mut props = format!(
-            "vxlan/listen_ip={},etcd/endpoints={endpoints},etcd/lease_ttl=3,ifname=ov0",
-            self.under
-        );
+        let mut props = format!("vxlan/listen_ip={},etcd/lease_ttl=3,ifname=ov0", self.under);
         for e in extra {
             props.push(',');
             props.push_str(e);
@@ -121,6 +118,10 @@ impl Host {
         self.daemon.ctl_ok(&[
             "create", "-e", "vxlan", "-s", "etcd", "-v", &vni, "-p", &props, "ov0",
         ]);
+        // A positional prop-set takes the whole value, commas included
+        // (-p splits its list at commas).
+        self.daemon
+            .ctl_ok(&["prop-set", "ov0", &format!("etcd/endpoints={endpoints}")]);
         self.daemon.ctl_ok(&["activate", "ov0"]);
         self.ns.ip("link add brv type bridge");
         self.ns
@@ -420,4 +421,61 @@ fn an_etcd_outage_degrades_new_lookups_only_and_heals_by_itself() {
         ping.status.success() && text.contains(" 0% packet loss"),
         "established traffic was lost during the outage: {text}"
     );
+}
+
+#[test]
+fn a_three_member_cluster_loses_a_member_and_nothing_changes() {
+    if !net::can_run() {
+        return;
+    }
+    let mut o = Overlay::new("c", 2, 3);
+    o.wait_published();
+    o.hosts[0].reach("192.0.2.2", 10);
+    o.etcd[0].kill();
+    // Learning goes on: host 2 gets a new address and announces it.
+    let h2 = &o.hosts[1];
+    h2.ns.ip("addr add 192.0.2.12/24 dev brv");
+    let mac = net::mac(h2.ns.ok(&["cat", "/sys/class/net/brv/address"]).trim());
+    let brv = PacketSocket::open(&h2.ns, "brv");
+    let key = format!("{PREFIX}/ip/192.0.2.12");
+    eventually(15, "host 2 publishes its new address", || {
+        brv.send(&garp(mac, [192, 0, 2, 12]));
+        o.etcd[1].get(&key).is_some()
+    });
+    // Lookups go on: host 1 resolves the new address by proxy.
+    o.hosts[0].reach("192.0.2.12", 15);
+    let (status, msg) = o.hosts[0].fault();
+    assert_eq!(status, "ONLINE", "{msg}");
+}
+
+#[test]
+fn a_killed_daemon_s_entries_expire_and_come_back_with_it() {
+    if !net::can_run() {
+        return;
+    }
+    let mut o = Overlay::new("k", 2, 1);
+    o.wait_published();
+    let h1_ip = format!("{PREFIX}/ip/192.0.2.1");
+    assert!(o.etcd[0].get(&h1_ip).is_some());
+    o.hosts[0].daemon.kill();
+    // The lease (etcd/lease_ttl=3) is no longer kept alive.
+    eventually(15, "host 1's entries expire with its lease", || {
+        o.etcd[0].get(&h1_ip).is_none()
+    });
+    let macs = o.etcd[0].ctl_ok(&["get", "--prefix", "--keys-only", &format!("{PREFIX}/mac/")]);
+    assert_eq!(
+        macs.lines().filter(|l| !l.is_empty()).count(),
+        1,
+        "only host 2's MAC is left: {macs}"
+    );
+    // Restarted, the daemon restores its device and publishes again.
+    o.hosts[0].daemon.restart();
+    // Its TAP is new: a port of the host's bridge again.
+    o.hosts[0].ns.ip("link set ov0 master brv");
+    o.hosts[0].ns.ip("link set ov0 up");
+    eventually(15, "host 1 publishes again", || {
+        o.hosts[0].announce();
+        o.etcd[0].get(&h1_ip).is_some()
+    });
+    o.hosts[1].reach("192.0.2.1", 15);
 }
