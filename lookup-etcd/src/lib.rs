@@ -741,3 +741,83 @@ overlay_plugin_abi::export_lookup_plugin! {
     version: env!("CARGO_PKG_VERSION"),
     new: Etcd,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arp(op: u8, sha: [u8; 6], spa: [u8; 4], tpa: [u8; 4]) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&sha);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, op]);
+        f.extend_from_slice(&sha);
+        f.extend_from_slice(&spa);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&tpa);
+        f
+    }
+
+    #[test]
+    fn announced_addresses_come_from_arp_and_ndp_senders_only() {
+        let me = [2, 0, 0, 0, 0, 1];
+        let f = arp(1, me, [192, 0, 2, 1], [192, 0, 2, 2]);
+        let req = LookupRequest::parse(42, &f, 0).unwrap();
+        assert_eq!(announced_ip(&req, &f), Some("192.0.2.1".parse().unwrap()));
+        // A probe (sender 0.0.0.0) announces nothing; nor does an ARP
+        // message whose sender is another MAC than the frame's source.
+        let probe = arp(1, me, [0; 4], [192, 0, 2, 1]);
+        let req = LookupRequest::parse(42, &probe, 0).unwrap();
+        assert_eq!(announced_ip(&req, &probe), None);
+        let mut relayed = arp(2, [2, 0, 0, 0, 0, 9], [192, 0, 2, 9], [192, 0, 2, 1]);
+        relayed[6..12].copy_from_slice(&me);
+        let req = LookupRequest::parse(42, &relayed, 0).unwrap();
+        assert_eq!(announced_ip(&req, &relayed), None);
+        // A truncated ARP message is not read past its end.
+        let short = &f[..30];
+        let req = LookupRequest::parse(42, short, 0).unwrap();
+        assert_eq!(announced_ip(&req, short), None);
+
+        // A Neighbour Solicitation from 2001:db8::1; the same from ::
+        // (duplicate address detection) announces nothing.
+        let mut ns = vec![0x33, 0x33, 0xff, 0, 0, 2];
+        ns.extend_from_slice(&me);
+        ns.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 24, 58, 255]);
+        let src: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        ns.extend_from_slice(&src.octets());
+        ns.extend_from_slice(&"ff02::1:ff00:2".parse::<Ipv6Addr>().unwrap().octets());
+        ns.extend_from_slice(&[135, 0, 0, 0, 0, 0, 0, 0]);
+        ns.extend_from_slice(&"2001:db8::2".parse::<Ipv6Addr>().unwrap().octets());
+        let req = LookupRequest::parse(42, &ns, 0).unwrap();
+        assert_eq!(announced_ip(&req, &ns), Some(IpAddr::V6(src)));
+        ns[22..38].copy_from_slice(&[0; 16]);
+        assert_eq!(announced_ip(&req, &ns), None);
+    }
+
+    #[test]
+    fn owned_entries_round_trip_through_the_state_file() {
+        let mut o = Owned::default();
+        let m = Mac([2, 0, 0, 0, 0, 1]);
+        o.macs.insert(m);
+        o.ips.insert("192.0.2.1".parse().unwrap(), m);
+        o.ips.insert("2001:db8::1".parse().unwrap(), m);
+        assert_eq!(Owned::from_json(&o.to_json()), Ok(o));
+        assert!(Owned::from_json(b"{\"macs\":[\"nope\"],\"ips\":{}}").is_err());
+    }
+
+    #[test]
+    fn endpoints_are_checked_when_set() {
+        assert_eq!(
+            parse_endpoints(" http://192.0.2.1:2379, https://[2001:db8::1]:2379 ").unwrap(),
+            ["http://192.0.2.1:2379", "https://[2001:db8::1]:2379"]
+        );
+        for bad in [
+            "",
+            ",",
+            "192.0.2.1:2379",
+            "http://192.0.2.1",
+            "http://:2379",
+        ] {
+            assert!(parse_endpoints(bad).is_err(), "{bad}");
+        }
+    }
+}
