@@ -152,7 +152,7 @@ fn plugin_props(p: &GenlMsg) -> Vec<Vec<Attr>> {
 }
 
 #[test]
-fn plugins_dump_describes_geneve_vxlan_direct_and_files() {
+fn plugins_dump_describes_geneve_vxlan_direct_etcd_and_files() {
     let d = Daemon::start();
     let mut c = d.client();
     let plugins = c.dump(ov::NAME, ov::CMD_PLUGINS, vec![]).expect("PLUGINS");
@@ -160,7 +160,7 @@ fn plugins_dump_describes_geneve_vxlan_direct_and_files() {
         .iter()
         .map(|p| p.attrs.get_str(ov::ATTR_PLUGIN_NAME).unwrap())
         .collect();
-    assert_eq!(names, ["geneve", "vxlan", "direct", "files"]);
+    assert_eq!(names, ["geneve", "vxlan", "direct", "etcd", "files"]);
 
     let gn = &plugins[0].attrs;
     assert_eq!(gn.get_u32(ov::ATTR_PLUGIN_KIND), Some(ov::KIND_ENCAP));
@@ -250,7 +250,25 @@ fn plugins_dump_describes_geneve_vxlan_direct_and_files() {
         .expect("PLUGINS transaction");
     assert_eq!(one.attrs, plugins[2].attrs);
 
-    let fi = &plugins[3].attrs;
+    let et = &plugins[3].attrs;
+    assert_eq!(et.get_u32(ov::ATTR_PLUGIN_KIND), Some(ov::KIND_LOOKUP));
+    assert_eq!(et.get_u32(ov::ATTR_PLUGIN_MODES), Some(ov::MODE_DYNAMIC));
+    assert_eq!(
+        et.get_u32(ov::ATTR_PLUGIN_DEST),
+        Some(ov::DEST_IP | ov::DEST_PORT)
+    );
+    assert!(et
+        .get_str(ov::ATTR_PLUGIN_FILE)
+        .unwrap()
+        .ends_with("liboverlay_etcd.so"));
+    let props = plugin_props(&plugins[3]);
+    assert_eq!(props[0].get_str(ov::ATTR_PROP_NAME), Some("etcd/endpoints"));
+    assert_eq!(
+        props[0].get_u32(ov::ATTR_PROP_PERM),
+        Some(ov::PERM_REQ | ov::PERM_READ | ov::PERM_WRITE)
+    );
+
+    let fi = &plugins[4].attrs;
     assert_eq!(fi.get_u32(ov::ATTR_PLUGIN_KIND), Some(ov::KIND_LOOKUP));
     assert_eq!(fi.get_u32(ov::ATTR_PLUGIN_MODES), Some(ov::MODE_DYNAMIC));
     assert_eq!(
@@ -261,7 +279,7 @@ fn plugins_dump_describes_geneve_vxlan_direct_and_files() {
         .get_str(ov::ATTR_PLUGIN_FILE)
         .unwrap()
         .ends_with("liboverlay_files.so"));
-    let props = plugin_props(&plugins[3]);
+    let props = plugin_props(&plugins[4]);
     let perms: Vec<(&str, u32)> = props
         .iter()
         .map(|p| {
@@ -412,7 +430,7 @@ fn device_lifecycle() {
     assert_eq!(vnetid.get_u64(ov::ATTR_PROP_RANGE_MAX), Some(16_777_215));
     for (m, plugins) in [
         (&info[2].attrs, &["geneve", "vxlan"][..]),
-        (&info[3].attrs, &["direct", "files"][..]),
+        (&info[3].attrs, &["direct", "etcd", "files"][..]),
     ] {
         assert_eq!(m.get_u32(ov::ATTR_PROP_TYPE), Some(ov::PROP_TYPE_STRING));
         assert_eq!(m.get_u32(ov::ATTR_PROP_PERM), Some(ov::PERM_READ));

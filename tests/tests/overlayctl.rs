@@ -123,7 +123,15 @@ fn create_inspect_change_activate_delete() {
     );
     assert_eq!(
         row(&rows, 1, "search"),
-        ["ov0", "search", "r-", "-", "direct", "--", "direct,files"]
+        [
+            "ov0",
+            "search",
+            "r-",
+            "-",
+            "direct",
+            "--",
+            "direct,etcd,files"
+        ]
     );
     assert_eq!(
         row(&rows, 1, "vxlan/listen_ip"),
@@ -221,7 +229,7 @@ fn plugins_table() {
     let d = Daemon::start();
     let (header, rows) = table(&ok(d.ctl(&["plugins"])));
     assert_eq!(header, PLUGIN_COLUMNS);
-    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert_eq!(rows.len(), 5, "{rows:?}");
     let gn = row(&rows, 0, "geneve");
     assert_eq!(gn[1], "encap");
     assert!(gn[3].ends_with("/liboverlay_geneve.so"), "{gn:?}");
@@ -235,6 +243,10 @@ fn plugins_table() {
     assert_eq!(di[1], "lookup");
     assert!(di[3].ends_with("/liboverlay_direct.so"), "{di:?}");
     assert_eq!(di[4], "direct/dest_ip,direct/dest_port");
+    let et = row(&rows, 0, "etcd");
+    assert_eq!(et[1], "lookup");
+    assert!(et[3].ends_with("/liboverlay_etcd.so"), "{et:?}");
+    assert!(et[4].starts_with("etcd/endpoints,etcd/prefix,"), "{et:?}");
     let fi = row(&rows, 0, "files");
     assert_eq!(fi[1], "lookup");
     assert!(fi[3].ends_with("/liboverlay_files.so"), "{fi:?}");
@@ -323,11 +335,12 @@ fn json_outputs() {
     // The plugin listing carries the columns (and its properties after them).
     let plugins = json(&ok(d.ctl(&["plugins", "-j"])), &PLUGIN_COLUMNS, true);
     let names: Vec<&Value> = plugins.iter().map(|p| &p["name"]).collect();
-    assert_eq!(names, ["geneve", "vxlan", "direct", "files"]);
+    assert_eq!(names, ["geneve", "vxlan", "direct", "etcd", "files"]);
     assert_eq!(plugins[0]["kind"], "encap");
     assert_eq!(plugins[1]["kind"], "encap");
     assert_eq!(plugins[2]["kind"], "lookup");
     assert_eq!(plugins[3]["kind"], "lookup");
+    assert_eq!(plugins[4]["kind"], "lookup");
     assert_eq!(
         plugins[1]["properties"],
         "vxlan/listen_ip,vxlan/listen_port"

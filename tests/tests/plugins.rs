@@ -231,7 +231,7 @@ fn directories_are_searched_in_order_and_each_file_loaded_once() {
         not_a_dir.clone(),
     ]);
     let names: Vec<String> = loaded(&d).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["geneve", "vxlan", "direct", "files"]);
+    assert_eq!(names, ["geneve", "vxlan", "direct", "etcd", "files"]);
     let log = d.log();
     let skips = skip_lines(&log);
     // A missing directory is skipped silently, the same file reached twice

@@ -217,8 +217,8 @@ fn error_ack_and_done_layout() {
         }
     };
     assert_eq!(
-        parts, 4,
-        "one part per loaded plugin: geneve, vxlan, direct, files"
+        parts, 5,
+        "one part per loaded plugin: geneve, vxlan, direct, etcd, files"
     );
     assert_eq!(done.len(), 20);
     assert_eq!(u16_at(&done, 6), NLM_F_MULTI);
