@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Dynamic mode: how long the first frame to an unknown MAC takes to reach
 # the underlay (a cache miss, the lookup, the answer, the send), next to a
-# cache hit, with the files plugin and with an external lookup server
-# over the overlay_target family. ROUNDS rounds per path (default 2000).
+# cache hit, with the files plugin, with an external lookup server over the
+# overlay_target family and with the etcd plugin and a local etcd member.
+# ROUNDS rounds per path (default 2000); with etcd, MOVES MAC moves timed
+# until frames follow (default 50) and a BURST of lookups (default 2000).
 #
 # Needs root. Everything runs in a namespace of its own, removed on exit.
 set -euo pipefail

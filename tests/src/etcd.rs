@@ -157,6 +157,49 @@ impl EtcdMember {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Writes every `(key, value)` of `entries`, in transactions of at
+    /// most 100 puts (etcd's default limit is 128 operations). Values must
+    /// hold no whitespace (compact JSON does not).
+    pub fn put_many(&self, entries: &[(String, String)]) {
+        use std::io::Write as _;
+        for chunk in entries.chunks(100) {
+            // No comparisons, the puts on success, nothing on failure.
+            let mut script = String::from("\n");
+            for (k, v) in chunk {
+                assert!(
+                    !k.contains(char::is_whitespace) && !v.contains(char::is_whitespace),
+                    "put_many: {k} {v} has whitespace"
+                );
+                script.push_str(&format!("put {k} {v}\n"));
+            }
+            script.push_str("\n\n");
+            let mut child = Command::new("ip")
+                .args(["netns", "exec", &self.netns, "etcdctl"])
+                .args(["--dial-timeout", "2s", "--command-timeout", "10s"])
+                .arg(format!("--endpoints={}", self.client_url))
+                .arg("txn")
+                .env("ETCDCTL_API", "3")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("etcdctl runs (scripts/install-deps installs etcd-client)");
+            child
+                .stdin
+                .take()
+                .expect("etcdctl's stdin")
+                .write_all(script.as_bytes())
+                .expect("etcdctl reads its transaction");
+            let out = child.wait_with_output().expect("etcdctl ends");
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && text.starts_with("SUCCESS"),
+                "etcdctl txn: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
     /// The value of `key`, when it exists.
     pub fn get(&self, key: &str) -> Option<String> {
         let out = self.ctl_ok(&["get", "--print-value-only", key]);
