@@ -104,7 +104,10 @@ iperf() {
     shift
     # Only processes of the namespace are touched (pkill would reach the host).
     ip netns pids "$B" | grep -vxF -f <(printf '%s\n' "${PIDS[@]}") | xargs -r kill 2>/dev/null || true
-    inb iperf3 -s -D -1 >/dev/null
+    # In the background rather than -D: a daemonised server that never got
+    # its one client would outlive the namespace.
+    inb iperf3 -s -1 >/dev/null 2>&1 &
+    PIDS+=($!)
     sleep 0.3
     ina iperf3 -c "$addr" -t "$DURATION" -f m "$@" 2>/dev/null |
         awk '/receiver/ { v = $(NF-2) } END { printf "%.2f", v / 1000 }'
