@@ -1261,6 +1261,11 @@ impl Daemon for LookupStatsDaemon {
 }
 
 fn run_lookup_stats(d: &mut LookupStatsDaemon, args: &[&str]) -> Result<String, String> {
+    run_on(d, args)
+}
+
+/// Runs overlayctl `args` against `d`: its output, or its error as text.
+fn run_on(d: &mut dyn Daemon, args: &[&str]) -> Result<String, String> {
     let cli = Cli::try_parse_from(std::iter::once("overlayctl").chain(args.iter().copied()))
         .expect("valid command line");
     execute(&cli, d)
@@ -1582,9 +1587,7 @@ impl Daemon for StatusDaemon {
 }
 
 fn run_status(d: &mut StatusDaemon, args: &[&str]) -> String {
-    let cli = Cli::try_parse_from(std::iter::once("overlayctl").chain(args.iter().copied()))
-        .expect("valid command line");
-    String::from_utf8(execute(&cli, d).expect("status")).unwrap()
+    run_on(d, args).expect("status")
 }
 
 #[test]
