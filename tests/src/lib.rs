@@ -8,6 +8,7 @@
 pub mod etcd;
 pub mod monitor;
 pub mod net;
+pub mod tshark;
 
 use std::{
     path::{Path, PathBuf},

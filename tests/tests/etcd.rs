@@ -11,7 +11,7 @@
 use overlay_tests::{
     etcd::{endpoints, EtcdMember},
     net::{self, Netns, PacketSocket},
-    proto, Daemon, TempDir,
+    proto, tshark, Daemon, TempDir,
 };
 use std::time::{Duration, Instant};
 
@@ -184,20 +184,6 @@ impl Host {
     }
 }
 
-/// Whether an underlay frame is VXLAN (IPv4, UDP to 4789) carrying ARP.
-fn vxlan_inner_ethertype(frame: &[u8]) -> Option<u16> {
-    if frame.len() < 64 || frame[12..14] != [0x08, 0x00] || frame[23] != 17 {
-        return None;
-    }
-    let ihl = (frame[14] & 0x0f) as usize * 4;
-    let udp = 14 + ihl;
-    if frame.len() < udp + 8 + 8 + 14 || frame[udp + 2..udp + 4] != 4789u16.to_be_bytes() {
-        return None;
-    }
-    let inner = udp + 16;
-    Some(u16::from_be_bytes([frame[inner + 12], frame[inner + 13]]))
-}
-
 #[test]
 fn three_hosts_find_each_other_through_etcd_and_skip_bad_entries() {
     if !net::can_run() {
@@ -205,11 +191,18 @@ fn three_hosts_find_each_other_through_etcd_and_skip_bad_entries() {
     }
     let mut o = Overlay::new("a", 3, 1);
     o.wait_published();
-    // Every frame on the underlay ports of the hosts while they resolve
-    // and ping each other.
-    let taps: Vec<PacketSocket> = (1..=3)
-        .map(|i| PacketSocket::open(&o.ul, &format!("u{i}")))
-        .collect();
+    // Every VXLAN frame on the underlay while the hosts resolve and ping
+    // each other, dissected by tshark (every port of the underlay
+    // bridge: a frame appears once per port it crosses).
+    let cap = tshark::Capture::start(
+        &o.ul,
+        "any",
+        "udp port 4789",
+        &["-d", "udp.port==4789,vxlan"],
+        100_000,
+        120,
+        &["frame.protocols"],
+    );
     for a in 0..3 {
         for b in 0..3 {
             if a != b {
@@ -217,22 +210,26 @@ fn three_hosts_find_each_other_through_etcd_and_skip_bad_entries() {
             }
         }
     }
-    let (mut vxlan, mut arp) = (0, 0);
-    for t in &taps {
-        t.recv_until(Duration::from_millis(300), |f| {
-            match vxlan_inner_ethertype(f) {
-                Some(0x0806) => {
-                    vxlan += 1;
-                    arp += 1
-                }
-                Some(_) => vxlan += 1,
-                None => {}
-            }
-            false
-        });
-    }
-    assert!(vxlan > 0, "no VXLAN seen on the underlay");
-    assert_eq!(arp, 0, "ARP crossed the underlay inside VXLAN");
+    let rows = cap.stop();
+    // The protocols inside VXLAN, such as "eth:ethertype:ip:icmp".
+    let inner: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.first()?.split_once(":vxlan:").map(|(_, i)| i))
+        .collect();
+    assert!(
+        inner.iter().any(|p| p.contains(":icmp")),
+        "tshark saw no ping inside VXLAN on the underlay: {rows:?}"
+    );
+    let arp: Vec<&&str> = inner
+        .iter()
+        .filter(|p| p.split(':').any(|x| x == "arp"))
+        .collect();
+    assert!(
+        arp.is_empty(),
+        "ARP crossed the underlay inside VXLAN ({} of {} inner frames): {arp:?}",
+        arp.len(),
+        inner.len()
+    );
     for h in &o.hosts {
         assert!(h.counter("etcd/arp") >= 2, "ARP answered by proxy");
         assert!(h.counter("etcd/published") >= 2, "own MAC and IP");

@@ -12,11 +12,11 @@
 use overlay_tests::proto::stats;
 use overlay_tests::{
     net::{self, Netns},
+    tshark::Capture,
     Daemon, TempDir,
 };
 use std::{
-    fs::File,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -381,99 +381,6 @@ fn running(pid: i32) -> bool {
     }
 }
 
-/// tshark capturing Geneve on an interface of a namespace, into files.
-struct Capture {
-    child: Child,
-    dir: TempDir,
-}
-
-impl Capture {
-    /// Starts capturing at most `count` frames matching `filter` on
-    /// `ifname` for at most `secs` seconds, printing `fields`; returns once
-    /// tshark says it captures.
-    fn start(
-        ns: &Netns,
-        ifname: &str,
-        filter: &str,
-        count: u32,
-        secs: u32,
-        fields: &[&str],
-    ) -> Capture {
-        let dir = TempDir::new("tshark");
-        let (count, duration) = (count.to_string(), format!("duration:{secs}"));
-        let limit = (secs + 10).to_string();
-        let mut args = vec![
-            "netns",
-            "exec",
-            &ns.name,
-            "timeout",
-            &limit,
-            "tshark",
-            "-n",
-            "-i",
-            ifname,
-            "-c",
-            &count,
-            "-a",
-            &duration,
-            "-f",
-            filter,
-            "-T",
-            "fields",
-            "-E",
-            "separator=/t",
-            // Inner and outer IP headers both have ip.src: keep the outer.
-            "-E",
-            "occurrence=f",
-        ];
-        for f in fields {
-            args.push("-e");
-            args.push(f);
-        }
-        let child = Command::new("ip")
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(File::create(dir.join("out")).unwrap())
-            .stderr(File::create(dir.join("err")).unwrap())
-            .spawn()
-            .expect("tshark starts");
-        let mut cap = Capture { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !cap.stderr().contains("Capturing on") {
-            if Instant::now() > deadline || cap.child.try_wait().unwrap().is_some() {
-                panic!("tshark did not start capturing:\n{}", cap.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        cap
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("err")).unwrap_or_default()
-    }
-
-    /// Waits (bounded by tshark's own limits) for the capture to end and
-    /// returns one row of fields per frame.
-    fn finish(mut self) -> Vec<Vec<String>> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "tshark did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let out = std::fs::read_to_string(self.dir.join("out")).unwrap();
-        out.lines()
-            .map(|l| l.split('\t').map(str::to_string).collect())
-            .collect()
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn hex(field: &str) -> u64 {
     u64::from_str_radix(field.trim_start_matches("0x"), 16)
         .unwrap_or_else(|_| panic!("{field:?} is not a hex number"))
@@ -586,7 +493,7 @@ fn overlayd_with_open_vswitch_geneve() {
         "geneve.option.unknown.data",
     ];
     let filter = format!("udp dst port 6081 and src host {A_UNDER}");
-    let cap = Capture::start(&t.a, "ua", &filter, 3, 15, &fields);
+    let cap = Capture::start(&t.a, "ua", &filter, &[], 3, 15, &fields);
     // tshark reports capturing a moment before its filter is live, so
     // send more than it waits for.
     ping_n(&t.a, B_OVER, 6);
@@ -604,7 +511,7 @@ fn overlayd_with_open_vswitch_geneve() {
     }
     // And what OVS sends dissects with the same VNI (and no options).
     let filter = format!("udp dst port 6081 and src host {B_UNDER}");
-    let cap = Capture::start(&t.a, "ua", &filter, 3, 15, &fields[..3]);
+    let cap = Capture::start(&t.a, "ua", &filter, &[], 3, 15, &fields[..3]);
     ping_n(&t.b, A_OVER, 6);
     let rows = cap.finish();
     assert!(rows.len() >= 3, "captured {rows:?}");
