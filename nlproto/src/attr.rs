@@ -341,8 +341,8 @@ impl Decoder {
             let at = base + raw.at;
             let (kind, value, nested_flag) = (raw.kind(), raw.value, raw.nested());
             let spec = level.find(kind);
-            let name = name_of(kind);
             let decoded = if indexed {
+                let name = name_of(kind);
                 if !nested_flag {
                     return Err(err(
                         at,
@@ -366,12 +366,13 @@ impl Decoder {
                 match spec {
                     Some((i, s)) => {
                         if seen[i] && !s.repeat {
+                            let name = name_of(kind);
                             return Err(err(at, within(format!("{name}: given more than once"))));
                         }
                         seen[i] = true;
                         Attr {
                             kind,
-                            value: self.value(s, &name, value, nested_flag, at)?,
+                            value: self.value(s, value, nested_flag, at)?,
                         }
                     }
                     None => match self.unknown {
@@ -390,12 +391,14 @@ impl Decoder {
     fn value(
         &self,
         spec: &AttrSpec,
-        name: &str,
         v: &[u8],
         nested_flag: bool,
         at: usize,
     ) -> Result<AttrValue, AttrError> {
-        let fail = |what: String| Err(err(at, format!("{name}: {what}")));
+        // The name is spelled out only for an error: a valid request
+        // formats nothing.
+        let name = || label(Some(spec), spec.id, false);
+        let fail = |what: String| Err(err(at, format!("{}: {what}", name())));
         if spec.kind.is_nested() && !nested_flag {
             return fail("nested attribute without NLA_F_NESTED (0x8000)".into());
         }
@@ -412,7 +415,8 @@ impl Decoder {
                 Err(err(
                     at,
                     format!(
-                        "{name}: a {} must be exactly {size} bytes, got {}",
+                        "{}: a {} must be exactly {size} bytes, got {}",
+                        name(),
                         spec.kind.type_name(),
                         v.len()
                     ),
