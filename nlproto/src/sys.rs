@@ -7,8 +7,10 @@
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{self, AddressFamily, Backlog, MsgFlags, SockFlag, SockType, UnixAddr};
-use std::io;
+use nix::sys::socket::{
+    self, AddressFamily, Backlog, MsgFlags, MultiHeaders, SockFlag, SockType, UnixAddr,
+};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -132,6 +134,53 @@ pub fn try_recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>>
     }
 }
 
+/// Receives, without waiting, as many waiting datagrams as there are
+/// buffers, each into its own, with one `recvmmsg`. Returns the whole
+/// length of each (more than its buffer's when it was cut, as
+/// [`try_recv`]), in order; empty when none is waiting. A zero-length
+/// datagram and the peer's hang-up both read as 0 ([`hung_up`] tells them
+/// apart); after a hang-up the rest of the lengths are 0 too.
+pub fn try_recv_many(fd: BorrowedFd<'_>, bufs: &mut [Vec<u8>]) -> io::Result<Vec<usize>> {
+    match retry(|| recv_many_once(fd, bufs)) {
+        Ok(lens) => Ok(lens),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+fn recv_many_once(fd: BorrowedFd<'_>, bufs: &mut [Vec<u8>]) -> nix::Result<Vec<usize>> {
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
+    let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
+        .iter_mut()
+        .map(|b| [IoSliceMut::new(b.as_mut_slice())])
+        .collect();
+    let mut headers = MultiHeaders::<()>::preallocate(iovs.len(), None);
+    let msgs = socket::recvmmsg(fd.as_raw_fd(), &mut headers, iovs.iter_mut(), flags, None)?;
+    Ok(msgs.map(|m| m.bytes).collect())
+}
+
+/// Sends, without waiting, as many of `datagrams` (in order) as there is
+/// room for, with one `sendmmsg` (never raising `SIGPIPE`): how many went.
+pub fn try_send_many(fd: BorrowedFd<'_>, datagrams: &[&[u8]]) -> io::Result<usize> {
+    if datagrams.is_empty() {
+        return Ok(0);
+    }
+    match retry(|| send_many_once(fd, datagrams)) {
+        Ok(n) => Ok(n),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+fn send_many_once(fd: BorrowedFd<'_>, datagrams: &[&[u8]]) -> nix::Result<usize> {
+    let iovs: Vec<[IoSlice<'_>; 1]> = datagrams.iter().map(|d| [IoSlice::new(d)]).collect();
+    let addrs = vec![None; iovs.len()];
+    let mut headers = MultiHeaders::<UnixAddr>::preallocate(iovs.len(), None);
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+    let sent = socket::sendmmsg(fd.as_raw_fd(), &mut headers, &iovs, &addrs, [], flags)?;
+    Ok(sent.count())
+}
+
 /// Receives one whole datagram, whatever its size, waiting for it. The
 /// peer closing the connection is `UnexpectedEof`.
 pub fn recv(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
@@ -237,5 +286,43 @@ mod tests {
             assert!(sent < 100_000, "the socket never filled");
         }
         assert!(sent > 0);
+    }
+
+    #[test]
+    fn batches_keep_datagram_bounds_and_order() {
+        let (a, b) = seqpacket_pair().unwrap();
+        let mut bufs = vec![vec![0u8; 8]; 4];
+        assert!(try_recv_many(b.as_fd(), &mut bufs).unwrap().is_empty());
+        let sent: [&[u8]; 6] = [b"one", b"", b"three", b"a datagram cut short", b"5", b"6"];
+        assert_eq!(try_send_many(a.as_fd(), &sent).unwrap(), 6);
+        // Four buffers: the first four datagrams, the fourth cut to its
+        // buffer and reported whole.
+        assert_eq!(try_recv_many(b.as_fd(), &mut bufs).unwrap(), [3, 0, 5, 20]);
+        assert_eq!(&bufs[0][..3], b"one");
+        assert_eq!(&bufs[2][..5], b"three");
+        assert_eq!(&bufs[3][..], b"a datagr");
+        assert_eq!(try_recv_many(b.as_fd(), &mut bufs).unwrap(), [1, 1]);
+        assert_eq!((bufs[0][0], bufs[1][0]), (b'5', b'6'));
+        assert!(try_recv_many(b.as_fd(), &mut bufs).unwrap().is_empty());
+        assert_eq!(try_send_many(a.as_fd(), &[]).unwrap(), 0);
+        // A hang-up reads as 0, told apart from an empty datagram by hung_up.
+        drop(a);
+        let lens = try_recv_many(b.as_fd(), &mut bufs).unwrap();
+        assert_eq!(lens.first(), Some(&0));
+        assert!(hung_up(b.as_fd()));
+    }
+
+    #[test]
+    fn a_full_peer_takes_part_of_a_batch() {
+        let (a, _b) = seqpacket_pair().unwrap();
+        let chunk = vec![0u8; 16 * 1024];
+        let batch: Vec<&[u8]> = (0..64).map(|_| chunk.as_slice()).collect();
+        let first = try_send_many(a.as_fd(), &batch).unwrap();
+        assert!(
+            0 < first && first < batch.len(),
+            "{first} of {}",
+            batch.len()
+        );
+        assert_eq!(try_send_many(a.as_fd(), &batch).unwrap(), 0);
     }
 }
