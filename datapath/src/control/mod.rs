@@ -21,9 +21,9 @@
 //! Connections are polled edge-triggered for both directions. A writable
 //! edge comes every time the client reads a datagram, which is what paces
 //! dumps: while a dump is in progress on a connection, its next part is
-//! produced only once the client has read everything sent to it so far
-//! (the socket's `SIOCOUTQ` is 0), and no further request of that
-//! connection is read until the dump is over, so replies stay in order.
+//! produced only while little of what was sent is unread ([`DUMP_AHEAD`]:
+//! a few parts), and no further request of that connection is read until
+//! the dump is over, so replies stay in order.
 
 pub mod cred;
 mod handle;
@@ -44,7 +44,7 @@ use nlproto::{server::pack_datagrams, server::DEFAULT_DATAGRAM_LIMIT, sys as seq
 use polling::{Event, Events, PollMode, Poller};
 use slab::Slab;
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeSet, VecDeque},
     io,
     os::fd::{AsFd, AsRawFd, OwnedFd},
     path::{Path, PathBuf},
@@ -64,12 +64,18 @@ pub const OUT_QUEUE_CAP: usize = 4 * 1024 * 1024;
 /// How often connections with a dump in progress are looked at when no
 /// event comes.
 const DUMP_RECHECK: Duration = Duration::from_millis(100);
-/// `SIOCOUTQ` values below this mean "everything read". A datagram the
-/// client has not read counts its whole buffer (hundreds of bytes at
-/// least); while the kernel is still releasing the one just read, the
-/// writer can see 1 left over, and the wakeup for that read has already
-/// been sent by then.
-const UNREAD_MIN: usize = 256;
+/// How far a paced dump may run ahead of its client: the next part is
+/// produced while less than this is sent and unread (the socket's
+/// `SIOCOUTQ`, which counts each datagram's whole buffer, about 1.5 times
+/// a 4 KiB part). Linux's netlink goes on with a dump while the reader's
+/// queue is under half its receive buffer; here a few parts in flight
+/// spare a round trip per part, and a dump never holds more than this.
+const DUMP_AHEAD: usize = 32 * 1024;
+
+/// Request datagrams read per `recvmmsg`, and reply datagrams written per
+/// `sendmmsg`: a pipelining client is served with a system call per
+/// batch, not per datagram.
+const BATCH: usize = 16;
 
 const LISTENER_KEY: usize = usize::MAX - 1;
 const SIGNAL_KEY: usize = usize::MAX - 2;
@@ -150,6 +156,84 @@ struct Conn {
     access: nlproto::spec::Privilege,
     out: OutQueue,
     groups: BTreeSet<u32>,
+    /// Request datagrams read behind a request that is not finished.
+    input: VecDeque<Vec<u8>>,
+}
+
+impl Conn {
+    fn peer(&self) -> Peer {
+        Peer {
+            pid: self.pid,
+            access: self.access,
+        }
+    }
+}
+
+/// The descriptors the loop watches besides connections: the exit
+/// signals, and route netlink's address changes when the subscription
+/// works (without it the daemon serves as before, only blind to a lost
+/// underlay address).
+struct Sources {
+    signals: ExitSignals,
+    addrs: Option<sys::rtnl::AddrWatch>,
+}
+
+impl Sources {
+    fn register(poller: &Poller) -> io::Result<Sources> {
+        let signals = ExitSignals::new()?;
+        // SAFETY: the descriptors outlive their registration: `unregister`
+        // deletes them before they drop.
+        unsafe { poller.add(&signals.as_fd(), Event::readable(SIGNAL_KEY))? };
+        let addrs = match sys::rtnl::AddrWatch::new() {
+            // SAFETY: as above.
+            Ok(w) => match unsafe { poller.add(&w.fd(), Event::readable(ADDR_KEY)) } {
+                Ok(()) => Some(w),
+                Err(e) => {
+                    tracing::warn!("cannot poll address changes: {e}");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!("cannot subscribe to address changes: {e}; a lost underlay address will not show");
+                None
+            }
+        };
+        Ok(Sources { signals, addrs })
+    }
+
+    fn unregister(&self, poller: &Poller) {
+        let _ = poller.delete(self.signals.as_fd());
+        if let Some(w) = &self.addrs {
+            let _ = poller.delete(w.fd());
+        }
+    }
+
+    /// The exit signal that came, if one did.
+    fn exit_signal(&self, poller: &Poller) -> io::Result<Option<Signal>> {
+        let sig = self.signals.read();
+        if sig.is_none() {
+            poller.modify(self.signals.as_fd(), Event::readable(SIGNAL_KEY))?;
+        }
+        Ok(sig)
+    }
+
+    fn addresses_changed(&self, poller: &Poller, dispatch: &mut impl Dispatch) -> io::Result<()> {
+        if let Some(w) = &self.addrs {
+            let changes = w.read();
+            if !changes.is_empty() {
+                dispatch.addresses_changed(&changes);
+            }
+            poller.modify(w.fd(), Event::readable(ADDR_KEY))?;
+        }
+        Ok(())
+    }
+}
+
+/// When paced dumps were last looked at without an edge.
+struct Pacer {
+    last_recheck: Instant,
+    /// The last wait ended without an event (a wakeup or the timeout).
+    woken: bool,
 }
 
 /// The listening socket and its connections.
@@ -163,6 +247,8 @@ pub struct Server {
     refused_logged: Option<Instant>,
     next_pid: u32,
     stats: std::sync::Arc<ServerStats>,
+    /// The receive buffers of one `recvmmsg`, [`MAX_DATAGRAM`] each.
+    rx: Vec<Vec<u8>>,
 }
 
 /// Why the server could not start.
@@ -225,6 +311,7 @@ impl Server {
             refused_logged: None,
             next_pid: 1,
             stats: Default::default(),
+            rx: vec![vec![0; MAX_DATAGRAM]; BATCH],
         })
     }
 
@@ -258,68 +345,30 @@ impl Server {
     /// those signals in every thread (see
     /// [`sys::signal::block_exit_signals`]).
     pub fn run(&mut self, dispatch: &mut impl Dispatch) -> io::Result<Signal> {
-        let sigfd = ExitSignals::new()?;
-        // SAFETY: sigfd outlives its registration: it is deleted before returning.
-        unsafe {
-            self.poller
-                .add(&sigfd.as_fd(), Event::readable(SIGNAL_KEY))?
-        };
-        // Underlay addresses that go away degrade their devices, and
-        // their return restores them; without the subscription the daemon
-        // serves as before, only blind to it.
-        let addrs = match sys::rtnl::AddrWatch::new() {
-            Ok(w) => {
-                // SAFETY: the watcher outlives its registration: it is
-                // deleted before returning.
-                match unsafe { self.poller.add(&w.fd(), Event::readable(ADDR_KEY)) } {
-                    Ok(()) => Some(w),
-                    Err(e) => {
-                        tracing::warn!("cannot poll address changes: {e}");
-                        None
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!("cannot subscribe to address changes: {e}; a lost underlay address will not show");
-                None
-            }
-        };
+        let sources = Sources::register(&self.poller)?;
+        let result = self.serve(&sources, dispatch);
+        sources.unregister(&self.poller);
+        result
+    }
+
+    /// The event loop: connections, the listener, address changes, until
+    /// an exit signal.
+    fn serve(&mut self, sources: &Sources, dispatch: &mut impl Dispatch) -> io::Result<Signal> {
         let mut events = Events::new();
-        let mut last_recheck = Instant::now();
-        let mut woken = false;
-        let result = loop {
+        let mut pacer = Pacer {
+            last_recheck: Instant::now(),
+            woken: false,
+        };
+        loop {
             events.clear();
-            // While a dump is paced, look at it now and then even without an
-            // edge (and even while other clients keep the loop busy), so
-            // that a wakeup lost to a race can only delay it.
-            let dumping: Vec<usize> = self
-                .conns
-                .iter()
-                .filter(|(_, c)| {
-                    dispatch.busy(Peer {
-                        pid: c.pid,
-                        access: c.access,
-                    })
-                })
-                .map(|(k, _)| k)
-                .collect();
-            if dumping.is_empty() {
-                last_recheck = Instant::now();
-            } else if last_recheck.elapsed() >= DUMP_RECHECK || woken {
-                last_recheck = Instant::now();
-                for key in dumping.iter().copied() {
-                    self.service(key, dispatch);
-                }
-            }
-            let timeout = (!dumping.is_empty()).then_some(DUMP_RECHECK);
-            woken = false;
+            let timeout = self.recheck_dumps(&mut pacer, dispatch);
             match self.poller.wait(&mut events, timeout) {
                 // Woken by `waker` (or the recheck timeout): look at the
                 // waiting connections on the next turn.
-                Ok(0) => woken = true,
+                Ok(0) => pacer.woken = true,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => break Err(e),
+                Err(e) => return Err(e),
             }
             let mut stop = None;
             for ev in events.iter() {
@@ -329,34 +378,42 @@ impl Server {
                         self.poller
                             .modify(&self.listener, Event::readable(LISTENER_KEY))?;
                     }
-                    ADDR_KEY => {
-                        if let Some(w) = &addrs {
-                            let changes = w.read();
-                            if !changes.is_empty() {
-                                dispatch.addresses_changed(&changes);
-                            }
-                            self.poller.modify(w.fd(), Event::readable(ADDR_KEY))?;
-                        }
-                    }
-                    SIGNAL_KEY => match sigfd.read() {
-                        Some(sig) => stop = Some(sig),
-                        None => {
-                            self.poller
-                                .modify(sigfd.as_fd(), Event::readable(SIGNAL_KEY))?;
-                        }
-                    },
+                    ADDR_KEY => sources.addresses_changed(&self.poller, dispatch)?,
+                    SIGNAL_KEY => stop = sources.exit_signal(&self.poller)?,
                     key => self.service(key, dispatch),
                 }
             }
             if let Some(sig) = stop {
-                break Ok(sig);
+                return Ok(sig);
             }
-        };
-        let _ = self.poller.delete(sigfd.as_fd());
-        if let Some(w) = &addrs {
-            let _ = self.poller.delete(w.fd());
         }
-        result
+    }
+
+    /// While a dump is paced, looks at it now and then even without an
+    /// edge (and even while other clients keep the loop busy), so that a
+    /// wakeup lost to a race can only delay it. Returns how long the next
+    /// wait may last.
+    fn recheck_dumps(
+        &mut self,
+        pacer: &mut Pacer,
+        dispatch: &mut impl Dispatch,
+    ) -> Option<Duration> {
+        let dumping: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| dispatch.busy(c.peer()))
+            .map(|(k, _)| k)
+            .collect();
+        if dumping.is_empty() {
+            pacer.last_recheck = Instant::now();
+        } else if pacer.last_recheck.elapsed() >= DUMP_RECHECK || pacer.woken {
+            pacer.last_recheck = Instant::now();
+            for key in dumping.iter().copied() {
+                self.service(key, dispatch);
+            }
+        }
+        pacer.woken = false;
+        (!dumping.is_empty()).then_some(DUMP_RECHECK)
     }
 
     fn accept_all(&mut self) {
@@ -386,6 +443,7 @@ impl Server {
                         access: peer.access,
                         out: OutQueue::new(),
                         groups: BTreeSet::new(),
+                        input: VecDeque::new(),
                     });
                     add(&self.stats.counters.connections, 1);
                     self.count_handles();
@@ -445,11 +503,34 @@ impl Server {
     }
 
     /// Serves one connection after an edge: writes what is queued, moves a
-    /// dump on when the client has read everything, reads requests while
-    /// there is room and no dump in progress. Edge-triggered polling means
-    /// it must go on until one of those is blocked.
+    /// dump on while the client keeps up with it, answers requests while
+    /// there is room and no request unfinished. Edge-triggered polling
+    /// means it must go on until one of those is blocked. Requests are read
+    /// [`BATCH`] datagrams at a time, and their replies written the same
+    /// way; datagrams read behind a request that is not finished wait in
+    /// the connection's input until it is.
     fn service(&mut self, key: usize, d: &mut impl Dispatch) {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut rx = std::mem::take(&mut self.rx);
+        let mut touched = BTreeSet::new();
+        self.service_with(key, d, &mut rx, &mut touched);
+        self.rx = rx;
+        // Notifications queued on other members go out once per edge.
+        for k in touched {
+            if let Some(conn) = self.conns.get_mut(k) {
+                if !flush(conn) {
+                    self.close(k, d);
+                }
+            }
+        }
+    }
+
+    fn service_with(
+        &mut self,
+        key: usize,
+        d: &mut impl Dispatch,
+        rx: &mut [Vec<u8>],
+        touched: &mut BTreeSet<usize>,
+    ) {
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
@@ -458,60 +539,94 @@ impl Server {
                 self.close(key, d);
                 return;
             }
-            let peer = Peer {
-                pid: conn.pid,
-                access: conn.access,
-            };
-            let mut out = Outbox::default();
+            let peer = conn.peer();
             if d.busy(peer) {
-                if !conn.out.is_empty() || sys::socket::unread_bytes(conn.fd.as_fd()) >= UNREAD_MIN
+                if !conn.out.is_empty() || sys::socket::unread_bytes(conn.fd.as_fd()) >= DUMP_AHEAD
                 {
                     return;
                 }
+                let mut out = Outbox::default();
                 d.resume(peer, &mut out);
                 if out.items.is_empty() {
                     // Still waiting (a parked LOOKUP): nothing to send.
                     return;
                 }
+                self.deliver(key, out, touched);
+            } else if let Some(datagram) = conn.input.pop_front() {
+                self.answer(key, peer, &datagram, d, touched);
             } else if conn.out.bytes() >= OUT_QUEUE_CAP {
                 return;
             } else {
-                match seqpacket::try_recv(conn.fd.as_fd(), &mut buf) {
-                    // A zero-length datagram also reads as 0: only a hang-up
-                    // closes the connection; the empty datagram gets its error.
-                    Ok(Some(0)) if seqpacket::hung_up(conn.fd.as_fd()) => {
-                        self.close(key, d);
-                        return;
-                    }
-                    // A datagram longer than the buffer arrives cut; its last
-                    // message then overruns what is there and gets the
-                    // ordinary length error.
-                    Ok(Some(n)) => {
-                        let datagram = &buf[..n.min(buf.len())];
-                        let requests = nlproto::server::split_datagram(datagram).count();
-                        add(&self.stats.counters.requests, requests as u64);
-                        d.datagram(peer, datagram, &mut out)
-                    }
-                    Ok(None) => return,
+                let lens = match seqpacket::try_recv_many(conn.fd.as_fd(), rx) {
+                    Ok(lens) if lens.is_empty() => return,
+                    Ok(lens) => lens,
                     Err(_) => {
                         self.close(key, d);
                         return;
                     }
+                };
+                if !self.take_batch(key, peer, rx, &lens, d, touched) {
+                    return;
                 }
-            }
-            for dead in self.deliver(key, out) {
-                self.close(dead, d);
             }
         }
     }
 
+    /// Answers the datagrams of one read, in order; those behind a request
+    /// that is not finished wait in the connection's input. Returns false
+    /// when the connection hung up (and is closed).
+    fn take_batch(
+        &mut self,
+        key: usize,
+        peer: Peer,
+        rx: &[Vec<u8>],
+        lens: &[usize],
+        d: &mut impl Dispatch,
+        touched: &mut BTreeSet<usize>,
+    ) -> bool {
+        for (buf, &len) in rx.iter().zip(lens) {
+            let fd = self.conns[key].fd.as_fd();
+            // A zero-length datagram also reads as 0: only a hang-up closes
+            // the connection; the empty datagram gets its error.
+            if len == 0 && seqpacket::hung_up(fd) {
+                self.close(key, d);
+                return false;
+            }
+            // A datagram longer than the buffer arrives cut; its last
+            // message then overruns what is there and gets the ordinary
+            // length error.
+            let datagram = &buf[..len.min(buf.len())];
+            if d.busy(peer) {
+                self.conns[key].input.push_back(datagram.to_vec());
+            } else {
+                self.answer(key, peer, datagram, d, touched);
+            }
+        }
+        true
+    }
+
+    /// Answers one request datagram and queues what it produced.
+    fn answer(
+        &mut self,
+        key: usize,
+        peer: Peer,
+        datagram: &[u8],
+        d: &mut impl Dispatch,
+        touched: &mut BTreeSet<usize>,
+    ) {
+        let requests = nlproto::server::split_datagram(datagram).count();
+        add(&self.stats.counters.requests, requests as u64);
+        let mut out = Outbox::default();
+        d.datagram(peer, datagram, &mut out);
+        self.deliver(key, out, touched);
+    }
+
     /// Queues what a request produced: replies on the requester, each
     /// notification on every member of its group (the requester's pending
-    /// replies first, so they keep their order), and writes what it can.
-    /// Returns the connections found gone.
-    fn deliver(&mut self, key: usize, out: Outbox) -> Vec<usize> {
+    /// replies first, so they keep their order). The members other than
+    /// the requester are added to `touched`, to be written to.
+    fn deliver(&mut self, key: usize, out: Outbox, touched: &mut BTreeSet<usize>) {
         let mut replies: Vec<Message> = Vec::new();
-        let mut touched = BTreeSet::from([key]);
         for item in out.items {
             match item {
                 Outgoing::Reply(m) => {
@@ -530,23 +645,7 @@ impl Server {
                     if conn.groups.contains(&group) {
                         queue_replies(conn, &mut replies);
                     }
-                    for (k, c) in self.conns.iter_mut() {
-                        if !c.groups.contains(&group) {
-                            continue;
-                        }
-                        touched.insert(k);
-                        match c.out.push_notification(datagram.clone()) {
-                            Delivery::Queued => {}
-                            Delivery::Overrun => {
-                                add(&self.stats.counters.notifications_dropped, 1);
-                                tracing::warn!(
-                                    pid = c.pid,
-                                    "handle does not read its notifications: dropping them until its queue drains"
-                                );
-                            }
-                            Delivery::Dropped => add(&self.stats.counters.notifications_dropped, 1),
-                        }
-                    }
+                    self.notify(key, group, datagram, touched);
                 }
                 Outgoing::Join(g) => {
                     self.conns[key].groups.insert(g);
@@ -557,10 +656,29 @@ impl Server {
             }
         }
         queue_replies(&mut self.conns[key], &mut replies);
-        touched
-            .into_iter()
-            .filter(|k| !flush(&mut self.conns[*k]))
-            .collect()
+    }
+
+    /// Queues a notification on every member of `group`.
+    fn notify(&mut self, key: usize, group: u32, datagram: Vec<u8>, touched: &mut BTreeSet<usize>) {
+        for (k, c) in self.conns.iter_mut() {
+            if !c.groups.contains(&group) {
+                continue;
+            }
+            if k != key {
+                touched.insert(k);
+            }
+            match c.out.push_notification(datagram.clone()) {
+                Delivery::Queued => {}
+                Delivery::Overrun => {
+                    add(&self.stats.counters.notifications_dropped, 1);
+                    tracing::warn!(
+                        pid = c.pid,
+                        "handle does not read its notifications: dropping them until its queue drains"
+                    );
+                }
+                Delivery::Dropped => add(&self.stats.counters.notifications_dropped, 1),
+            }
+        }
     }
 
     fn close(&mut self, key: usize, d: &mut impl Dispatch) {
@@ -602,13 +720,21 @@ fn queue_replies(conn: &mut Conn, replies: &mut Vec<Message>) {
     }
 }
 
-/// Writes queued datagrams without blocking. Returns false when the peer
-/// is gone.
+/// Writes queued datagrams without blocking, [`BATCH`] per system call.
+/// Returns false when the peer is gone.
 fn flush(conn: &mut Conn) -> bool {
-    while let Some(front) = conn.out.front() {
-        match seqpacket::try_send(conn.fd.as_fd(), front) {
-            Ok(true) => conn.out.pop(),
-            Ok(false) => return true,
+    while !conn.out.is_empty() {
+        let batch: Vec<&[u8]> = conn.out.iter().take(BATCH).collect();
+        match seqpacket::try_send_many(conn.fd.as_fd(), &batch) {
+            Ok(n) => {
+                let full = n < batch.len();
+                for _ in 0..n {
+                    conn.out.pop();
+                }
+                if full {
+                    return true;
+                }
+            }
             Err(_) => return false,
         }
     }

@@ -443,6 +443,11 @@ impl OutQueue {
         self.datagrams.front().map(Vec::as_slice)
     }
 
+    /// The datagrams queued, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.datagrams.iter().map(Vec::as_slice)
+    }
+
     /// Removes the datagram just sent. Once the queue is empty after an
     /// overrun, notifications are accepted again.
     pub fn pop(&mut self) {

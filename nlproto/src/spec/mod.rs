@@ -261,7 +261,7 @@ impl CommandSpec {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Handling {
     /// A dump request is answered a part at a time, each part produced
-    /// when the client has read the one before (a table that may be
+    /// while the client has read all but a few (a table that may be
     /// large: it is never built whole in the daemon's memory). The
     /// connection's later requests wait for the dump's `NLMSG_DONE`.
     pub paced: bool,
