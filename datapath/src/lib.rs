@@ -48,7 +48,10 @@
 //!
 //! The folders follow these parts: `control/` (server, dispatcher, the
 //! families' handlers, credentials), `devices/` (registry, device,
-//! persistence, notifications), `target/`, [`plugins`] (the adapter),
+//! persistence, notifications), `target/`, [`plugins`] (the adapter: the
+//! only module where abi_stable types appear; the rest of the daemon calls
+//! plugins in plain Rust types through it, and a device's plugin panics
+//! are counted and degrade it there, in one place),
 //! `dataplane/` (the packet path, below) and `sys/` (the OS edge). They
 //! depend on each other one way, control -> devices -> dataplane -> target
 //! -> plugins (DESIGN.md at the root of the repository).

@@ -5,13 +5,13 @@
 //! Input: datagrams, each preceded by its length (two bytes, big-endian).
 #![no_main]
 
+use datapath::plugins::EncapPlugin;
 use libfuzzer_sys::fuzz_target;
-use overlay_plugin_abi::{kit, EncapPluginBox};
 use std::sync::OnceLock;
 
-fn plugin() -> &'static EncapPluginBox {
-    static P: OnceLock<EncapPluginBox> = OnceLock::new();
-    P.get_or_init(|| kit::encap_box(|| overlay_vxlan::Vxlan).unwrap())
+fn plugin() -> &'static EncapPlugin {
+    static P: OnceLock<EncapPlugin> = OnceLock::new();
+    P.get_or_init(|| EncapPlugin::linked(|| overlay_vxlan::Vxlan))
 }
 
 fuzz_target!(|data: &[u8]| overlayd_fuzz::receive(plugin(), data));

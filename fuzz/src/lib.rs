@@ -130,7 +130,7 @@ pub fn reset(registry: &mut Registry) {
 /// receive coalescing a device's lane does (`tcp_ok`, `coalesce::Run`).
 /// `data` holds datagrams, each preceded by its length (two bytes,
 /// big-endian).
-pub fn receive(plugin: &overlay_plugin_abi::EncapPluginBox, data: &[u8]) {
+pub fn receive(plugin: &datapath::plugins::EncapPlugin, data: &[u8]) {
     use datapath::dataplane::{
         offload::coalesce::Run,
         rx::{decap, tcp_ok, Decap},

@@ -17,7 +17,7 @@ use nlproto::{
     spec::overlay as ov,
     Attr, AttrValue, AttrsExt,
 };
-use overlay_plugin_abi::{abi_stable::std_types::ROption, PluginKind, PropInfo};
+use overlay_plugin_abi::{PluginKind, PropInfo, PropRange};
 
 type Items = Result<Vec<Vec<Attr>>, RequestError>;
 
@@ -311,7 +311,7 @@ fn propinfo_attrs(info: &PropInfo) -> Vec<Attr> {
     if !info.default.is_empty() {
         attrs.push(Attr::bytes(ov::ATTR_PROP_DEFAULT, info.default.to_vec()));
     }
-    if let ROption::RSome(r) = info.range {
+    if let Some(r) = Option::<PropRange>::from(info.range) {
         attrs.push(Attr::u64(ov::ATTR_PROP_RANGE_MIN, r.min));
         attrs.push(Attr::u64(ov::ATTR_PROP_RANGE_MAX, r.max));
     }

@@ -38,6 +38,7 @@ pub mod rx;
 pub mod threads;
 pub mod tx;
 
+use crate::plugins::EncapInstance;
 use crate::{
     dataplane::backend::{Backend, ETH_HLEN, VLAN_TAGSZ},
     dataplane::mux::{Mux, MuxSet, Port},
@@ -45,7 +46,7 @@ use crate::{
     stats::{add, DeviceStats},
     target::{DynTarget, PacketPath},
 };
-use overlay_plugin_abi::{EncapDeviceBox, Point};
+use overlay_plugin_abi::Point;
 use probe::Offloads;
 use std::{
     io,
@@ -381,7 +382,7 @@ impl Dataplane {
         backend: Arc<dyn Backend>,
         mux: Arc<Mux>,
         port: Arc<Port>,
-        encap: Arc<EncapDeviceBox>,
+        encap: Arc<EncapInstance>,
         tunables: Arc<TxTunables>,
         stats: Arc<DeviceStats>,
         target: TxTarget,
@@ -499,11 +500,11 @@ mod tests {
     use crate::{
         dataplane::backend::tap::Tap,
         dataplane::mux::MuxKey,
-        plugins::{EncapEntry, PluginMeta},
+        plugins::{EncapEntry, EncapPlugin, Faults, LookupPlugin, PluginMeta},
         sys::testnet,
         target::{Answer, Mac},
     };
-    use overlay_plugin_abi::{kit, prop::ip_to_in6};
+    use overlay_plugin_abi::prop::ip_to_in6;
     use std::{
         net::{IpAddr, Ipv4Addr, UdpSocket},
         time::{Duration, Instant},
@@ -530,9 +531,7 @@ mod tests {
         ifname: &str,
         dynamic: impl FnOnce(&Arc<DeviceStats>) -> Option<Arc<DynTarget>>,
     ) -> (Dataplane, Engine, Arc<DeviceStats>, UdpSocket) {
-        let plugin = kit::encap_box(|| overlay_vxlan::Vxlan)
-            .into_result()
-            .unwrap();
+        let plugin = EncapPlugin::linked(|| overlay_vxlan::Vxlan);
         let entry = Arc::new(EncapEntry {
             meta: PluginMeta {
                 name: "vxlan".into(),
@@ -543,7 +542,6 @@ mod tests {
             info: plugin.info(),
             plugin,
         });
-        let encap = Arc::new(entry.plugin.new_device().into_result().unwrap());
         // No IPv6 on the TAP: the host stack's own multicast (router
         // solicitations, MLD) would go down the transmit path and count as
         // lookups in the middle of the tests' counts. (The tests run inside
@@ -556,6 +554,8 @@ mod tests {
             stats: stats.clone(),
             health: Arc::new(crate::stats::Health::default()),
         });
+        let faults = Faults::new(ifname, port.health.clone(), stats.clone());
+        let encap = Arc::new(entry.plugin.new_device(faults).unwrap());
         let key = MuxKey {
             domain: libc::AF_INET,
             sotype: libc::SOCK_DGRAM,
@@ -817,13 +817,16 @@ mod tests {
             use crate::target::lookup::LookupService;
             ns.ip(&["link", "set", "lo", "up"]);
             let service = LookupService::new(2);
-            let plugin = kit::lookup_box(|| crate::target::lookup::tests::Table {
+            let plugin = LookupPlugin::linked(|| crate::target::lookup::tests::Table {
                 peer_port: PEER_PORT,
-            })
-            .into_result()
-            .unwrap();
-            let inst = Arc::new(plugin.new_device(6, VNI).into_result().unwrap());
+            });
             let (dp, mut engine, stats, peer, target) = start_dynamic("dyn0", &service);
+            let faults = Faults::new(
+                "dyn0",
+                Arc::new(crate::stats::Health::default()),
+                stats.clone(),
+            );
+            let inst = Arc::new(plugin.new_device(6, VNI, faults).unwrap());
             service.add_device(target.clone(), inst, "table", false);
             let inj = dp.injector();
             // Five frames to a MAC not yet known: one lookup, then all

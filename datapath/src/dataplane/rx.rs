@@ -21,8 +21,10 @@ use super::{
     },
     threads::{More, Scratch, Source},
 };
-use crate::stats::add;
-use overlay_plugin_abi::abi_stable::std_types::RSlice;
+use crate::{
+    plugins::{DecapError, EncapPlugin},
+    stats::add,
+};
 use std::{
     io::IoSlice,
     ops::Range,
@@ -256,12 +258,13 @@ pub enum Decap {
 /// Decapsulates one datagram with `plugin` and checks what it answered
 /// against the datagram: the receive side's decision before it looks up
 /// the device. Pure apart from the plugin call.
-pub fn decap(plugin: &overlay_plugin_abi::EncapPluginBox, pkt: &[u8]) -> Decap {
-    let info = match plugin.decap(RSlice::from_slice(pkt)).into_result() {
+pub fn decap(plugin: &EncapPlugin, pkt: &[u8]) -> Decap {
+    let info = match plugin.decap(pkt) {
         Ok(info) => info,
-        Err(e) => {
+        Err(DecapError::Refused) => return Decap::Bad { panicked: None },
+        Err(DecapError::Panicked(msg)) => {
             return Decap::Bad {
-                panicked: e.panicked.then(|| e.msg.to_string()),
+                panicked: Some(msg),
             }
         }
     };

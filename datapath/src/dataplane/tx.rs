@@ -29,14 +29,12 @@ use super::{
     },
     Injector, TxTunables,
 };
+use crate::plugins::EncapInstance;
 use crate::{
     stats::{add, DeviceStats},
     target::{DynTarget, Route},
 };
-use overlay_plugin_abi::{
-    abi_stable::std_types::{RSlice, RSliceMut},
-    EncapDeviceBox, Point,
-};
+use overlay_plugin_abi::Point;
 use std::{
     io,
     os::fd::{AsRawFd, BorrowedFd},
@@ -211,7 +209,7 @@ pub(super) struct DeviceTx {
     pub backend: Arc<dyn Backend>,
     pub mux: Arc<Mux>,
     pub port: Arc<Port>,
-    pub encap: Arc<EncapDeviceBox>,
+    pub encap: Arc<EncapInstance>,
     pub tunables: Arc<TxTunables>,
     pub stats: Arc<DeviceStats>,
     pub injector: Arc<Injector>,
@@ -238,7 +236,7 @@ impl DeviceTx {
         backend: Arc<dyn Backend>,
         mux: Arc<Mux>,
         port: Arc<Port>,
-        encap: Arc<EncapDeviceBox>,
+        encap: Arc<EncapInstance>,
         tunables: Arc<TxTunables>,
         stats: Arc<DeviceStats>,
         injector: Arc<Injector>,
@@ -493,24 +491,10 @@ impl DeviceTx {
         };
         let (sock, _) = pool.pick(mux::flow_hash(frame));
         let first = &frame[..plan.seg_len(0)];
-        let hl = match self
-            .encap
-            .encap(
-                conf.vnetid,
-                RSlice::from_slice(first),
-                RSliceMut::from_mut_slice(&mut g.eh),
-            )
-            .into_result()
-        {
-            Ok(hl) => hl as usize,
-            Err(e) => {
-                add(&self.stats.drop_encap, count);
-                if e.panicked {
-                    add(&self.stats.plugin_panics, 1);
-                    self.encap_panicked(&e.msg);
-                }
-                return Gso::Sent;
-            }
+        // A panic is counted and degrades the device inside the call.
+        let Ok(hl) = self.encap.encap(conf.vnetid, first, &mut g.eh) else {
+            add(&self.stats.drop_encap, count);
+            return Gso::Sent;
         };
         let blk = hl + plan.hdrs_len();
         let seg_size = hl + plan.seg_len(0);
@@ -688,7 +672,7 @@ impl DeviceTx {
         let max_frame = self.tunables.max_frame.load(Ordering::Relaxed);
         let range = self.tunables.sport_range.load(Ordering::Relaxed);
         let (lo, hi) = ((range >> 16) as u16, range as u16);
-        let (mut mtu_drops, mut runts, mut encap_drops, mut panics) = (0u64, 0u64, 0u64, 0u64);
+        let (mut mtu_drops, mut runts, mut encap_drops) = (0u64, 0u64, 0u64);
         let mut no_dest = 0u64;
         for i in 0..n {
             b.ok[i] = false;
@@ -721,24 +705,9 @@ impl DeviceTx {
                 },
             };
             let (udp, rest) = b.hdrs[i].split_at_mut(8);
-            let hl = match self
-                .encap
-                .encap(
-                    conf.vnetid,
-                    RSlice::from_slice(frame),
-                    RSliceMut::from_mut_slice(rest),
-                )
-                .into_result()
-            {
-                Ok(hl) => hl as usize,
-                Err(e) => {
-                    encap_drops += 1;
-                    if e.panicked {
-                        panics += 1;
-                        self.encap_panicked(&e.msg);
-                    }
-                    continue;
-                }
+            let Ok(hl) = self.encap.encap(conf.vnetid, frame, rest) else {
+                encap_drops += 1;
+                continue;
             };
             let sport = self.source_port(frame, lo, hi);
             mux::udp_header(udp, sport, b.dports[i], hl + frame.len());
@@ -788,19 +757,10 @@ impl DeviceTx {
         add(&s.drop_runt, runts);
         add(&s.drop_encap, encap_drops);
         add(&s.drop_no_destination, no_dest);
-        add(&s.plugin_panics, panics);
         let m = &self.mux.stats;
         add(&m.tx_packets, sent as u64);
         add(&m.tx_bytes, wire_bytes);
         sent
-    }
-
-    /// An `encap` panic degrades the device; logged once per transition.
-    #[cold]
-    fn encap_panicked(&self, msg: &str) {
-        if self.port.health.degrade(msg) {
-            tracing::error!(ifname = self.backend.ifname(), "device degraded: {msg}");
-        }
     }
 
     /// Sends every message, retrying the rest after a partial send; a

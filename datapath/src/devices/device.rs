@@ -3,14 +3,13 @@
 use crate::{
     dataplane::{Dataplane, TxTunables},
     error::{CtlError, CtlResult},
-    plugins::{EncapEntry, LookupEntry, Plugins},
-    stats::{add, DeviceStats, Health},
+    plugins::{EncapEntry, EncapInstance, Faults, LookupEntry, LookupInstance, Plugins},
+    stats::{DeviceStats, Health},
     target::{CacheLimits, DynSettings, DynTarget},
 };
 use overlay_plugin_abi::{
-    abi_stable::std_types::{RSlice, RStr},
     prop::{perm, PropValue},
-    EncapDeviceBox, LookupDeviceBox, PluginError, PropInfo, PropType,
+    PropInfo, PropType,
 };
 use std::{sync::Arc, time::Duration};
 
@@ -165,9 +164,9 @@ pub struct Device {
     /// Lookup plugin.
     pub search: Arc<LookupEntry>,
     /// The device's encapsulation instance, shared with the transmit thread.
-    pub encap_dev: Arc<EncapDeviceBox>,
+    pub encap_dev: Arc<EncapInstance>,
     /// The device's lookup instance, shared with the lookup threads.
-    pub lookup_dev: Arc<LookupDeviceBox>,
+    pub lookup_dev: Arc<LookupInstance>,
     /// Virtual network id.
     pub vnetid: u64,
     /// MTU of the overlay (the inner frames' IP MTU).
@@ -235,15 +234,16 @@ impl Device {
                 ),
             ));
         }
+        let health = Arc::new(Health::default());
+        let stats = Arc::new(DeviceStats::default());
+        let faults = Faults::new(name, health.clone(), stats.clone());
         let encap_dev = encap
             .plugin
-            .new_device()
-            .into_result()
+            .new_device(faults.clone())
             .map_err(|e| prefixed(&encap.meta.name, e))?;
         let lookup_dev = search
             .plugin
-            .new_device(needs, vnetid)
-            .into_result()
+            .new_device(needs, vnetid, faults)
             .map_err(|e| prefixed(&search.meta.name, e))?;
         let srcports = ephemeral_ports();
         let vlan = encap.info.flags & overlay_plugin_abi::ENCAP_F_VLAN_TAG != 0;
@@ -257,11 +257,11 @@ impl Device {
             vnetid,
             mtu: MTU_DEFAULT,
             active: false,
-            health: Arc::new(Health::default()),
+            health,
             backend: BACKENDS[0].to_string(),
             ifname: (name.len() <= IFNAME_MAX).then(|| name.to_string()),
             srcports,
-            stats: Arc::new(DeviceStats::default()),
+            stats,
             tunables: Arc::new(TxTunables::new(MTU_DEFAULT, vlan, srcports.0, srcports.1)),
             dp: None,
             dyn_target: None,
@@ -369,17 +369,11 @@ impl Device {
     }
 
     /// The encoded value of a property; empty when unset.
-    pub fn getprop(&mut self, owner: Owner, name: &str) -> CtlResult<Vec<u8>> {
+    pub fn getprop(&self, owner: Owner, name: &str) -> CtlResult<Vec<u8>> {
         match owner {
             Owner::Generic(g) => Ok(self.generic_value(g)),
-            Owner::Encap => {
-                let r = self.encap_dev.getprop(RStr::from_str(name)).into_result();
-                self.plugin_call(r).map(|v| v.to_vec())
-            }
-            Owner::Lookup => {
-                let r = self.lookup_dev.getprop(RStr::from_str(name)).into_result();
-                self.plugin_call(r).map(|v| v.to_vec())
-            }
+            Owner::Encap => self.encap_dev.getprop(name),
+            Owner::Lookup => self.lookup_dev.getprop(name),
         }
     }
 
@@ -417,19 +411,6 @@ impl Device {
     /// The device's health as STATUS reports it.
     pub fn status(&self) -> Status {
         crate::devices::notify::status_of(&self.health)
-    }
-
-    /// Passes a plugin result on; a panic is counted (`plugin_panics` of
-    /// STATS) and degrades the device.
-    pub fn plugin_call<T>(&self, r: Result<T, PluginError>) -> CtlResult<T> {
-        r.map_err(|e| {
-            if e.panicked {
-                add(&self.stats.plugin_panics, 1);
-                self.health.degrade(&e.msg);
-                tracing::error!(device = %self.name, "degraded: {}", e.msg);
-            }
-            CtlError::from(e)
-        })
     }
 
     /// Sets a generic property after validation; the caller has checked
@@ -511,23 +492,22 @@ impl Device {
         &self,
         set: Option<(&str, &[u8])>,
         vnetid: u64,
-    ) -> Result<Option<UnderlayKey>, PluginError> {
+    ) -> CtlResult<Option<UnderlayKey>> {
         let spec = match set {
-            None => self.encap_dev.socket().into_result(),
+            None => self.encap_dev.socket(),
             Some((name, value)) => {
-                let scratch = self.encap.plugin.new_device().into_result()?;
+                let scratch = self
+                    .encap
+                    .plugin
+                    .new_device(self.encap_dev.faults().clone())?;
                 for p in self.encap.info.properties.iter() {
-                    let cur = self.encap_dev.getprop(p.name.as_rstr()).into_result()?;
+                    let cur = self.encap_dev.getprop(&p.name)?;
                     if !cur.is_empty() && p.name.as_str() != name {
-                        scratch
-                            .setprop(p.name.as_rstr(), RSlice::from_slice(&cur))
-                            .into_result()?;
+                        scratch.setprop(&p.name, &cur)?;
                     }
                 }
-                scratch
-                    .setprop(RStr::from_str(name), RSlice::from_slice(value))
-                    .into_result()?;
-                scratch.socket().into_result()
+                scratch.setprop(name, value)?;
+                scratch.socket()
             }
         };
         Ok(spec.ok().map(|s| UnderlayKey {
@@ -544,23 +524,13 @@ impl Device {
         if self.ifname.is_none() {
             missing.push("ifname".to_string());
         }
-        missing.extend(
-            self.encap_dev
-                .missing_required()
-                .into_iter()
-                .map(|s| s.into_string()),
-        );
-        missing.extend(
-            self.lookup_dev
-                .missing_required()
-                .into_iter()
-                .map(|s| s.into_string()),
-        );
+        missing.extend(self.encap_dev.missing_required());
+        missing.extend(self.lookup_dev.missing_required());
         missing
     }
 }
 
-fn prefixed(plugin: &str, e: PluginError) -> CtlError {
+fn prefixed(plugin: &str, e: CtlError) -> CtlError {
     CtlError::new(e.errno, format!("{plugin}: {}", e.msg))
 }
 

@@ -66,11 +66,7 @@ use crate::{
     devices::registry::{CreateArgs, DevRef, Registry},
 };
 use nix::fcntl::{Flock, FlockArg};
-use overlay_plugin_abi::{
-    abi_stable::std_types::{RSlice, RStr},
-    prop::perm,
-    MODE_DYNAMIC,
-};
+use overlay_plugin_abi::{prop::perm, MODE_DYNAMIC};
 use serde::{Deserialize, Serialize};
 use std::{
     fs::File,
@@ -369,18 +365,8 @@ fn record(registry: &Registry, d: &crate::devices::device::Device) -> DeviceReco
         let name = info.name.as_str();
         let value = match owner {
             Owner::Generic(g) => Ok(d.generic_value(g)),
-            Owner::Encap => d.plugin_call(
-                d.encap_dev
-                    .getprop(RStr::from_str(name))
-                    .into_result()
-                    .map(|v| v.to_vec()),
-            ),
-            Owner::Lookup => d.plugin_call(
-                d.lookup_dev
-                    .getprop(RStr::from_str(name))
-                    .into_result()
-                    .map(|v| v.to_vec()),
-            ),
+            Owner::Encap => d.encap_dev.getprop(name),
+            Owner::Lookup => d.lookup_dev.getprop(name),
         };
         match value {
             Ok(v) if v.is_empty() => {}
@@ -395,9 +381,9 @@ fn record(registry: &Registry, d: &crate::devices::device::Device) -> DeviceReco
             ),
         }
     }
-    // Through plugin_call, as every call into a plugin: a panic is counted
-    // and degrades the device, and the record goes without the state.
-    let lookup_state = match d.plugin_call(d.lookup_dev.save().into_result()) {
+    // A panic is counted and degrades the device (as in every call into a
+    // plugin), and the record goes without the state.
+    let lookup_state = match d.lookup_dev.save() {
         Ok(v) => hex(&v),
         Err(e) => {
             tracing::warn!(
@@ -469,11 +455,7 @@ fn restore_one(registry: &mut Registry, rec: &DeviceRecord) -> Result<(), String
     let state = unhex(&rec.lookup_state).unwrap_or_default();
     if !state.is_empty() {
         let dev = registry.get(&r).map_err(|e| e.msg)?;
-        if let Err(e) = dev
-            .lookup_dev
-            .restore(RSlice::from_slice(&state))
-            .into_result()
-        {
+        if let Err(e) = dev.lookup_dev.restore(&state) {
             problems.push(format!("lookup state: {}", e.msg));
         }
     }

@@ -13,14 +13,10 @@ use crate::{
     plugins::Plugins,
     target::{
         lookup::{LookupService, DEFAULT_THREADS},
-        DynIdentity, DynTarget, Mac,
+        DynIdentity, DynTarget,
     },
 };
-use overlay_plugin_abi::{
-    abi_stable::std_types::{RSlice, RStr},
-    prop::perm,
-    PropInfo, MODE_DYNAMIC, MODE_POINT,
-};
+use overlay_plugin_abi::{prop::perm, PropInfo, MODE_DYNAMIC, MODE_POINT};
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Arc,
@@ -223,8 +219,7 @@ impl Registry {
         for (name, value) in &args.props {
             self.setprop_on(&mut dev, name, value, false)?;
         }
-        let key = dev.underlay_key_with(None, dev.vnetid);
-        let key = dev.plugin_call(key)?;
+        let key = dev.underlay_key_with(None, dev.vnetid)?;
         self.check_unique(&dev, key)?;
         let id = dev.linkid;
         self.next_linkid += 1;
@@ -338,8 +333,7 @@ impl Registry {
         self.check_unique(dev, key)?;
         let id = self.get(r)?.linkid;
         let dev = self.devices.get_mut(&id).expect("device just found");
-        let started = dev.lookup_dev.start().into_result();
-        dev.plugin_call(started)?;
+        dev.lookup_dev.start()?;
         match start_dataplane(dev, &mut self.engine, &self.lookups) {
             Ok(dp) => dev.dp = Some(dp),
             Err(e) => {
@@ -446,8 +440,7 @@ impl Registry {
                 dev.check_generic(g, &v)?;
                 if g == Generic::Vnetid && check_unique {
                     let new = v.as_uint().unwrap_or_default();
-                    let key = dev.underlay_key_with(None, new);
-                    let key = dev.plugin_call(key)?;
+                    let key = dev.underlay_key_with(None, new)?;
                     self.check_unique(dev, key)?;
                 }
                 apply_runtime(dev, g, &v, &self.engine)?;
@@ -456,31 +449,16 @@ impl Registry {
             }
             Owner::Encap => {
                 if check_unique {
-                    let key = dev.underlay_key_with(Some((name, value)), dev.vnetid);
-                    let key = dev.plugin_call(key)?;
+                    let key = dev.underlay_key_with(Some((name, value)), dev.vnetid)?;
                     self.check_unique(dev, key)?;
                 }
-                let r = dev
-                    .encap_dev
-                    .setprop(RStr::from_str(name), RSlice::from_slice(value))
-                    .into_result();
-                dev.plugin_call(r)
+                dev.encap_dev.setprop(name, value)
             }
             Owner::Lookup => {
-                let r = dev
-                    .lookup_dev
-                    .setprop(RStr::from_str(name), RSlice::from_slice(value))
-                    .into_result();
-                dev.plugin_call(r)?;
+                dev.lookup_dev.setprop(name, value)?;
                 // A reload may have changed answers: forget those.
                 if let Some(t) = &dev.dyn_target {
-                    let stale: Vec<Mac> = dev
-                        .lookup_dev
-                        .take_stale()
-                        .iter()
-                        .map(|m| Mac(*m))
-                        .collect();
-                    t.forget(&stale);
+                    t.forget(&dev.lookup_dev.take_stale());
                 }
                 Ok(())
             }
@@ -518,12 +496,10 @@ fn start_dataplane(
     engine: &mut Engine,
     lookups: &Arc<LookupService>,
 ) -> CtlResult<Dataplane> {
-    let spec = dev.encap_dev.socket().into_result();
-    let spec = dev.plugin_call(spec)?;
+    let spec = dev.encap_dev.socket()?;
     let mode = dev.lookup_dev.mode();
     let dest = if mode == MODE_POINT {
-        let point = dev.lookup_dev.default_point().into_result();
-        let point = dev.plugin_call(point).map_err(|e| {
+        let point = dev.lookup_dev.default_point().map_err(|e| {
             CtlError::invalid(format!(
                 "cannot activate {}: {} gave no destination: {}",
                 dev.name, dev.search.meta.name, e.msg

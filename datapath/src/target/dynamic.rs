@@ -426,16 +426,17 @@ fn release(st: &mut DynState, frames: Vec<Vec<u8>>, to: Option<Point>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::lookup::tests::Table;
-    use overlay_plugin_abi::kit;
+    use crate::{
+        plugins::{Faults, LookupPlugin},
+        target::lookup::tests::Table,
+    };
 
     /// Hands `t`'s lookups to external servers: its requests stay queued
     /// for the test to count.
     fn serve_externally(svc: &Arc<LookupService>, t: &Arc<DynTarget>) {
-        let plugin = kit::lookup_box(|| Table { peer_port: 4789 })
-            .into_result()
-            .unwrap();
-        let inst = Arc::new(plugin.new_device(6, 7).into_result().unwrap());
+        let plugin = LookupPlugin::linked(|| Table { peer_port: 4789 });
+        let faults = Faults::new(&t.name, t.health.clone(), t.stats.clone());
+        let inst = Arc::new(plugin.new_device(6, 7, faults).unwrap());
         svc.add_device(t.clone(), inst, "table", true);
     }
 

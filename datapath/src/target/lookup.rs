@@ -42,11 +42,9 @@
 //! plugin answers restores it.
 
 use super::DynTarget;
+use crate::plugins::LookupInstance;
 use crate::stats::add;
-use overlay_plugin_abi::{
-    abi_stable::std_types::RSlice, Action, LookupAnswer, LookupDeviceBox, LookupRequest, Mac,
-    REQ_F_FLOOD,
-};
+use overlay_plugin_abi::{Action, LookupAnswer, LookupRequest, Mac, REQ_F_FLOOD};
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
@@ -102,7 +100,7 @@ struct Outstanding {
 
 struct DevEntry {
     target: Arc<DynTarget>,
-    plugin: Arc<LookupDeviceBox>,
+    plugin: Arc<LookupInstance>,
     plugin_name: String,
     external: bool,
     queue: VecDeque<(u64, Mac)>,
@@ -220,7 +218,7 @@ impl LookupService {
     pub fn add_device(
         self: &Arc<Self>,
         target: Arc<DynTarget>,
-        plugin: Arc<LookupDeviceBox>,
+        plugin: Arc<LookupInstance>,
         plugin_name: &str,
         external: bool,
     ) {
@@ -323,7 +321,7 @@ impl LookupService {
 
     /// Takes the next request for a taker of this kind, fairly across
     /// devices. Requests whose entry no longer waits are retired here.
-    fn take(&self, taker: Taker) -> Option<(Taken, Arc<LookupDeviceBox>)> {
+    fn take(&self, taker: Taker) -> Option<(Taken, Arc<LookupInstance>)> {
         loop {
             let (reqid, mac, target, plugin) = {
                 let mut inner = self.lock();
@@ -616,7 +614,7 @@ impl LookupService {
             }
             *last = Instant::now();
         }
-        let served: Vec<(Arc<DynTarget>, Arc<LookupDeviceBox>)> = self
+        let served: Vec<(Arc<DynTarget>, Arc<LookupInstance>)> = self
             .lock()
             .devices
             .values()
@@ -626,8 +624,7 @@ impl LookupService {
         for (t, plugin) in served {
             let stale = plugin.take_stale();
             if !stale.is_empty() {
-                let macs: Vec<Mac> = stale.iter().map(|m| Mac(*m)).collect();
-                let forgotten = t.forget(&macs);
+                let forgotten = t.forget(&stale);
                 if !forgotten.is_empty() {
                     tracing::debug!(link = %t.name, entries = forgotten.len(), "lookup plugin reported changed answers");
                 }
@@ -674,11 +671,9 @@ impl LookupService {
     }
 
     /// Runs the plugin on one request and applies its answer.
-    fn serve(&self, taken: Taken, plugin: &LookupDeviceBox) {
+    fn serve(&self, taken: Taken, plugin: &LookupInstance) {
         let t = taken.target.clone();
-        let r = plugin
-            .lookup(&taken.req, RSlice::from_slice(&taken.frame))
-            .into_result();
+        let r = plugin.lookup(&taken.req, &taken.frame);
         self.lock().left_plugin(t.linkid);
         // A device skipped while this thread was stuck in its plugin may
         // be served again.
@@ -697,13 +692,9 @@ impl LookupService {
                     if t.health.degrade(&msg) {
                         tracing::warn!(link = %t.name, "degraded: {msg}");
                     }
-                } else if e.panicked {
-                    add(&t.stats.plugin_panics, 1);
-                    let msg = format!("lookup plugin panicked: {}", e.msg);
-                    if t.health.degrade(&msg) {
-                        tracing::error!(link = %t.name, "degraded: {msg}");
-                    }
                 } else {
+                    // A panic has been counted and has degraded the device
+                    // inside the call.
                     tracing::debug!(link = %t.name, "lookup failed: {}", e.msg);
                 }
                 add(&t.stats.lookup_errors, 1);
@@ -768,6 +759,7 @@ fn unknown_request(reqid: u64) -> impl Fn() -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::{
+        plugins::{Faults, LookupPlugin},
         stats::{DeviceStats, Health},
         target::{CacheLimits, DynIdentity},
     };
@@ -857,10 +849,9 @@ pub(crate) mod tests {
             Arc::new(Health::default()),
             svc,
         ));
-        let plugin = kit::lookup_box(|| Table { peer_port: 4789 })
-            .into_result()
-            .unwrap();
-        let inst = Arc::new(plugin.new_device(6, 7).into_result().unwrap());
+        let plugin = LookupPlugin::linked(|| Table { peer_port: 4789 });
+        let faults = Faults::new(&t.name, t.health.clone(), t.stats.clone());
+        let inst = Arc::new(plugin.new_device(6, 7, faults).unwrap());
         svc.add_device(t.clone(), inst, "table", external);
         t
     }

@@ -1,8 +1,13 @@
-//! The plugin registry: what the loader accepted, by kind and name.
+//! The plugin adapter: the registry of what the loader accepted, by kind
+//! and name, and ([`call`]) the calls into plugins in the daemon's own
+//! types. The only module of the daemon where abi_stable types appear.
 
+pub mod call;
+
+pub use call::{DecapError, EncapInstance, EncapPlugin, Faults, LookupInstance, LookupPlugin};
 use overlay_plugin_abi::{
     loader::{self, LoadedPlugin, PluginObject, Refusal},
-    EncapInfo, EncapPluginBox, LookupInfo, LookupPluginBox, PluginKind, PropInfo,
+    EncapInfo, LookupInfo, PluginKind, PropInfo,
 };
 use std::{path::PathBuf, sync::Arc};
 
@@ -24,7 +29,7 @@ pub struct EncapEntry {
     /// Identity.
     pub meta: PluginMeta,
     /// The shared plugin object.
-    pub plugin: EncapPluginBox,
+    pub plugin: EncapPlugin,
     /// Its declaration.
     pub info: EncapInfo,
 }
@@ -44,7 +49,7 @@ pub struct LookupEntry {
     /// Identity.
     pub meta: PluginMeta,
     /// The shared plugin object.
-    pub plugin: LookupPluginBox,
+    pub plugin: LookupPlugin,
     /// Its declaration.
     pub info: LookupInfo,
 }
@@ -81,14 +86,16 @@ impl Plugins {
             path: p.path,
         };
         match p.object {
-            PluginObject::Encap { plugin, info } => {
-                self.encaps
-                    .push(Arc::new(EncapEntry { meta, plugin, info }))
-            }
-            PluginObject::Lookup { plugin, info } => {
-                self.lookups
-                    .push(Arc::new(LookupEntry { meta, plugin, info }))
-            }
+            PluginObject::Encap { plugin, info } => self.encaps.push(Arc::new(EncapEntry {
+                meta,
+                plugin: EncapPlugin::new(plugin),
+                info,
+            })),
+            PluginObject::Lookup { plugin, info } => self.lookups.push(Arc::new(LookupEntry {
+                meta,
+                plugin: LookupPlugin::new(plugin),
+                info,
+            })),
         }
     }
 
