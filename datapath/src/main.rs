@@ -92,8 +92,9 @@ struct Args {
     )]
     state_dir: PathBuf,
 
-    /// Lookup threads running the lookup plugins of dynamic devices (more
-    /// are added, up to twice this, while plugins are stuck).
+    /// Lookup threads running the lookup plugins of dynamic devices (one
+    /// more is started for each stuck in a plugin past its lookup timeout,
+    /// up to 32 stuck).
     #[arg(
         long = "lookup-threads",
         env = "OVERLAYD_LOOKUP_THREADS",

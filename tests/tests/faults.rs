@@ -596,3 +596,106 @@ fn a_panic_while_saving_lookup_state_degrades_the_device() {
         .unwrap_or_default();
     assert!(panics >= 1, "plugin_panics {panics}");
 }
+
+/// The lookup threads' names in the daemon's process.
+fn lookup_threads(d: &Daemon) -> usize {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", d.pid().unwrap())).unwrap();
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim() == "lookup")
+        .count()
+}
+
+/// A device whose lookup plugin never returns, deleted, then another
+/// like it: the second is degraded too, and a healthy device's lookups
+/// are still answered. (Timeouts used to be noticed only by lookup
+/// threads, and extra threads started only by an idle one: once every
+/// thread was inside a blocking plugin, the first device's deleted with
+/// them, nothing noticed the next device's timeouts and nobody's lookups
+/// were answered.)
+#[test]
+fn a_deleted_device_whose_plugin_never_returns_leaves_the_next_ones_served() {
+    if !net::can_run() {
+        return;
+    }
+    let work = TempDir::new("faults-sick-deleted");
+    let plugins = testplug_dir(&work);
+    let hosts = work.join("hosts.json");
+    std::fs::write(
+        &hosts,
+        r#"{ "02:00:5e:10:00:07": { "ip": "10.0.0.2", "arp": "192.0.2.7" } }"#,
+    )
+    .unwrap();
+    // Two lookup threads, so that two blocking lookups would take them all.
+    let d = Daemon::start_opts(
+        &[overlay_tests::target_dir(), plugins],
+        None,
+        &[
+            ("OVERLAY_TESTPLUG", "sick-lookup"),
+            ("OVERLAYD_LOOKUP_THREADS", "2"),
+        ],
+    );
+    let ns = format!("--net=/proc/{}/ns/net", d.pid().unwrap());
+    let mut c = d.client();
+    let sick = "vxlan/listen_ip=10.0.0.1,lookup_timeout=100,sick/on_lookup=block";
+    for (round, vnetid) in [("first", "1"), ("second", "2")] {
+        ctl(
+            &d,
+            &[
+                "create", "-e", "vxlan", "-s", "sick", "-v", vnetid, "-p", sick, "ovb",
+            ],
+        );
+        ctl(&d, &["activate", "ovb"]);
+        assert!(ip_in(&d, "addr add 192.0.3.1/24 dev ovb").status.success());
+        // A miss: ARP for an address nobody answers, asked again and
+        // again, each time a lookup that blocks.
+        let mut pinger = Command::new("nsenter")
+            .args([ns.as_str(), "ping", "-c", "5", "-i", "0.2", "-W", "1"])
+            .arg("192.0.3.7")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, msg) = status(&mut c, "ovb");
+            if msg.contains("has not returned") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the {round} blocking device is not degraded: status {msg:?}; {}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = pinger.kill();
+        let _ = pinger.wait();
+        ctl(&d, &["delete", "ovb"]);
+    }
+
+    // A healthy device next: its plugin answers ARP for its host.
+    let files = format!("vxlan/listen_ip=10.0.0.1,files/config={}", hosts.display());
+    ctl(
+        &d,
+        &[
+            "create", "-e", "vxlan", "-s", "files", "-v", "3", "-p", &files, "ovf",
+        ],
+    );
+    ctl(&d, &["activate", "ovf"]);
+    assert!(ip_in(&d, "addr add 192.0.2.1/24 dev ovf").status.success());
+    let _ = Command::new("nsenter")
+        .args([ns.as_str(), "ping", "-c", "3", "-i", "0.2", "-W", "1"])
+        .arg("192.0.2.7")
+        .output()
+        .unwrap();
+    assert!(
+        resolved(&d, "ovf", "192.0.2.7", "02:00:5e:10:00:07"),
+        "files did not answer ARP after two blocking devices; {}",
+        d.log()
+    );
+    assert_eq!(status(&mut c, "ovf"), (0, String::new()));
+    // Each blocking plugin holds one thread; one was started in place of
+    // each, and no more.
+    let threads = lookup_threads(&d);
+    assert!(threads <= 4, "{threads} lookup threads");
+}

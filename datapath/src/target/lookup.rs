@@ -21,6 +21,20 @@
 //! old id is refused), and [`TIMEOUTS_TO_DEGRADE`] timeouts in a row
 //! degrade the device. When a handle closes, its requests go back too.
 //!
+//! # Plugins that do not return
+//!
+//! A lookup cannot be interrupted. Deadlines are kept by a timer thread
+//! of the service that never calls a plugin, so timeouts are noticed (and
+//! devices degraded) even when every lookup thread is inside a plugin. A
+//! device whose request timed out while a thread is still inside its
+//! plugin gets no other thread until that one is back, and no device gets
+//! more than all but one of the base threads at once. The timer counts
+//! the threads inside a plugin past their request's deadline as stuck and
+//! starts one in place of each, up to [`MAX_STUCK_THREADS`], so the base
+//! number stays free for the other devices, whether the stuck plugin's
+//! device is still there or was deleted; an extra thread whose stuck one
+//! came back ends when it finds nothing to do.
+//!
 //! # Answers
 //!
 //! Respond caches the destination and hands every queued frame to the
@@ -63,8 +77,14 @@ pub const UNAVAILABLE: i32 = libc::ENOTCONN;
 pub const TIMEOUTS_TO_DEGRADE: u32 = 3;
 /// Default number of lookup threads.
 pub const DEFAULT_THREADS: usize = 4;
-/// How often idle lookup threads look for expired requests.
+/// How often the service's timer expires requests and idle lookup
+/// threads look for work.
 const TICK: Duration = Duration::from_millis(50);
+/// Lookup threads that may be stuck in plugins (inside a lookup past its
+/// request's deadline) at once. Each stuck one is replaced, so that the
+/// base number of threads stays free to serve the other devices, up to
+/// this many; past it the devices wait for a stuck one to come back.
+pub const MAX_STUCK_THREADS: usize = 32;
 /// How often the plugins of active devices are asked which answers
 /// changed (`take_stale`), so that a directory that changes by itself
 /// (a watched store) is followed without a property write.
@@ -109,10 +129,18 @@ struct DevEntry {
     /// requests has timed out, no other thread is given the device until
     /// they are all back: a plugin that never returns holds one thread,
     /// not every thread in turn, so the other devices go on being served.
+    /// Even before that, a device gets at most all but one of the base
+    /// number of threads at once.
     in_plugin: usize,
     /// The fault this service set because the plugin said its source of
     /// answers was unreachable; cleared by the next lookup it answers.
     unavailable: Option<String>,
+}
+
+/// A lookup thread inside a plugin, under the id of the request it took.
+struct Inside {
+    target: Arc<DynTarget>,
+    deadline: Instant,
 }
 
 #[derive(Default)]
@@ -123,16 +151,30 @@ struct Inner {
     outstanding: HashMap<u64, Outstanding>,
     next_reqid: u64,
     stopping: bool,
+    /// Lookup threads running (stuck ones included).
     threads: usize,
-    idle: usize,
+    /// Lookup threads inside a plugin, by the id of the request taken.
+    inside: HashMap<u64, Inside>,
 }
 
 impl Inner {
-    /// A lookup thread came back from the plugin of device `linkid`.
-    fn left_plugin(&mut self, linkid: u32) {
-        if let Some(d) = self.devices.get_mut(&linkid) {
-            d.in_plugin = d.in_plugin.saturating_sub(1);
+    /// The lookup thread that took request `reqid` came back from its
+    /// device's plugin. The device's count is only touched if it is still
+    /// the same device (its link id may have been given to a new one).
+    fn left_plugin(&mut self, reqid: u64) {
+        let Some(i) = self.inside.remove(&reqid) else {
+            return;
+        };
+        if let Some(d) = self.devices.get_mut(&i.target.linkid) {
+            if Arc::ptr_eq(&d.target, &i.target) {
+                d.in_plugin = d.in_plugin.saturating_sub(1);
+            }
         }
+    }
+
+    /// Lookup threads inside a plugin past their request's deadline.
+    fn stuck(&self, now: Instant) -> usize {
+        self.inside.values().filter(|i| i.deadline <= now).count()
     }
 }
 
@@ -170,6 +212,8 @@ impl ServiceStats {
 pub struct LookupService {
     inner: Mutex<Inner>,
     work: Condvar,
+    /// Wakes the timer thread at shutdown.
+    timer: Condvar,
     waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     base_threads: usize,
@@ -180,8 +224,8 @@ pub struct LookupService {
 }
 
 impl LookupService {
-    /// A service that will run `threads` lookup threads (started with the
-    /// first dynamic device).
+    /// A service that will run `threads` lookup threads and its timer
+    /// (started with the first dynamic device).
     pub fn new(threads: usize) -> Arc<LookupService> {
         Arc::new(LookupService {
             inner: Mutex::new(Inner {
@@ -189,6 +233,7 @@ impl LookupService {
                 ..Inner::default()
             }),
             work: Condvar::new(),
+            timer: Condvar::new(),
             waker: OnceLock::new(),
             threads: Mutex::new(Vec::new()),
             base_threads: threads.max(1),
@@ -242,6 +287,7 @@ impl LookupService {
         }
         drop(inner);
         if start {
+            self.spawn_timer();
             for _ in 0..self.base_threads {
                 self.spawn_thread();
             }
@@ -336,7 +382,8 @@ impl LookupService {
                         continue;
                     };
                     let stuck = d.in_plugin > 0 && d.timeouts > 0;
-                    if d.external != want_external || (taker == Taker::Thread && stuck) {
+                    let full = d.in_plugin >= self.base_threads.saturating_sub(1).max(1);
+                    if d.external != want_external || (taker == Taker::Thread && (stuck || full)) {
                         inner.turns.push_back(linkid);
                         continue;
                     }
@@ -346,10 +393,14 @@ impl LookupService {
                     if taker == Taker::Thread {
                         d.in_plugin += 1;
                     }
-                    let timeout = d.target.lookup_timeout();
+                    let deadline = Instant::now() + d.target.lookup_timeout();
                     let (target, plugin) = (d.target.clone(), d.plugin.clone());
                     if !d.queue.is_empty() {
                         inner.turns.push_back(linkid);
+                    }
+                    if taker == Taker::Thread {
+                        let target = target.clone();
+                        inner.inside.insert(reqid, Inside { target, deadline });
                     }
                     inner.outstanding.insert(
                         reqid,
@@ -357,7 +408,7 @@ impl LookupService {
                             linkid,
                             mac,
                             taker,
-                            deadline: Instant::now() + timeout,
+                            deadline,
                         },
                     );
                     found = Some((reqid, mac, target, plugin));
@@ -384,9 +435,7 @@ impl LookupService {
                     // Answered or removed meanwhile: nothing to look up.
                     let mut inner = self.lock();
                     inner.outstanding.remove(&reqid);
-                    if taker == Taker::Thread {
-                        inner.left_plugin(target.linkid);
-                    }
+                    inner.left_plugin(reqid);
                 }
             }
         }
@@ -592,11 +641,82 @@ impl LookupService {
             .name("lookup".into())
             .spawn(move || me.thread_main());
         match h {
-            Ok(h) => self.threads.lock().unwrap().push(h),
+            Ok(h) => {
+                let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+                threads.retain(|h| !h.is_finished());
+                threads.push(h);
+            }
             Err(e) => {
                 self.lock().threads -= 1;
                 tracing::error!("cannot start a lookup thread: {e}");
             }
+        }
+    }
+
+    fn spawn_timer(self: &Arc<Self>) {
+        let me = self.clone();
+        let h = std::thread::Builder::new()
+            .name("lookup-timer".into())
+            .spawn(move || me.timer_main());
+        match h {
+            Ok(h) => self
+                .threads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(h),
+            Err(e) => tracing::error!("cannot start the lookup timer thread: {e}"),
+        }
+    }
+
+    /// The timer: every [`TICK`], re-queues the requests past their
+    /// deadline and replaces the lookup threads stuck in plugins. It never
+    /// calls a plugin, so a plugin that never returns cannot stop
+    /// timeouts from being noticed (nor its device from being degraded).
+    fn timer_main(self: Arc<Self>) {
+        let mut at_cap = false;
+        loop {
+            self.expire();
+            let mut inner = self.lock();
+            if inner.stopping {
+                return;
+            }
+            let stuck = inner.stuck(Instant::now());
+            let mut spawn = 0;
+            while inner.threads - stuck.min(inner.threads) < self.base_threads
+                && inner.threads < self.base_threads + MAX_STUCK_THREADS
+            {
+                inner.threads += 1;
+                spawn += 1;
+            }
+            let capped = inner.threads - stuck.min(inner.threads) < self.base_threads;
+            drop(inner);
+            if spawn > 0 {
+                tracing::warn!(
+                    stuck,
+                    started = spawn,
+                    "lookup threads stuck in a lookup plugin past lookup_timeout; started others in their place"
+                );
+            }
+            for _ in 0..spawn {
+                self.spawn_thread();
+            }
+            if capped && !at_cap {
+                tracing::error!(
+                    stuck,
+                    "{MAX_STUCK_THREADS} lookup threads are stuck in lookup plugins; no more are started, \
+                     and lookups wait until one comes back (delete the devices whose plugins do not return)"
+                );
+            }
+            at_cap = capped;
+            let inner = self.lock();
+            if inner.stopping {
+                return;
+            }
+            drop(
+                self.timer
+                    .wait_timeout(inner, TICK)
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
         }
     }
 
@@ -634,7 +754,6 @@ impl LookupService {
 
     fn thread_main(self: Arc<Self>) {
         loop {
-            self.expire();
             self.poll_stale();
             if self.lock().stopping {
                 return;
@@ -642,28 +761,22 @@ impl LookupService {
             match self.take(Taker::Thread) {
                 Some((taken, plugin)) => self.serve(taken, &plugin),
                 None => {
-                    let mut inner = self.lock();
+                    let inner = self.lock();
                     if inner.stopping {
                         return;
                     }
-                    inner.idle += 1;
                     let (mut inner, _) = self
                         .work
                         .wait_timeout(inner, TICK)
                         .unwrap_or_else(|e| e.into_inner());
-                    inner.idle -= 1;
-                    // Every thread stuck in a plugin while requests time
-                    // out: one more thread, up to twice the base number.
-                    let spare = inner.idle == 0
-                        && inner.threads < 2 * self.base_threads
-                        && inner
-                            .outstanding
-                            .values()
-                            .any(|o| o.taker == Taker::Thread && o.deadline <= Instant::now());
-                    if spare {
-                        inner.threads += 1;
+                    // A thread started in place of a stuck one whose
+                    // plugin came back: one too many, and idle.
+                    if inner.threads > self.base_threads + inner.stuck(Instant::now()) {
+                        inner.threads -= 1;
                         drop(inner);
-                        self.spawn_thread();
+                        // Whatever woke this one goes to another.
+                        self.work.notify_one();
+                        return;
                     }
                 }
             }
@@ -674,7 +787,7 @@ impl LookupService {
     fn serve(&self, taken: Taken, plugin: &LookupInstance) {
         let t = taken.target.clone();
         let r = plugin.lookup(&taken.req, &taken.frame);
-        self.lock().left_plugin(t.linkid);
+        self.lock().left_plugin(taken.reqid);
         // A device skipped while this thread was stuck in its plugin may
         // be served again.
         self.work.notify_all();
@@ -734,6 +847,7 @@ impl LookupService {
     pub fn shutdown(&self) {
         self.lock().stopping = true;
         self.work.notify_all();
+        self.timer.notify_all();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap());
         let deadline = Instant::now() + Duration::from_secs(1);
         for h in threads {
