@@ -4,7 +4,10 @@
 //! batch, not per frame.
 
 use std::sync::{
-    atomic::{AtomicU64, Ordering::Relaxed},
+    atomic::{
+        AtomicU64,
+        Ordering::{Acquire, Relaxed, Release},
+    },
     Mutex,
 };
 
@@ -148,6 +151,19 @@ pub struct ServerStats {
     pub handles: AtomicU64,
 }
 
+/// How many times any device's health changed in this process. The
+/// control thread looks at every device's health after each request only
+/// when this moved (or the device table changed) since it last looked, so
+/// that a request to a daemon with thousands of devices does not walk them
+/// all.
+static HEALTH_CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// The number of health changes so far, of every device (see
+/// [`Health`]): equal numbers mean no device's health changed in between.
+pub fn health_changes() -> u64 {
+    HEALTH_CHANGES.load(Acquire)
+}
+
 /// A device's health, shared by the control thread and the packet threads:
 /// the most recent fault, if any. A packet thread touches it only when a
 /// plugin call has already failed by panicking, never on the normal path.
@@ -168,6 +184,7 @@ impl Health {
         let was_ok = fault.is_none();
         *fault = Some(msg.to_string());
         self.version.fetch_add(1, Relaxed);
+        HEALTH_CHANGES.fetch_add(1, Release);
         was_ok
     }
 
@@ -178,6 +195,7 @@ impl Health {
         let was_degraded = fault.take().is_some();
         if was_degraded {
             self.version.fetch_add(1, Relaxed);
+            HEALTH_CHANGES.fetch_add(1, Release);
         }
         was_degraded
     }

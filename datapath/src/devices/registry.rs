@@ -69,6 +69,9 @@ pub struct Registry {
     /// Bumped on every change of the device table (for dump consistency).
     generation: u64,
     status: StatusTracker,
+    /// The health changes and the generation when statuses were last
+    /// compared: while neither moves, no status can have changed.
+    status_seen: Option<(u64, u64)>,
     lookups: Arc<LookupService>,
 }
 
@@ -100,6 +103,7 @@ impl Registry {
             events: Vec::new(),
             generation: 0,
             status: StatusTracker::default(),
+            status_seen: None,
         }
     }
 
@@ -124,13 +128,19 @@ impl Registry {
     /// The changes made since the last call, in order, status changes of
     /// any device last.
     pub fn take_events(&mut self) -> Vec<Event> {
-        let status = self.status.sync(
-            self.devices
-                .values()
-                .map(|d| (d.linkid, d.name.as_str(), &*d.health)),
-        );
-        for e in status {
-            self.record(e);
+        // Read before the devices are: a change made while they are read
+        // moves the count again, and the next call looks once more.
+        let seen = (crate::stats::health_changes(), self.generation);
+        if self.status_seen != Some(seen) {
+            let status = self.status.sync(
+                self.devices
+                    .values()
+                    .map(|d| (d.linkid, d.name.as_str(), &*d.health)),
+            );
+            for e in status {
+                self.record(e);
+            }
+            self.status_seen = Some(seen);
         }
         std::mem::take(&mut self.events)
     }
