@@ -12,6 +12,9 @@
 //! The four rates are measured ROUNDS times (default 3), interleaved, each
 //! for SECONDS (default 2); the median is printed.
 //!
+//! With DEVICES set (default 0), that many temporary devices are created
+//! first, so that the daemon answers with a large device table.
+//!
 //! Then the target cache: a dynamic-mode device is filled with ENTRIES
 //! (default 1,000,000) `CACHE_SET`s through the socket, the daemon's
 //! resident memory is read before and after (bytes per entry), and one
@@ -30,9 +33,10 @@ use nix::sys::socket::{
     SockType,
 };
 use nlproto::{
+    client::Client,
     msg::{GenlMsg, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST},
     server::split_datagram,
-    spec::{ctrl, target as tg},
+    spec::{ctrl, overlay as ov, target as tg},
     Attr, Emit, Message,
 };
 use overlay_tests::{
@@ -68,6 +72,9 @@ fn main() {
     ns.ip("link set lo up");
     ns.ip("addr add 198.51.100.1/24 dev lo");
     let daemon = Daemon::start_in_netns(&ns.name);
+    let devices = number("DEVICES", 0) as u32;
+    create_devices(&mut daemon.client(), devices);
+    eprintln!("{devices} devices created; measuring");
 
     let kernel = kernel_socket();
     let ours = daemon.client();
@@ -102,7 +109,8 @@ fn main() {
 
     println!(
         "CTRL_CMD_GETFAMILY nlctrl, transactions per second (median of {rounds} x {}s; \
-         reply {} bytes from the kernel, {} from overlayd; pipelined = {window} in flight):",
+         reply {} bytes from the kernel, {} from overlayd; pipelined = {window} in flight; \
+         {devices} devices in overlayd's table):",
         seconds.as_secs(),
         sizes[0],
         sizes[1]
@@ -123,6 +131,21 @@ fn main() {
     );
 
     cache_dump(&daemon, entries);
+}
+
+/// Creates `n` temporary vxlan/direct devices.
+fn create_devices(c: &mut Client, n: u32) {
+    for i in 1..=n {
+        let attrs = vec![
+            Attr::str(ov::ATTR_NAME, format!("t{i}")),
+            Attr::str(ov::ATTR_ENCAP, "vxlan"),
+            Attr::str(ov::ATTR_SEARCH, "direct"),
+            Attr::u64(ov::ATTR_VNETID, u64::from(i)),
+            Attr::flag(ov::ATTR_TEMPORARY),
+        ];
+        c.transact(ov::NAME, ov::CMD_CREATE, attrs)
+            .expect("CREATE a device");
+    }
 }
 
 /// An `AF_NETLINK` generic netlink socket bound to a kernel-chosen port.
