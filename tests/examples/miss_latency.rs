@@ -400,8 +400,38 @@ fn measure_burst(d: &Daemon, ns: &Netns, e: &EtcdMember, burst: u32) -> (u32, f6
             }
         }
     }
+    account(d, ns, "lat4", burst - got);
     d.ctl_ok(&["delete", "lat4"]);
     (got, f64::from(got) / last.as_secs_f64())
+}
+
+/// Says where the `missing` frames of a burst went: dropped by the TAP
+/// before the daemon read them (its transmit queue full), by the daemon
+/// (its counters and lookup figures), or by the peer's socket (its
+/// receive buffer full).
+fn account(d: &Daemon, ns: &Netns, dev: &str, missing: u32) {
+    if missing == 0 {
+        return;
+    }
+    let tap_dropped = ns.if_counter(dev, "tx_dropped");
+    let snmp = ns.ok(&["cat", "/proc/net/snmp"]);
+    let udp: Vec<Vec<&str>> = snmp
+        .lines()
+        .filter(|l| l.starts_with("Udp:"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let rcvbuf_errors = udp
+        .first()
+        .and_then(|names| names.iter().position(|n| *n == "RcvbufErrors"))
+        .and_then(|i| udp.get(1).and_then(|v| v.get(i)))
+        .unwrap_or(&"?")
+        .to_string();
+    eprintln!(
+        "burst: {missing} frames did not arrive; TAP {dev} tx_dropped {tap_dropped}, \
+         UDP receive buffer errors in the namespace {rcvbuf_errors}; the device's counters:\n{}{}",
+        d.ctl_ok(&["show", "-s", dev]),
+        d.ctl_ok(&["lookup-stats"])
+    );
 }
 
 /// Writes one frame to `dst` into the TAP and waits for it at the peer.
