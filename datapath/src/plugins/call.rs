@@ -15,7 +15,7 @@ use crate::{
     stats::{add, DeviceStats, Health},
 };
 use overlay_plugin_abi::{
-    abi_stable::std_types::{RResult, RSlice, RSliceMut, RStr, RString, RVec},
+    abi_stable::std_types::{RResult, RSlice, RSliceMut, RStr},
     DecapInfo, EncapDeviceBox, EncapInfo, EncapPluginBox, LookupAnswer, LookupDeviceBox,
     LookupInfo, LookupPluginBox, LookupRequest, Mac, PluginError, Point, PropInfo, SocketSpec,
 };
@@ -126,6 +126,36 @@ fn decap_error(e: PluginError) -> DecapError {
     }
 }
 
+/// The property calls both kinds of instance have, alike (the boxes are
+/// of two traits with the same methods).
+macro_rules! property_calls {
+    () => {
+        /// The encoded value of a property; empty when unset.
+        pub fn getprop(&self, name: &str) -> CtlResult<Vec<u8>> {
+            self.faults
+                .check(self.dev.getprop(RStr::from_str(name)))
+                .map(|v| v.into_vec())
+        }
+
+        /// Validates and stores a property value.
+        pub fn setprop(&self, name: &str, value: &[u8]) -> CtlResult<()> {
+            self.faults.check(
+                self.dev
+                    .setprop(RStr::from_str(name), RSlice::from_slice(value)),
+            )
+        }
+
+        /// Required properties without a value.
+        pub fn missing_required(&self) -> Vec<String> {
+            self.dev
+                .missing_required()
+                .into_iter()
+                .map(|s| s.into_string())
+                .collect()
+        }
+    };
+}
+
 /// A device's encapsulation instance.
 pub struct EncapInstance {
     dev: EncapDeviceBox,
@@ -138,25 +168,7 @@ impl EncapInstance {
         &self.faults
     }
 
-    /// The encoded value of a property; empty when unset.
-    pub fn getprop(&self, name: &str) -> CtlResult<Vec<u8>> {
-        self.faults
-            .check(self.dev.getprop(RStr::from_str(name)))
-            .map(|v| v.into_vec())
-    }
-
-    /// Validates and stores a property value.
-    pub fn setprop(&self, name: &str, value: &[u8]) -> CtlResult<()> {
-        self.faults.check(
-            self.dev
-                .setprop(RStr::from_str(name), RSlice::from_slice(value)),
-        )
-    }
-
-    /// Required properties without a value.
-    pub fn missing_required(&self) -> Vec<String> {
-        strings(self.dev.missing_required())
-    }
+    property_calls!();
 
     /// The underlay socket the instance needs.
     pub fn socket(&self) -> CtlResult<SocketSpec> {
@@ -236,25 +248,7 @@ impl LookupInstance {
         self.dev.properties().into_vec()
     }
 
-    /// The encoded value of a property; empty when unset.
-    pub fn getprop(&self, name: &str) -> CtlResult<Vec<u8>> {
-        self.faults
-            .check(self.dev.getprop(RStr::from_str(name)))
-            .map(|v| v.into_vec())
-    }
-
-    /// Validates and stores a property value.
-    pub fn setprop(&self, name: &str, value: &[u8]) -> CtlResult<()> {
-        self.faults.check(
-            self.dev
-                .setprop(RStr::from_str(name), RSlice::from_slice(value)),
-        )
-    }
-
-    /// Required properties without a value.
-    pub fn missing_required(&self) -> Vec<String> {
-        strings(self.dev.missing_required())
-    }
+    property_calls!();
 
     /// Checks the configuration and acquires resources.
     pub fn start(&self) -> CtlResult<()> {
@@ -292,10 +286,6 @@ impl LookupInstance {
     pub fn take_stale(&self) -> Vec<Mac> {
         self.dev.take_stale().iter().map(|m| Mac(*m)).collect()
     }
-}
-
-fn strings(v: RVec<RString>) -> Vec<String> {
-    v.into_iter().map(|s| s.into_string()).collect()
 }
 
 #[cfg(test)]
