@@ -38,12 +38,13 @@ pub mod rx;
 pub mod threads;
 pub mod tx;
 
-use crate::plugins::EncapInstance;
 use crate::{
     dataplane::backend::{Backend, ETH_HLEN, VLAN_TAGSZ},
     dataplane::mux::{Mux, MuxSet, Port},
     error::{CtlError, CtlResult},
+    plugins::EncapInstance,
     stats::{add, DeviceStats},
+    sys::socket::InetAddr,
     target::{DynTarget, PacketPath},
 };
 use overlay_plugin_abi::Point;
@@ -357,7 +358,7 @@ fn tx_conf(mux: &Mux, target: &TxTarget) -> CtlResult<TxConf> {
                 ))
             };
             let raw = mux::raw_dest(mux.key.domain, p.ip).ok_or_else(wrong_family)?;
-            let udp = mux::udp_dest(mux.key.domain, p.ip, p.port).ok_or_else(wrong_family)?;
+            let udp = InetAddr::new(mux.key.domain, p.ip, p.port).ok_or_else(wrong_family)?;
             Some(SingleDest {
                 raw,
                 udp,
@@ -906,18 +907,8 @@ mod tests {
             train.extend_from_slice(&good);
             train.extend_from_slice(&good[..12]); // header and 4 bytes
             let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-            let size = seg as libc::c_int;
-            // SAFETY: sets one int option on an open socket.
-            let r = unsafe {
-                libc::setsockopt(
-                    std::os::fd::AsRawFd::as_raw_fd(&sock),
-                    libc::SOL_UDP,
-                    libc::UDP_SEGMENT,
-                    (&size as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            assert_eq!(r, 0, "UDP_SEGMENT: {}", std::io::Error::last_os_error());
+            use nix::sys::socket::{setsockopt, sockopt};
+            setsockopt(&sock, sockopt::UdpGsoSegment, &(seg as libc::c_int)).expect("UDP_SEGMENT");
             assert_eq!(
                 sock.send_to(&train, ("127.0.0.1", LISTEN_PORT)).unwrap(),
                 train.len()

@@ -39,14 +39,15 @@ use crate::{
     error::{CtlError, CtlResult},
     plugins::EncapEntry,
     stats::{DeviceStats, Health, MuxStats},
+    sys::socket::{self, InetAddr},
 };
+use nix::sys::socket::{self as nixsock, sockopt};
 use overlay_plugin_abi::{prop::ip_from_in6, SocketSpec};
 use std::{
     collections::HashMap,
     io,
-    mem::size_of,
     net::IpAddr,
-    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, BorrowedFd, OwnedFd},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex, RwLock,
@@ -143,7 +144,8 @@ impl Mux {
         let rx = open_rx(&key)?;
         // Asked for where probed and wanted; a refusal only means
         // datagrams come one per read.
-        let gro = offloads.udp_gro && setsockopt_int(&rx, libc::SOL_UDP, libc::UDP_GRO, 1).is_ok();
+        let gro =
+            offloads.udp_gro && nixsock::setsockopt(&rx, sockopt::UdpGroSegment, &true).is_ok();
         let tx = open_tx(&key)?;
         Ok(Mux {
             key,
@@ -318,13 +320,11 @@ fn gcd(mut a: u32, mut b: u32) -> u32 {
 }
 
 fn open_pool_socket(key: &MuxKey, port: u16) -> io::Result<OwnedFd> {
-    let fd = new_socket(key.domain, libc::SOCK_DGRAM, libc::IPPROTO_UDP)?;
-    if key.domain == libc::AF_INET6 {
-        setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
-    }
+    let fd = socket::socket(key.domain, libc::SOCK_DGRAM, libc::IPPROTO_UDP)?;
+    v6_only(&fd, key)?;
     // It sends only: whatever reaches its port is dropped before queueing.
     attach_drop_all(&fd)?;
-    let _ = setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, 4 << 20);
+    let _ = nixsock::setsockopt(&fd, sockopt::SndBuf, &(4 << 20));
     bind(&fd, key, port)?;
     Ok(fd)
 }
@@ -429,117 +429,53 @@ fn on_off(b: bool) -> &'static str {
     }
 }
 
-fn sockaddr(key: &MuxKey, port: u16) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain data; all-zero is valid.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = if key.domain == libc::AF_INET {
-        let sin = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes([
-                    key.addr[12],
-                    key.addr[13],
-                    key.addr[14],
-                    key.addr[15],
-                ]),
-            },
-            sin_zero: [0; 8],
-        };
-        // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-        unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
-        size_of::<libc::sockaddr_in>()
-    } else {
-        let sin6 = libc::sockaddr_in6 {
-            sin6_family: libc::AF_INET6 as libc::sa_family_t,
-            sin6_port: port.to_be(),
-            sin6_flowinfo: 0,
-            sin6_addr: libc::in6_addr { s6_addr: key.addr },
-            sin6_scope_id: 0,
-        };
-        // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
-        unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
-        size_of::<libc::sockaddr_in6>()
-    };
-    (ss, len as libc::socklen_t)
-}
-
-fn new_socket(domain: i32, ty: i32, proto: i32) -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2); the result is checked before use.
-    let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a new descriptor owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn setsockopt_raw(fd: &OwnedFd, level: i32, name: i32, value: &[u8]) -> io::Result<()> {
-    // SAFETY: value points to value.len() readable bytes.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            value.as_ptr().cast(),
-            value.len() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-fn setsockopt_int(fd: &OwnedFd, level: i32, name: i32, v: i32) -> io::Result<()> {
-    setsockopt_raw(fd, level, name, &v.to_ne_bytes())
-}
-
+/// Binds `fd` to the mux's address and `port`.
 fn bind(fd: &OwnedFd, key: &MuxKey, port: u16) -> io::Result<()> {
-    let (ss, len) = sockaddr(key, port);
-    // SAFETY: ss holds a valid sockaddr of `len` bytes.
-    let r = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&ss as *const libc::sockaddr_storage).cast(),
-            len,
+    let addr = InetAddr::new(key.domain, key.addr, port).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the underlay address {} is not of the socket's family",
+                ip_from_in6(key.addr)
+            ),
         )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
+    })?;
+    socket::bind(fd.as_fd(), &addr)
+}
+
+/// `IPV6_V6ONLY` on an IPv6 socket: an IPv6 mux carries IPv6 only; IPv4
+/// has its own mux, so a wildcard IPv6 listener does not swallow IPv4
+/// traffic.
+fn v6_only(fd: &OwnedFd, key: &MuxKey) -> io::Result<()> {
+    if key.domain == libc::AF_INET6 {
+        nixsock::setsockopt(fd, sockopt::Ipv6V6Only, &true)?;
     }
+    Ok(())
 }
 
 fn open_rx(key: &MuxKey) -> io::Result<OwnedFd> {
-    let fd = new_socket(key.domain, key.sotype | libc::SOCK_NONBLOCK, key.protocol)?;
-    if key.domain == libc::AF_INET6 {
-        // An IPv6 mux carries IPv6 only; IPv4 has its own mux, so a
-        // wildcard IPv6 listener does not swallow IPv4 traffic.
-        setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
-    }
+    let fd = socket::socket(key.domain, key.sotype | libc::SOCK_NONBLOCK, key.protocol)?;
+    v6_only(&fd, key)?;
     // Bursts from the underlay arrive faster than one wake-up; a larger
     // buffer absorbs them (the kernel caps it at rmem_max).
-    let _ = setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, 4 << 20);
+    let _ = nixsock::setsockopt(&fd, sockopt::RcvBuf, &(4 << 20));
     for (level, name, value) in &key.options {
-        setsockopt_raw(&fd, *level, *name, value)?;
+        socket::setsockopt(fd.as_fd(), *level, *name, value.as_slice())?;
     }
     bind(&fd, key, key.port)?;
     Ok(fd)
 }
 
 fn open_tx(key: &MuxKey) -> io::Result<OwnedFd> {
-    let fd = new_socket(key.domain, libc::SOCK_RAW, libc::IPPROTO_UDP)?;
+    let fd = socket::socket(key.domain, libc::SOCK_RAW, libc::IPPROTO_UDP)?;
     // A raw UDP socket gets a copy of every UDP datagram the host receives.
     attach_drop_all(&fd)?;
     if key.domain == libc::AF_INET6 {
         // The UDP checksum is mandatory over IPv6; the kernel computes it
         // over the pseudo-header and stores it at offset 6 of the UDP header.
-        setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_CHECKSUM, 6)?;
+        socket::setsockopt(fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_CHECKSUM, &6i32)?;
     }
-    let _ = setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, 4 << 20);
+    let _ = nixsock::setsockopt(&fd, sockopt::SndBuf, &(4 << 20));
     let unspecified = ip_from_in6(key.addr).is_unspecified();
     if !unspecified {
         bind(&fd, key, 0)?;
@@ -560,20 +496,8 @@ fn attach_drop_all(fd: &OwnedFd) -> io::Result<()> {
         len: 1,
         filter: drop_all.as_mut_ptr(),
     };
-    // SAFETY: prog points to a valid one-instruction program for the call.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&prog as *const libc::sock_fprog).cast(),
-            size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    // The kernel copies the program it points to during the call.
+    socket::setsockopt(fd.as_fd(), libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
 }
 
 /// The outer UDP source port for a frame: a hash of its flow (Ethernet
@@ -663,32 +587,8 @@ pub fn udp_header(buf: &mut [u8], src: u16, dst: u16, payload_len: usize) {
 
 /// A destination as a socket address for the raw transmit socket (port 0:
 /// the UDP header carries the port).
-pub fn raw_dest(domain: i32, ip: [u8; 16]) -> Option<(libc::sockaddr_storage, libc::socklen_t)> {
-    udp_dest(domain, ip, 0)
-}
-
-/// A destination as a socket address for a UDP socket of the family
-/// `domain`; `None` when the address is of the other family.
-pub fn udp_dest(
-    domain: i32,
-    ip: [u8; 16],
-    port: u16,
-) -> Option<(libc::sockaddr_storage, libc::socklen_t)> {
-    let is_v4 = matches!(ip_from_in6(ip), IpAddr::V4(_));
-    match (domain, is_v4) {
-        (libc::AF_INET, true) | (libc::AF_INET6, false) => {
-            let key = MuxKey {
-                domain,
-                sotype: 0,
-                protocol: 0,
-                addr: ip,
-                port,
-                options: vec![],
-            };
-            Some(sockaddr(&key, port))
-        }
-        _ => None,
-    }
+pub fn raw_dest(domain: i32, ip: [u8; 16]) -> Option<InetAddr> {
+    InetAddr::new(domain, ip, 0)
 }
 
 #[cfg(test)]

@@ -14,10 +14,9 @@
 //! frames from the TAP, segmentation here and one datagram per segment,
 //! one datagram per read, one TAP write per frame.
 
-use std::{
-    fmt,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
-};
+use crate::sys::socket;
+use nix::sys::socket::{self as nixsock, sockopt, SetSockOpt};
+use std::fmt;
 
 /// The offloads in use (each true only when supported and not turned off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,8 +80,8 @@ impl Offloads {
     /// negotiated per TAP when it is created, with a fallback to none.)
     pub fn probe(self) -> Offloads {
         Offloads {
-            udp_gso: self.udp_gso && udp_option(libc::UDP_SEGMENT, 1400),
-            udp_gro: self.udp_gro && udp_option(libc::UDP_GRO, 1),
+            udp_gso: self.udp_gso && udp_accepts(sockopt::UdpGsoSegment, &1400),
+            udp_gro: self.udp_gro && udp_accepts(sockopt::UdpGroSegment, &true),
             ..self
         }
     }
@@ -111,26 +110,10 @@ impl fmt::Display for Offloads {
     }
 }
 
-/// Whether a UDP socket accepts the `SOL_UDP` option `name` set to `value`.
-fn udp_option(name: libc::c_int, value: libc::c_int) -> bool {
-    // SAFETY: plain socket(2); checked.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return false;
-    }
-    // SAFETY: a new descriptor owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: passes a valid int of the stated size.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_UDP,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    r == 0
+/// Whether a UDP socket accepts the option `opt` set to `value`.
+fn udp_accepts<O: SetSockOpt>(opt: O, value: &O::Val) -> bool {
+    socket::socket(libc::AF_INET, libc::SOCK_DGRAM, 0)
+        .is_ok_and(|fd| nixsock::setsockopt(&fd, opt, value).is_ok())
 }
 
 #[cfg(test)]

@@ -29,9 +29,10 @@ use super::{
     },
     Injector, TxTunables,
 };
-use crate::plugins::EncapInstance;
 use crate::{
+    plugins::EncapInstance,
     stats::{add, DeviceStats},
+    sys::socket::InetAddr,
     target::{DynTarget, Route},
 };
 use overlay_plugin_abi::Point;
@@ -65,9 +66,9 @@ pub(super) struct TxConf {
 #[derive(Clone, Copy)]
 pub(super) struct SingleDest {
     /// For the raw socket (port 0: the UDP header carries it).
-    pub raw: (libc::sockaddr_storage, libc::socklen_t),
+    pub raw: InetAddr,
     /// For a UDP socket.
-    pub udp: (libc::sockaddr_storage, libc::socklen_t),
+    pub udp: InetAddr,
     pub port: u16,
 }
 
@@ -111,7 +112,7 @@ pub(super) struct TxBufs {
     ok: [bool; BATCH],
     sent_ok: [bool; BATCH],
     dests: [FrameDest; BATCH],
-    addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)>,
+    addrs: Vec<InetAddr>,
     dports: [u16; BATCH],
 }
 
@@ -132,10 +133,7 @@ impl TxBufs {
             ok: [false; BATCH],
             sent_ok: [false; BATCH],
             dests: [FrameDest::Single; BATCH],
-            // SAFETY: sockaddr_storage is plain data; all-zero is valid.
-            addrs: (0..BATCH)
-                .map(|_| (unsafe { std::mem::zeroed() }, 0))
-                .collect(),
+            addrs: vec![InetAddr::unspecified(); BATCH],
             dports: [0; BATCH],
         }
     }
@@ -472,7 +470,7 @@ impl DeviceTx {
     ) -> Gso {
         let count = plan.count() as u64;
         let addr = match (dest, &conf.single) {
-            (FrameDest::To(p), _) => match mux::udp_dest(self.mux.key.domain, p.ip, p.port) {
+            (FrameDest::To(p), _) => match InetAddr::new(self.mux.key.domain, p.ip, p.port) {
                 Some(a) => a,
                 None => {
                     add(&self.stats.drop_no_destination, count);
@@ -523,8 +521,8 @@ impl DeviceTx {
                 let a = m * per;
                 let b = ((m + 1) * per).min(end - start);
                 let h = &mut g.msgs[m].msg_hdr;
-                h.msg_name = (&addr.0 as *const libc::sockaddr_storage) as *mut libc::c_void;
-                h.msg_namelen = addr.1;
+                h.msg_name = addr.as_ptr() as *mut libc::c_void;
+                h.msg_namelen = addr.len();
                 h.msg_iov = &mut g.iovs[2 * a];
                 h.msg_iovlen = 2 * (b - a);
                 set_segment_cmsg(h, &mut g.cmsgs[m], seg_size as u16);
@@ -729,13 +727,13 @@ impl DeviceTx {
                 iov_base: frame.as_ptr() as *mut libc::c_void,
                 iov_len: frame.len(),
             };
-            let (name, namelen) = match (b.dests[i], &conf.single) {
-                (FrameDest::Single, Some(s)) => (&s.raw.0, s.raw.1),
-                _ => (&b.addrs[i].0, b.addrs[i].1),
+            let name = match (b.dests[i], &conf.single) {
+                (FrameDest::Single, Some(s)) => &s.raw,
+                _ => &b.addrs[i],
             };
             let h = &mut b.msgs[k].msg_hdr;
-            h.msg_name = (name as *const libc::sockaddr_storage) as *mut libc::c_void;
-            h.msg_namelen = namelen;
+            h.msg_name = name.as_ptr() as *mut libc::c_void;
+            h.msg_namelen = name.len();
             h.msg_iov = &mut b.iovs[2 * k];
             h.msg_iovlen = 2;
             h.msg_control = std::ptr::null_mut();

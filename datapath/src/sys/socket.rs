@@ -7,7 +7,7 @@ use overlay_plugin_abi::prop::ip_from_in6;
 use std::{
     io,
     net::{IpAddr, SocketAddrV4, SocketAddrV6},
-    os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
     path::Path,
 };
 
@@ -26,10 +26,61 @@ pub fn listen_private(path: &Path, backlog: i32) -> io::Result<OwnedFd> {
     r.map(|()| fd)
 }
 
+/// A new close-on-exec socket of `domain`, `ty` (with `SOCK_NONBLOCK`
+/// and other flags as the caller wants) and `protocol`: the one `socket(2)`
+/// of the daemon and its packet path.
+///
+/// On libc, not nix: nix's `socket` takes the protocol only as a variant
+/// of its `SockProtocol` enum, which cannot carry the number a plugin
+/// declares for its underlay socket (`SocketSpec::protocol`), nor the
+/// family and type as plain numbers.
+pub fn socket(domain: libc::c_int, ty: libc::c_int, protocol: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the result is checked before use.
+    let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, protocol) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Binds `fd` to the internet address `addr`.
+pub fn bind(fd: BorrowedFd<'_>, addr: &InetAddr) -> io::Result<()> {
+    nix::sys::socket::bind(fd.as_raw_fd(), addr.storage()).map_err(io::Error::from)
+}
+
+/// Binds the packet socket `fd` to the interface `ifindex` for frames of
+/// every protocol (`ETH_P_ALL`).
+///
+/// On libc, not nix: nix's `LinkAddr` (its `sockaddr_ll`) can only be read
+/// from what the kernel returns, not built from an interface index.
+pub fn bind_packet(fd: BorrowedFd<'_>, ifindex: libc::c_int) -> io::Result<()> {
+    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as libc::c_ushort;
+    sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    sll.sll_ifindex = ifindex;
+    // SAFETY: `sll` is a sockaddr_ll of the length passed, read during the
+    // call only.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Sets the socket option `name` at `level` to the bytes of `value`: an
-/// integer (`&1i32`), a structure (`&packet_mreq`), or bytes as they come
-/// (`&[u8]`, as plugins declare options). The one `setsockopt` of the
-/// daemon; nix's typed options cover only the common ones.
+/// integer (`&1i32`), a structure (`&packet_mreq`, `&sock_fprog`), or
+/// bytes as they come (`&[u8]`, as plugins declare options). The one
+/// untyped `setsockopt` of the daemon, for the options nix has no typed
+/// [`nix::sys::socket::sockopt`] for (`PACKET_*`, `IPV6_CHECKSUM`,
+/// `SO_ATTACH_FILTER`, a plugin's own); the others are set with nix's.
 pub fn setsockopt<T: ?Sized>(
     fd: BorrowedFd<'_>,
     level: libc::c_int,
@@ -83,6 +134,14 @@ impl InetAddr {
             addr,
             len: len as libc::socklen_t,
         })
+    }
+
+    /// `0.0.0.0:0`, for a slot that is written before it is used.
+    pub fn unspecified() -> InetAddr {
+        InetAddr {
+            addr: SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+            len: size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        }
     }
 
     /// A pointer to the `sockaddr`, valid while `self` is.

@@ -53,11 +53,15 @@ use super::{Backend, Caps, RxBatch, BATCH, MAX_FRAME};
 use crate::dataplane::offload::{
     csum::complete_checksum, layout as l4, segment::copy_tagged, vnet,
 };
-use crate::sys::ifctl::{ifname_bytes, with_context, IfCtl};
+use crate::sys::{
+    ifctl::{ifname_bytes, with_context, IfCtl},
+    socket,
+};
+use nix::sys::socket::{self as nixsock, sockopt};
 use std::{
     io,
     mem::{offset_of, size_of},
-    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
     ptr::{self, NonNull},
     sync::{
         atomic::{fence, Ordering},
@@ -378,78 +382,31 @@ impl Backend for AfPacket {
     }
 }
 
-/// Sets an integer socket option.
-fn setsockopt_int(
-    fd: BorrowedFd<'_>,
-    level: libc::c_int,
-    opt: libc::c_int,
-    val: libc::c_int,
-) -> io::Result<()> {
-    setsockopt_raw(fd, level, opt, &val)
-}
-
-/// Sets a socket option whose value is the plain-data `val`.
-fn setsockopt_raw<T>(
-    fd: BorrowedFd<'_>,
-    level: libc::c_int,
-    opt: libc::c_int,
-    val: &T,
-) -> io::Result<()> {
-    // SAFETY: `val` points to a live `T` of the size passed; the kernel
-    // only reads it.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            opt,
-            (val as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// The socket, configured and bound, with its ring if `ring`.
 fn open_socket(ifindex: libc::c_int, ring: bool) -> io::Result<(OwnedFd, Option<Ring>)> {
     // Protocol 0: the socket receives nothing until bind() names both the
     // protocol and the interface, so no frame of another interface slips
     // into the ring meanwhile.
-    // SAFETY: plain socket(2) call; the result is checked.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let sock = socket::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, 0)?;
     let s = sock.as_fd();
-    if let Err(e) = setsockopt_int(s, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1) {
+    if let Err(e) = socket::setsockopt(s, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &1i32) {
         // Before Linux 4.20: PACKET_OUTGOING frames are skipped when read.
         tracing::debug!("PACKET_IGNORE_OUTGOING refused: {e}");
     }
     // Before the ring: the kernel refuses it once a ring exists.
-    setsockopt_int(s, libc::SOL_PACKET, libc::PACKET_VNET_HDR, 1)
+    socket::setsockopt(s, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &1i32)
         .map_err(|e| with_context(e, "PACKET_VNET_HDR"))?;
     let ring = if ring {
         Some(Ring::new(s)?)
     } else {
         // Out-of-band VLAN tags and checksum status, as the ring has them.
-        setsockopt_int(s, libc::SOL_PACKET, libc::PACKET_AUXDATA, 1)
+        socket::setsockopt(s, libc::SOL_PACKET, libc::PACKET_AUXDATA, &1i32)
             .map_err(|e| with_context(e, "PACKET_AUXDATA"))?;
         // As much room as the ring would have had: the default (about 200
         // KiB) overflows after some 90 MTU-sized frames. Best effort: the
         // forced size needs CAP_NET_ADMIN, the other is capped at rmem_max.
-        let size = Ring::LEN as libc::c_int;
-        if setsockopt_int(s, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size).is_err() {
-            if let Err(e) = setsockopt_int(s, libc::SOL_SOCKET, libc::SO_RCVBUF, size) {
+        if nixsock::setsockopt(&s, sockopt::RcvBufForce, &Ring::LEN).is_err() {
+            if let Err(e) = nixsock::setsockopt(&s, sockopt::RcvBuf, &Ring::LEN) {
                 tracing::debug!("SO_RCVBUF refused: {e}");
             }
         }
@@ -461,24 +418,9 @@ fn open_socket(ifindex: libc::c_int, ring: bool) -> io::Result<(OwnedFd, Option<
         mr_alen: 0,
         mr_address: [0; 8],
     };
-    setsockopt_raw(s, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)
+    socket::setsockopt(s, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)
         .map_err(|e| with_context(e, "PACKET_ADD_MEMBERSHIP (promiscuous)"))?;
-    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as libc::c_ushort;
-    sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-    sll.sll_ifindex = ifindex;
-    // SAFETY: `sll` is a sockaddr_ll of the length passed.
-    let r = unsafe {
-        libc::bind(
-            sock.as_raw_fd(),
-            (&sll as *const libc::sockaddr_ll).cast(),
-            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(with_context(io::Error::last_os_error(), "bind"));
-    }
+    socket::bind_packet(s, ifindex).map_err(|e| with_context(e, "bind"))?;
     Ok((sock, ring))
 }
 
@@ -701,11 +643,11 @@ impl Ring {
 
     /// Sets up and maps the ring on `sock` (which has no ring yet).
     fn new(sock: BorrowedFd<'_>) -> io::Result<Ring> {
-        setsockopt_int(
+        socket::setsockopt(
             sock,
             libc::SOL_PACKET,
             libc::PACKET_VERSION,
-            libc::tpacket_versions::TPACKET_V3 as libc::c_int,
+            &(libc::tpacket_versions::TPACKET_V3 as libc::c_int),
         )
         .map_err(|e| with_context(e, "PACKET_VERSION TPACKET_V3"))?;
         let req = libc::tpacket_req3 {
@@ -717,7 +659,7 @@ impl Ring {
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };
-        setsockopt_raw(sock, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)
+        socket::setsockopt(sock, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)
             .map_err(|e| with_context(e, "PACKET_RX_RING"))?;
         // SAFETY: maps the ring just requested on this socket; the result
         // is checked.
@@ -1192,7 +1134,7 @@ mod tests {
     fn raw_socket(ifname: &str) -> OwnedFd {
         let ifindex = nix::net::if_::if_nametoindex(ifname).unwrap() as libc::c_int;
         let (sock, _) = open_socket(ifindex, false).unwrap();
-        setsockopt_int(sock.as_fd(), libc::SOL_PACKET, libc::PACKET_VNET_HDR, 0).unwrap();
+        socket::setsockopt(sock.as_fd(), libc::SOL_PACKET, libc::PACKET_VNET_HDR, &0i32).unwrap();
         sock
     }
 
@@ -1234,13 +1176,7 @@ mod tests {
             let raw = raw_socket("ova");
             let sock = UdpSocket::bind("192.0.2.1:0").unwrap();
             if let Some(mss) = segment {
-                setsockopt_int(
-                    sock.as_fd(),
-                    libc::SOL_UDP,
-                    libc::UDP_SEGMENT,
-                    mss as libc::c_int,
-                )
-                .unwrap();
+                nixsock::setsockopt(&sock, sockopt::UdpGsoSegment, &(mss as libc::c_int)).unwrap();
             }
             let payload: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
             assert_eq!(sock.send_to(&payload, "192.0.2.2:9").unwrap(), len);
@@ -1299,7 +1235,7 @@ mod tests {
             let p = AfPacket::open_with("ova", ring).unwrap();
             let plain = UdpSocket::bind("192.0.2.1:0").unwrap();
             let gso = UdpSocket::bind("192.0.2.1:0").unwrap();
-            setsockopt_int(gso.as_fd(), libc::SOL_UDP, libc::UDP_SEGMENT, 1000).unwrap();
+            nixsock::setsockopt(&gso, sockopt::UdpGsoSegment, &1000).unwrap();
             const COUNT: u32 = 250; // 250 frames of 1242 bytes: over 300 KiB
             let big: Vec<u8> = (0..4500).map(|i| (i % 251) as u8).collect();
             for i in 0..COUNT {
