@@ -7,7 +7,7 @@
 
 use std::{
     io::Write,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
     path::Path,
     process::{Child, Command, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
@@ -387,21 +387,10 @@ impl PacketSocket {
             if left.is_zero() {
                 return None;
             }
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-            // SAFETY: pfd is one valid pollfd.
-            let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if r < 0 {
-                let e = std::io::Error::last_os_error();
-                assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "poll: {e}");
-                continue;
-            }
-            if r == 0 {
-                continue;
+            match nlproto::sys::wait_readable(self.fd.as_fd(), left) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => panic!("poll: {e}"),
             }
             // SAFETY: sockaddr_ll is plain data; all zeroes is valid.
             let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };

@@ -23,10 +23,12 @@
 //! [`Threads::sync`] returns, every run that began before it has ended.
 
 use super::{rx::RxScratch, tx::TxScratch};
+use crate::sys::WakeFd;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use std::{
     collections::HashMap,
     io,
-    os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, BorrowedFd},
     sync::{
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Condvar, Mutex,
@@ -133,8 +135,8 @@ enum Cmd {
 
 struct Worker {
     index: usize,
-    epoll: OwnedFd,
-    wake: OwnedFd,
+    epoll: Epoll,
+    wake: WakeFd,
     cmds: Mutex<Vec<Cmd>>,
     /// Tokens of sources asking to be run.
     ready: Mutex<Vec<u64>>,
@@ -148,10 +150,7 @@ struct Worker {
 
 impl Worker {
     fn kick(&self) {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writes 8 bytes from a valid buffer to an eventfd; a full
-        // counter (EAGAIN) already means "woken".
-        unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), 8) };
+        self.wake.wake();
     }
 
     fn notify(&self, token: u64) {
@@ -176,55 +175,42 @@ impl Worker {
         self.kick();
     }
 
-    fn ctl(&self, op: libc::c_int, fd: libc::c_int, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
-        };
-        // SAFETY: the epoll descriptor is open; ev is a valid event for the
-        // call (ignored for EPOLL_CTL_DEL).
-        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut ev) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+    /// Watches `fd` for input, its events named `token`.
+    fn watch(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+        let ev = EpollEvent::new(EpollFlags::EPOLLIN, token);
+        Ok(self.epoll.add(fd, ev)?)
+    }
+
+    /// Stops watching `fd`.
+    fn unwatch(&self, fd: BorrowedFd<'_>) {
+        let _ = self.epoll.delete(fd);
     }
 
     fn run(self: Arc<Self>, mut scratch: Scratch) {
         let mut sources: HashMap<u64, Arc<dyn Source>> = HashMap::new();
-        // SAFETY: epoll_event is plain data; all-zero is valid.
-        let mut events: Vec<libc::epoll_event> =
-            (0..EVENTS).map(|_| unsafe { std::mem::zeroed() }).collect();
+        let mut events = vec![EpollEvent::empty(); EVENTS];
         let mut again: Vec<u64> = Vec::new();
         let mut ready: Vec<u64> = Vec::new();
         while !self.stop.load(Ordering::Acquire) {
             // Sources with work left are run again without waiting.
-            let timeout = if again.is_empty() { -1 } else { 0 };
-            // SAFETY: events has EVENTS writable entries; the epoll
-            // descriptor is open.
-            let n = unsafe {
-                libc::epoll_wait(
-                    self.epoll.as_raw_fd(),
-                    events.as_mut_ptr(),
-                    EVENTS as libc::c_int,
-                    timeout,
-                )
+            let timeout = if again.is_empty() {
+                EpollTimeout::NONE
+            } else {
+                EpollTimeout::ZERO
             };
-            let n = if n < 0 { 0 } else { n as usize };
+            let n = self.epoll.wait(&mut events, timeout).unwrap_or(0);
             let mut woken = false;
             ready.clear();
             std::mem::swap(&mut ready, &mut again);
             for ev in &events[..n] {
-                if ev.u64 == WAKE {
+                if ev.data() == WAKE {
                     woken = true;
                 } else {
-                    ready.push(ev.u64);
+                    ready.push(ev.data());
                 }
             }
             if woken {
-                let mut v = [0u8; 8];
-                // SAFETY: reads at most 8 bytes into a valid buffer; the
-                // eventfd is non-blocking.
-                unsafe { libc::read(self.wake.as_raw_fd(), v.as_mut_ptr().cast(), 8) };
+                self.wake.drain();
                 ready.append(&mut self.ready.lock().unwrap());
             }
             // Each source runs once per round however often it was named.
@@ -235,9 +221,7 @@ impl Worker {
                     match src.run(&mut scratch) {
                         More::No => {}
                         More::Yes => again.push(*token),
-                        More::Stop => {
-                            let _ = self.ctl(libc::EPOLL_CTL_DEL, src.fd().as_raw_fd(), 0);
-                        }
+                        More::Stop => self.unwatch(src.fd()),
                     }
                 }
             }
@@ -248,7 +232,7 @@ impl Worker {
                 for c in cmds {
                     match c {
                         Cmd::Add(token, src, ack) => {
-                            let r = self.ctl(libc::EPOLL_CTL_ADD, src.fd().as_raw_fd(), token);
+                            let r = self.watch(src.fd(), token);
                             if r.is_ok() {
                                 sources.insert(token, src);
                                 // Whatever was waiting before it joined.
@@ -258,7 +242,7 @@ impl Worker {
                         }
                         Cmd::Remove(token, ack) => {
                             if let Some(src) = sources.remove(&token) {
-                                let _ = self.ctl(libc::EPOLL_CTL_DEL, src.fd().as_raw_fd(), 0);
+                                self.unwatch(src.fd());
                             }
                             again.retain(|t| *t != token);
                             ack.set(Ok(()));
@@ -301,20 +285,8 @@ impl Threads {
         let mut workers = Vec::new();
         let mut handles = Vec::new();
         for index in 0..n.max(1) {
-            // SAFETY: plain epoll_create1; the result is checked.
-            let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-            if ep < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: a new descriptor owned by nobody else.
-            let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
-            // SAFETY: plain eventfd; the result is checked.
-            let ev = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-            if ev < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: a new descriptor owned by nobody else.
-            let wake = unsafe { OwnedFd::from_raw_fd(ev) };
+            let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+            let wake = WakeFd::new()?;
             let w = Arc::new(Worker {
                 index,
                 epoll,
@@ -325,7 +297,7 @@ impl Threads {
                 stop: AtomicBool::new(false),
                 exited: AtomicBool::new(false),
             });
-            w.ctl(libc::EPOLL_CTL_ADD, w.wake.as_raw_fd(), WAKE)?;
+            w.watch(w.wake.as_fd(), WAKE)?;
             let runner = w.clone();
             handles.push(
                 std::thread::Builder::new()

@@ -120,11 +120,9 @@ pub fn run(test: &str, body: impl FnOnce(&Netns) + Send + 'static) {
     }
 }
 
-/// Polls `fd` for input for at most `ms` milliseconds.
+/// Waits at most `ms` milliseconds for input on `fd`.
 pub fn readable(fd: std::os::fd::BorrowedFd<'_>, ms: u16) -> bool {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-    matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
+    nlproto::sys::wait_readable(fd, std::time::Duration::from_millis(ms.into())).unwrap_or(false)
 }
 
 /// Whether the TCP/UDP checksum of the IP packet at `l3` verifies.
