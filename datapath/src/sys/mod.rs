@@ -5,7 +5,8 @@
 //! its `// SAFETY:` line.
 //!
 //! The packet path's part: interfaces by name and their ioctls
-//! ([`ifctl`]), the few route-netlink requests it makes ([`rtnl`]), and,
+//! ([`ifctl`]), a TAP descriptor's ioctls ([`tun`]), the few
+//! route-netlink requests it makes ([`rtnl`]), and,
 //! for tests, private network namespaces.
 //!
 //! The Unix `SOCK_SEQPACKET` calls the control server shares with every
@@ -18,6 +19,7 @@ pub mod signal;
 pub mod socket;
 #[cfg(test)]
 pub(crate) mod testnet;
+pub mod tun;
 pub mod wake;
 
 pub use wake::WakeFd;

@@ -25,12 +25,15 @@
 
 use super::{Backend, Caps, RxBatch};
 use crate::dataplane::offload::{csum::complete_checksum, vnet};
-use crate::sys::ifctl::{ifname_bytes, name_from_ifreq, with_context, IfCtl};
+use crate::sys::{
+    ifctl::{ifname_bytes, name_from_ifreq, with_context, IfCtl},
+    tun,
+};
 use std::{
     fs::{File, OpenOptions},
     io::{self, IoSlice, IoSliceMut},
     os::{
-        fd::{AsFd, AsRawFd, BorrowedFd},
+        fd::{AsFd, BorrowedFd},
         unix::fs::OpenOptionsExt,
     },
     sync::atomic::{AtomicU64, Ordering},
@@ -100,36 +103,14 @@ impl Tap {
         ifr.ifr_ifru.ifru_flags =
             (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR | libc::IFF_TUN_EXCL)
                 as libc::c_short;
-        // SAFETY: TUNSETIFF reads and writes a `struct ifreq`, which `ifr` is,
-        // and the descriptor is open.
-        if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut ifr) } < 0 {
-            return Err(tunsetiff_error(io::Error::last_os_error(), name));
-        }
+        tun::set_iff(file.as_fd(), &mut ifr).map_err(|e| tunsetiff_error(e, name))?;
         // The kernel writes back the name it used (it fills in `tap%d`).
         let ifname = name_from_ifreq(&ifr.ifr_name);
 
-        let hdr_len = vnet::HDR_LEN as libc::c_int;
-        // SAFETY: TUNSETVNETHDRSZ reads one int, which `hdr_len` is.
-        if unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETVNETHDRSZ, &hdr_len) } < 0 {
-            let e = io::Error::last_os_error();
-            return Err(with_context(e, format!("TUNSETVNETHDRSZ on {ifname}")));
-        }
-        let set_offload = |flags: libc::c_uint| {
-            // TUNSETOFFLOAD takes its flags as the ioctl argument itself.
-            // SAFETY: no memory is passed; the descriptor is open.
-            let r = unsafe {
-                libc::ioctl(
-                    file.as_raw_fd(),
-                    libc::TUNSETOFFLOAD,
-                    flags as libc::c_ulong,
-                )
-            };
-            if r < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(flags)
-            }
-        };
+        tun::set_vnet_hdr_len(file.as_fd(), vnet::HDR_LEN as libc::c_int)
+            .map_err(|e| with_context(e, format!("TUNSETVNETHDRSZ on {ifname}")))?;
+        let set_offload =
+            |flags: libc::c_uint| tun::set_offload(file.as_fd(), flags).map(|()| flags);
         // A kernel without UDP segmentation refuses the whole set (EINVAL).
         let offloads = if tso {
             set_offload(OFFLOADS | OFFLOADS_USO)
@@ -318,6 +299,7 @@ mod tests {
     use crate::dataplane::backend::{BATCH, MAX_FRAME};
     use crate::dataplane::offload::segment::Plan;
     use crate::sys::testnet::{self, arp_reply, arp_request, readable, run};
+    use nix::sys::socket::{setsockopt, sockopt};
     use std::time::{Duration, Instant};
 
     const OUR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
@@ -463,18 +445,8 @@ mod tests {
                 ns.wait_up("ovtap3");
                 let (len, mss) = (12_000usize, 1400usize);
                 let sock = std::net::UdpSocket::bind("192.0.2.1:0").unwrap();
-                let one = mss as libc::c_int;
-                // SAFETY: sets one int option on an open socket.
-                let r = unsafe {
-                    libc::setsockopt(
-                        sock.as_raw_fd(),
-                        libc::SOL_UDP,
-                        libc::UDP_SEGMENT,
-                        (&one as *const libc::c_int).cast(),
-                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                    )
-                };
-                assert_eq!(r, 0, "UDP_SEGMENT: {}", io::Error::last_os_error());
+                setsockopt(&sock, sockopt::UdpGsoSegment, &(mss as libc::c_int))
+                    .expect("UDP_SEGMENT");
                 let payload: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
                 assert_eq!(sock.send_to(&payload, "192.0.2.2:9").unwrap(), len);
 
