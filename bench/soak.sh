@@ -10,12 +10,16 @@
 #   - lookups answered by an external server over the overlay_target family
 #     (tests/examples/lookup_server.rs) on another, its cache flushed after
 #     every pass over 50 unknown MACs so that they are asked again;
-#   - two `overlayctl monitor` subscribers attached throughout.
+#   - two `overlayctl monitor` subscribers attached throughout, and a third
+#     stopped (SIGSTOP) for the first 60 s while the others churn.
 # Every 10 s it samples the daemon's resident memory, open descriptors and
 # threads; at the end it prints the samples and fails when, for any of the
 # three, the largest sample of the last third exceeds the largest of the
 # first third by more than 10 %, when any command failed, when the external
-# server failed or answered nothing, or when the daemon died.
+# server failed or answered nothing, when the daemon died, when the stopped
+# monitor, continued, was not told it lost notifications (ENOBUFS) or did
+# not resynchronise and go on, or when a monitor that kept reading was told
+# it lost any.
 #
 #   bench/soak.sh [MINUTES]
 #
@@ -40,7 +44,10 @@ b="ovsoak-b-$$"
 work=$(mktemp -d /tmp/ovsoak.XXXXXX)
 daemon=""
 pids=()
+stopped=""
 cleanup() {
+    # A stopped process keeps a SIGTERM pending until it is continued.
+    [ -n "$stopped" ] && kill -CONT "$stopped" 2>/dev/null
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
     ip netns del "$a" 2>/dev/null || true
@@ -100,16 +107,47 @@ for i in $(seq 10 59); do
     ip -n "$a" neigh replace "192.0.4.$i" lladdr "$(printf '02:00:5e:44:00:%02x' "$i")" dev ex0 nud permanent
 done
 
-for _ in 1 2; do
-    ctl monitor >/dev/null 2>&1 &
+# Waits at most SECONDS for a line matching the extended regular expression
+# in FILE, after line AFTER (0: anywhere).
+wait_line() {
+    local file=$1 re=$2 seconds=$3 after=${4:-0}
+    local until=$(($(date +%s) + seconds))
+    while ! tail -n "+$((after + 1))" "$file" | grep -Eq "$re"; do
+        [ "$(date +%s)" -lt "$until" ] || return 1
+        sleep 0.2
+    done
+}
+
+# Monitors: 1 and 2 read throughout; "stopped" is stopped for 60 s. Not
+# through ctl: $! must be overlayctl itself, not a subshell.
+for m in 1 2 stopped; do
+    "$bin/overlayctl" --socket "$work/s" monitor >"$work/mon-$m" 2>&1 &
     pids+=($!)
 done
+stopped=${pids[2]}
+# Each is subscribed once it prints a change (asked again each second, at
+# most 20 times).
+for try in $(seq 20); do
+    ctl create -t -e vxlan -s direct -v 45 mark0
+    ctl delete mark0
+    subscribed=0
+    for m in 1 2 stopped; do
+        wait_line "$work/mon-$m" '^delete mark0$' 1 && subscribed=$((subscribed + 1))
+    done
+    [ "$subscribed" -eq 3 ] && break
+    [ "$try" -lt 20 ] || { echo "soak: the monitors did not print a change in 20 s" >&2; exit 1; }
+done
+kill -STOP "$stopped"
+echo "soak: monitor $stopped stopped at $(date -u +%T.%N | cut -c1-12)"
+(sleep 60 && kill -CONT "$stopped") &
+continuer=$!
 
 end=$(($(date +%s) + minutes * 60))
 "$bin/examples/lookup_server" "$work/s" ex0 198.51.100.2 4789 $((minutes * 60)) >"$work/server" 2>&1 &
 server=$!
 pids+=("$server")
 # Churn: each client its own names; a failed batch is an error.
+loops=()
 for c in $(seq 1 "$clients"); do
     (
         n=0
@@ -127,6 +165,7 @@ for c in $(seq 1 "$clients"); do
             ctl -b "$work/batch-$c" >/dev/null 2>>"$work/errors" || echo "client $c round $n failed" >>"$work/errors"
         done
     ) &
+    loops+=($!)
     pids+=($!)
 done
 # Traffic in bursts; lookups for every host of the files device.
@@ -140,6 +179,7 @@ done
         done
     done
 ) &
+loops+=($!)
 pids+=($!)
 # Lookups for the external server: each ping a miss, then the answers
 # flushed so that the next pass asks again.
@@ -151,6 +191,7 @@ pids+=($!)
         ctl cache-flush ex0 >/dev/null 2>>"$work/errors" || echo "cache-flush ex0 failed" >>"$work/errors"
     done
 ) &
+loops+=($!)
 pids+=($!)
 
 echo "soak: $minutes min, $clients churning clients; samples every 10 s (RSS kB, descriptors, threads)"
@@ -171,11 +212,44 @@ done
 # The server serves until the same end; its status is its verdict.
 server_ok=1
 wait "$server" || server_ok=0
-wait "${pids[@]:3}" 2>/dev/null || true
+wait "${loops[@]}" 2>/dev/null || true
 ctl lookup-stats
 
 fail=0
 cat "$work/server"
+# The stopped monitor, continued, reads what was queued for it, then the
+# ENOBUFS report, lists every device and goes on; the others lost nothing.
+wait "$continuer" || true
+if ! wait_line "$work/mon-stopped" '^lost: ' 30; then
+    echo "soak: the monitor stopped for 60 s was not told it lost notifications ($(wc -l <"$work/mon-stopped") lines read; the daemon: $(ctl status -j | grep -o '"notifications_dropped":[0-9]*'))" >&2
+    tail -n 3 "$work/mon-stopped" >&2
+    fail=1
+else
+    lost=$(grep -n -m1 '^lost: ' "$work/mon-stopped" | cut -d: -f1)
+    before=$(grep -c '^delete mark0$' "$work/mon-stopped")
+    echo "soak: the monitor stopped for 60 s read $((lost - 1 - 2 * before)) notifications queued for it, then: $(sed -n "${lost}p" "$work/mon-stopped")"
+    grep -m1 'does not read its notifications' "$work/log" | sed 's/^/soak: the daemon: /'
+    ctl create -t -e vxlan -s direct -v 45 mark1
+    ctl delete mark1
+    for dev in ov0 of0 ex0; do
+        grep -q "^device $dev " <(tail -n "+$lost" "$work/mon-stopped") || {
+            echo "soak: the stopped monitor's resynchronisation did not list $dev" >&2
+            fail=1
+        }
+    done
+    for m in stopped 1 2; do
+        wait_line "$work/mon-$m" '^delete mark1$' 30 || {
+            echo "soak: monitor $m did not go on after the stopped one was continued" >&2
+            fail=1
+        }
+    done
+fi
+for m in 1 2; do
+    if grep -q '^lost: ' "$work/mon-$m"; then
+        echo "soak: monitor $m, which kept reading, lost notifications" >&2
+        fail=1
+    fi
+done
 if [ "$server_ok" -eq 0 ]; then
     echo "soak: the external lookup server failed" >&2
     fail=1
