@@ -11,7 +11,8 @@
 #     (tests/examples/lookup_server.rs) on another, its cache flushed after
 #     every pass over 50 unknown MACs so that they are asked again;
 #   - two `overlayctl monitor` subscribers attached throughout, and a third
-#     stopped (SIGSTOP) for the first 60 s while the others churn.
+#     stopped (SIGSTOP) for the first 60 s while the others churn (and
+#     property changes on one more device go on until its queue overflows).
 # Every 10 s it samples the daemon's resident memory, open descriptors and
 # threads; at the end it prints the samples and fails when, for any of the
 # three, the largest sample of the last third exceeds the largest of the
@@ -141,6 +142,19 @@ kill -STOP "$stopped"
 echo "soak: monitor $stopped stopped at $(date -u +%T.%N | cut -c1-12)"
 (sleep 60 && kill -CONT "$stopped") &
 continuer=$!
+# However slowly the churn goes on a loaded machine, the stopped monitor's
+# queue must overflow: changes in batches of 500 on a device of their own
+# until the daemon says it dropped notifications (at most 100 batches).
+(
+    ctl create -t -e vxlan -s direct -v 46 storm0
+    for n in $(seq 100); do
+        grep -q 'does not read its notifications' "$work/log" && break
+        for i in $(seq 500); do echo "prop-set storm0 mtu=$((1000 + i))"; done >"$work/storm"
+        ctl -b "$work/storm" >/dev/null 2>>"$work/errors" || echo "storm batch $n failed" >>"$work/errors"
+        sleep 0.2
+    done
+) &
+storm=$!
 
 end=$(($(date +%s) + minutes * 60))
 "$bin/examples/lookup_server" "$work/s" ex0 198.51.100.2 4789 $((minutes * 60)) >"$work/server" 2>&1 &
@@ -219,6 +233,7 @@ fail=0
 cat "$work/server"
 # The stopped monitor, continued, reads what was queued for it, then the
 # ENOBUFS report, lists every device and goes on; the others lost nothing.
+wait "$storm" || echo "the storm0 device could not be created" >>"$work/errors"
 wait "$continuer" || true
 if ! wait_line "$work/mon-stopped" '^lost: ' 30; then
     echo "soak: the monitor stopped for 60 s was not told it lost notifications ($(wc -l <"$work/mon-stopped") lines read; the daemon: $(ctl status -j | grep -o '"notifications_dropped":[0-9]*'))" >&2
@@ -231,7 +246,7 @@ else
     grep -m1 'does not read its notifications' "$work/log" | sed 's/^/soak: the daemon: /'
     ctl create -t -e vxlan -s direct -v 45 mark1
     ctl delete mark1
-    for dev in ov0 of0 ex0; do
+    for dev in ov0 of0 ex0 storm0; do
         grep -q "^device $dev " <(tail -n "+$lost" "$work/mon-stopped") || {
             echo "soak: the stopped monitor's resynchronisation did not list $dev" >&2
             fail=1
