@@ -46,7 +46,7 @@ fn nlctrl_resolves_and_dumps_the_families() {
     assert_eq!(overlay.name, "overlay");
     assert_eq!(
         (overlay.version, overlay.hdrsize, overlay.maxattr),
-        (1, 0, 37)
+        (1, 0, 38)
     );
     assert_eq!(overlay.ops, overlay_ops());
     assert_eq!(

@@ -341,6 +341,9 @@ fn json_outputs() {
     assert_eq!(plugins[2]["kind"], "lookup");
     assert_eq!(plugins[3]["kind"], "lookup");
     assert_eq!(plugins[4]["kind"], "lookup");
+    // Each encapsulation's longest header, as it declares it.
+    assert_eq!(plugins[0]["max_header_len"], 260);
+    assert_eq!(plugins[1]["max_header_len"], 8);
     assert_eq!(
         plugins[1]["properties"],
         "vxlan/listen_ip,vxlan/listen_port"

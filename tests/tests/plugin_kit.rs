@@ -115,6 +115,7 @@ fn out_of_tree_examples_build_load_and_serve() {
         canon.join("libmagicid.so").display().to_string()
     );
     assert_eq!(magicid["abi_version"], "1.0.0");
+    assert_eq!(magicid["max_header_len"], 8);
     let props = magicid["props"].as_array().unwrap();
     let port = props
         .iter()
@@ -166,7 +167,7 @@ fn out_of_tree_examples_build_load_and_serve() {
     );
     // And what each plugin declares, as the daemon lists it.
     assert!(
-        verbose.contains("\n    destination ip+port, id 4 bytes, flags none\n"),
+        verbose.contains("\n    destination ip+port, id 4 bytes, header 8 bytes, flags none\n"),
         "{verbose}"
     );
     assert!(

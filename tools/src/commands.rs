@@ -692,7 +692,8 @@ fn prop_line(p: &PropInfo) -> String {
 }
 
 /// What `plugins -j` adds to the columns: the ABI version, what the plugin
-/// declares (destination kinds; an encap plugin's id size and flags, a
+/// declares (destination kinds; an encap plugin's id size, longest header
+/// and flags, a
 /// lookup plugin's modes) and its properties.
 fn plugin_extra(p: &Plugin) -> Object {
     let mut o = Object::new();
@@ -700,6 +701,7 @@ fn plugin_extra(p: &Plugin) -> Object {
     o.insert("destination".into(), json!(p.dest_text()));
     if p.kind == ov::KIND_ENCAP {
         o.insert("id_size".into(), json!(p.id_size));
+        o.insert("max_header_len".into(), json!(p.max_header_len));
         o.insert("flags".into(), json!(p.flags_text()));
     } else {
         o.insert("modes".into(), json!(p.modes_text()));

@@ -133,6 +133,8 @@ pub struct Plugin {
     pub id_size: Option<u32>,
     /// Encap: `FLAG_*` bits.
     pub flags: Option<u32>,
+    /// Encap: the longest header it writes, in bytes.
+    pub max_header_len: Option<u32>,
     /// Lookup: the modes it serves (`MODE_*` bits).
     pub modes: Option<u32>,
     /// Its properties.
@@ -152,6 +154,7 @@ impl Plugin {
             dest: attrs.get_u32(ov::ATTR_PLUGIN_DEST),
             id_size: attrs.get_u32(ov::ATTR_PLUGIN_ID_SIZE),
             flags: attrs.get_u32(ov::ATTR_PLUGIN_FLAGS),
+            max_header_len: attrs.get_u32(ov::ATTR_PLUGIN_MAX_HEADER_LEN),
             modes: attrs.get_u32(ov::ATTR_PLUGIN_MODES),
             props: attrs
                 .get_nested(ov::ATTR_PROPS)
@@ -205,15 +208,16 @@ impl Plugin {
     }
 
     /// What the plugin declares besides its properties, one line:
-    /// `destination ip+port, id 3 bytes, flags none` for an encap plugin,
+    /// `destination ip+port, id 3 bytes, header 8 bytes, flags none` for
+    /// an encap plugin,
     /// `destination ip+port, modes point` for a lookup plugin.
     pub fn declares_text(&self) -> String {
         let mut parts = vec![format!("destination {}", self.dest_text())];
         if self.kind == ov::KIND_ENCAP {
-            let id = self
-                .id_size
-                .map_or_else(|| NONE.to_string(), |n| format!("{n} bytes"));
-            parts.push(format!("id {id}"));
+            let bytes =
+                |n: Option<u32>| n.map_or_else(|| NONE.to_string(), |n| format!("{n} bytes"));
+            parts.push(format!("id {}", bytes(self.id_size)));
+            parts.push(format!("header {}", bytes(self.max_header_len)));
             parts.push(format!("flags {}", self.flags_text()));
         } else {
             parts.push(format!("modes {}", self.modes_text()));
@@ -547,10 +551,17 @@ mod tests {
             Attr::u32(ov::ATTR_PLUGIN_DEST, ov::DEST_ETHERNET | 0x10),
             Attr::u32(ov::ATTR_PLUGIN_ID_SIZE, 4),
             Attr::u32(ov::ATTR_PLUGIN_FLAGS, ov::FLAG_VLAN_TAG),
+            Attr::u32(ov::ATTR_PLUGIN_MAX_HEADER_LEN, 12),
         ]);
         assert_eq!(
             p.declares_text(),
-            "destination ethernet+0x10, id 4 bytes, flags vlan-tag"
+            "destination ethernet+0x10, id 4 bytes, header 12 bytes, flags vlan-tag"
+        );
+        // An older daemon that does not send the header length.
+        let old = Plugin::from_attrs(&[Attr::u32(ov::ATTR_PLUGIN_KIND, ov::KIND_ENCAP)]);
+        assert_eq!(
+            old.declares_text(),
+            "destination --, id --, header --, flags --"
         );
         // A daemon that sends none of them: nothing is made up.
         let q = Plugin::from_attrs(&[Attr::u32(ov::ATTR_PLUGIN_KIND, ov::KIND_LOOKUP)]);

@@ -184,6 +184,7 @@ fn plugin_attrs(p: PluginView<'_>) -> Vec<Attr> {
         attrs.push(Attr::u32(ov::ATTR_PLUGIN_DEST, e.dest));
         attrs.push(Attr::u32(ov::ATTR_PLUGIN_ID_SIZE, e.id_size));
         attrs.push(Attr::u32(ov::ATTR_PLUGIN_FLAGS, e.flags));
+        attrs.push(Attr::u32(ov::ATTR_PLUGIN_MAX_HEADER_LEN, e.max_header_len));
     }
     if let Some(l) = p.lookup {
         attrs.push(Attr::u32(ov::ATTR_PLUGIN_DEST, l.dest));

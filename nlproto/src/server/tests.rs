@@ -662,7 +662,7 @@ fn ctrl_getfamily_by_name_and_id() {
         (16, ctrl::CTRL_CMD_NEWFAMILY, 2, PID, 11)
     );
     assert_eq!(reply.attrs.get_u16(ctrl::CTRL_ATTR_FAMILY_ID), Some(33));
-    assert_eq!(reply.attrs.get_u32(ctrl::CTRL_ATTR_MAXATTR), Some(37));
+    assert_eq!(reply.attrs.get_u32(ctrl::CTRL_ATTR_MAXATTR), Some(38));
     let ops = reply.attrs.get_nested(ctrl::CTRL_ATTR_OPS).unwrap();
     assert_eq!(ops.len(), 10);
     assert_eq!(

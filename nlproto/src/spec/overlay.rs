@@ -129,8 +129,11 @@ pub const ATTR_TEMPORARY: u16 = 36;
 /// `CACHE_ENTRIES` (u64): in STATS replies of an active dynamic-mode
 /// device, the entries of its target cache now.
 pub const ATTR_CACHE_ENTRIES: u16 = 37;
+/// `PLUGIN_MAX_HEADER_LEN` (u32): in PLUGINS replies of an encapsulation
+/// plugin, the longest header it writes in front of a frame, in bytes.
+pub const ATTR_PLUGIN_MAX_HEADER_LEN: u16 = 38;
 /// Highest attribute number.
-pub const MAXATTR: u16 = ATTR_CACHE_ENTRIES;
+pub const MAXATTR: u16 = ATTR_PLUGIN_MAX_HEADER_LEN;
 
 /// Longest device name, not counting the NUL.
 pub const NAME_MAX: usize = 31;
@@ -446,6 +449,12 @@ pub const ATTRS: &[AttrSpec] = &[
         "CACHE_ENTRIES",
         AttrKind::U64,
         "STATS of an active dynamic-mode device: the entries of its target cache now (pending, valid and drop)",
+    ),
+    AttrSpec::new(
+        ATTR_PLUGIN_MAX_HEADER_LEN,
+        "PLUGIN_MAX_HEADER_LEN",
+        AttrKind::U32,
+        "encap: the longest header the plugin writes in front of a frame, in bytes (the outer IP and UDP headers not counted)",
     ),
 ];
 

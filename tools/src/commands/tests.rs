@@ -337,13 +337,15 @@ impl Fake {
     }
 
     /// A plugin as the daemon lists it: an encap plugin for IP and port
-    /// with a 3-byte id, or a point-mode lookup plugin.
+    /// with a 3-byte id and an 8-byte header, or a point-mode lookup
+    /// plugin.
     fn plugin(name: &str, kind: u32, props: Vec<Prop>) -> Vec<Attr> {
         let declared = if kind == ov::KIND_ENCAP {
             vec![
                 Attr::u32(ov::ATTR_PLUGIN_DEST, ov::DEST_IP | ov::DEST_PORT),
                 Attr::u32(ov::ATTR_PLUGIN_ID_SIZE, 3),
                 Attr::u32(ov::ATTR_PLUGIN_FLAGS, 0),
+                Attr::u32(ov::ATTR_PLUGIN_MAX_HEADER_LEN, 8),
             ]
         } else {
             vec![
@@ -1336,7 +1338,7 @@ direct  lookup  0.1.0    /lib/liboverlay_direct.so  direct/dest_ip,direct/secret
         "\
 NAME    KIND    VERSION  FILE                       PROPERTIES
 vxlan   encap   0.1.0    /lib/liboverlay_vxlan.so   vxlan/listen_ip,vxlan/listen_port
-    destination ip+port, id 3 bytes, flags none
+    destination ip+port, id 3 bytes, header 8 bytes, flags none
     vxlan/listen_ip IP rw req=y runtime=- default=-- possible=--
     vxlan/listen_port UINT rw req=y runtime=- default=4789 possible=1-65535
 direct  lookup  0.1.0    /lib/liboverlay_direct.so  direct/dest_ip,direct/secret
@@ -1353,7 +1355,8 @@ direct  lookup  0.1.0    /lib/liboverlay_direct.so  direct/dest_ip,direct/secret
             "file": "/lib/liboverlay_vxlan.so",
             "properties": "vxlan/listen_ip,vxlan/listen_port",
             "abi_version": "--",
-            "destination": "ip+port", "id_size": 3, "flags": "none",
+            "destination": "ip+port", "id_size": 3, "max_header_len": 8,
+            "flags": "none",
             "props": [
                 {"name": "vxlan/listen_ip", "type": "IP", "perm": "rw",
                  "req": "y", "runtime": "-", "default": "--", "possible": "--"},
