@@ -16,7 +16,8 @@
 
 use crate::schema::{Family, IpEntry, Key, Keys, MacEntry};
 use etcd_client::{
-    Client, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, Txn,
+    TxnOp, WatchOptions,
 };
 use overlay_plugin_abi::{Mac, PluginError};
 use std::{
@@ -156,6 +157,7 @@ pub struct Owned {
     pub ips: std::collections::BTreeMap<IpAddr, Mac>,
 }
 
+#[derive(Clone, Copy)]
 enum Publish {
     Mac(Mac),
     Ip(IpAddr, Mac),
@@ -454,28 +456,127 @@ impl Session {
     }
 
     async fn publish(&self, c: &mut Client, p: Publish, lease: i64) -> Result<(), String> {
+        // Learned, then taken by another host before it was written: not
+        // ours any more.
+        let Some(value) = self.value_of(&p) else {
+            return Ok(());
+        };
+        let key = match p {
+            Publish::Mac(mac) => self.cfg.keys.mac(mac),
+            Publish::Ip(ip, _) => self.cfg.keys.ip(ip),
+        };
+        self.put(c, key, value, lease).await
+    }
+
+    /// Publishes again, under the new `lease`, what this host owned before
+    /// it (re)connected (restored from before a restart, or learned
+    /// before an outage), given the directory as `kvs` read then. A key
+    /// that another host or an operator wrote meanwhile is theirs: the
+    /// MAC or address moved while this host was away, so it is dropped
+    /// from what this host owns instead of being claimed over the newer
+    /// entry (a frame seen here later claims it again, as it should).
+    /// Each put is conditional on the key being as read, so a write that
+    /// comes in between wins too (the watch then reports it). Entries of
+    /// this host's own under an older lease that it does not own any more
+    /// are deleted: they are from before the restart or outage, and never
+    /// answered.
+    async fn claim_again(
+        &self,
+        c: &mut Client,
+        kvs: &[KeyValue],
+        lease: i64,
+    ) -> Result<(), String> {
+        let Some(me) = self.cfg.me() else {
+            return Ok(());
+        };
         let keys = &self.cfg.keys;
-        match p {
-            Publish::Mac(mac) => {
-                // Learned, then taken by another host before it was
-                // written: not ours any more.
-                if !self.lock().owned.macs.contains(&mac) {
-                    return Ok(());
+        // key -> (mod revision, host)
+        let current: HashMap<&[u8], (i64, Option<String>)> = kvs
+            .iter()
+            .map(|kv| (kv.key(), (kv.mod_revision(), host_of(kv.value()))))
+            .collect();
+        let owned = self.lock().owned.clone();
+        let mut claims: Vec<(String, String, Publish)> = Vec::new();
+        for mac in owned.macs {
+            claims.push((keys.mac(mac), mac.to_string(), Publish::Mac(mac)));
+        }
+        for (ip, mac) in owned.ips {
+            claims.push((keys.ip(ip), ip.to_string(), Publish::Ip(ip, mac)));
+        }
+        let mut claimed: HashSet<String> = HashSet::new();
+        for (key, what, p) in claims {
+            let rev = match current.get(key.as_bytes()) {
+                Some((_, host)) if host.as_deref() != Some(me.as_str()) => {
+                    let mut st = self.lock();
+                    match p {
+                        Publish::Mac(mac) => st.owned.macs.remove(&mac),
+                        Publish::Ip(ip, _) => st.owned.ips.remove(&ip).is_some(),
+                    };
+                    drop(st);
+                    log(&format!(
+                        "{what} moved to {} while this host was away; not published again",
+                        host.as_deref().unwrap_or("an entry written by hand")
+                    ));
+                    continue;
                 }
-                let Some(e) = self.cfg.mac_entry() else {
-                    return Ok(());
-                };
-                self.put(c, keys.mac(mac), e.to_json(), lease).await
+                Some((rev, _)) => *rev,
+                None => 0,
+            };
+            let Some(value) = self.value_of(&p) else {
+                continue;
+            };
+            let txn = Txn::new()
+                .when([Compare::mod_revision(key.clone(), CompareOp::Equal, rev)])
+                .and_then([TxnOp::put(
+                    key.clone(),
+                    value,
+                    Some(PutOptions::new().with_lease(lease)),
+                )]);
+            if bounded("put", c.txn(txn)).await?.succeeded() {
+                bump(&self.counters.published);
+                claimed.insert(key);
+            }
+        }
+        for kv in kvs {
+            let key = String::from_utf8_lossy(kv.key());
+            if kv.lease() == lease
+                || claimed.contains(key.as_ref())
+                || host_of(kv.value()).as_deref() != Some(me.as_str())
+            {
+                continue;
+            }
+            let txn = Txn::new()
+                .when([Compare::mod_revision(
+                    kv.key(),
+                    CompareOp::Equal,
+                    kv.mod_revision(),
+                )])
+                .and_then([TxnOp::delete(kv.key(), None)]);
+            bounded("deleting a stale entry", c.txn(txn)).await?;
+        }
+        Ok(())
+    }
+
+    /// The value this host writes for `p`, while it still owns it.
+    fn value_of(&self, p: &Publish) -> Option<String> {
+        match *p {
+            Publish::Mac(mac) => {
+                if !self.lock().owned.macs.contains(&mac) {
+                    return None;
+                }
+                Some(self.cfg.mac_entry()?.to_json())
             }
             Publish::Ip(ip, mac) => {
                 if self.lock().owned.ips.get(&ip) != Some(&mac) {
-                    return Ok(());
+                    return None;
                 }
-                let e = IpEntry {
-                    mac,
-                    host: self.cfg.me(),
-                };
-                self.put(c, keys.ip(ip), e.to_json(), lease).await
+                Some(
+                    IpEntry {
+                        mac,
+                        host: self.cfg.me(),
+                    }
+                    .to_json(),
+                )
             }
         }
     }
@@ -492,18 +593,8 @@ impl Session {
             .await?
             .id();
         *self.lease.lock().unwrap_or_else(PoisonError::into_inner) = lease;
-        // Everything owned, under the new lease; what is queued is
-        // included in the snapshot.
+        // What is queued is in the snapshot of what this host owns.
         while rx.try_recv().is_ok() {}
-        let owned = self.lock().owned.clone();
-        for mac in owned.macs {
-            self.publish(&mut c, Publish::Mac(mac), lease).await?;
-        }
-        for (ip, mac) in owned.ips {
-            self.publish(&mut c, Publish::Ip(ip, mac), lease).await?;
-        }
-        // Entries of this host under any other lease are from before a
-        // restart or an outage: never answered, and deleted now.
         let base = self.cfg.keys.base().to_string();
         let mut resp = bounded(
             "reading the directory",
@@ -511,14 +602,8 @@ impl Session {
         )
         .await?;
         let rev = resp.header().map_or(0, |h| h.revision());
-        if let Some(me) = self.cfg.me() {
-            for kv in resp.take_kvs() {
-                if kv.lease() == lease || host_of(kv.value()).as_deref() != Some(me.as_str()) {
-                    continue;
-                }
-                bounded("deleting a stale entry", c.delete(kv.key(), None)).await?;
-            }
-        }
+        let kvs = resp.take_kvs();
+        self.claim_again(&mut c, &kvs, lease).await?;
         let start = if *last_rev > 0 {
             *last_rev + 1
         } else {

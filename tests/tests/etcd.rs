@@ -323,6 +323,52 @@ fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// A guest (a VM, a container) with MAC `GUEST_MAC` and address
+/// 192.0.2.99: a namespace whose veth's host side (`vmh`) is a port of a
+/// host's bridge.
+struct Guest {
+    link: PacketSocket,
+    // Its namespace lives as long as the guest.
+    _ns: Netns,
+}
+
+impl Guest {
+    /// A guest behind `host`, its namespace named `name`.
+    fn behind(host: &Host, name: &str) -> Guest {
+        let ns = Netns::new(name);
+        ns.ok(&["sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"]);
+        net::veth(&ns, "vm0", &host.ns, "vmh");
+        ns.ip("link set vm0 down");
+        ns.ip("link set vm0 address 02:00:00:00:00:99 mtu 1400");
+        ns.ip("addr add 192.0.2.99/24 dev vm0");
+        host.ns.ip("link set vmh master brv");
+        ns.ip("link set vm0 up");
+        let link = PacketSocket::open(&ns, "vm0");
+        Guest { link, _ns: ns }
+    }
+
+    /// A gratuitous ARP, as a guest sends after it booted or moved.
+    fn announce(&self) {
+        self.link.send(&garp(GUEST_MAC, [192, 0, 2, 99]));
+    }
+
+    /// The move: the host side of the guest's link goes from `from`'s
+    /// bridge to `to`'s.
+    fn moves(&self, from: &Host, to: &Host) {
+        from.ns.ip(&format!("link set vmh netns {}", to.ns.name));
+        to.ns.ip("link set vmh master brv");
+        to.ns.ip("link set vmh up");
+    }
+}
+
+/// The `host` of the guest's MAC entry in the directory.
+fn guest_host(o: &Overlay) -> Option<String> {
+    o.etcd[0]
+        .get(&format!("{PREFIX}/mac/02:00:00:00:00:99"))
+        .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
+        .and_then(|v| v["host"].as_str().map(str::to_string))
+}
+
 #[test]
 fn a_mac_that_moves_to_another_host_is_followed() {
     if !net::can_run() {
@@ -330,41 +376,20 @@ fn a_mac_that_moves_to_another_host_is_followed() {
     }
     let o = Overlay::new("m", 3, 1);
     o.wait_published();
-    // A guest behind host 1: a namespace whose veth's host side is a
-    // port of host 1's bridge. It announces itself with gratuitous ARP
-    // (repeated until seen), as a guest does after it booted or moved.
-    let vm = Netns::new("etcdmv");
-    vm.ok(&["sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"]);
-    net::veth(&vm, "vm0", &o.hosts[0].ns, "vmh");
-    vm.ip("link set vm0 down");
-    vm.ip("link set vm0 address 02:00:00:00:00:99 mtu 1400");
-    vm.ip("addr add 192.0.2.99/24 dev vm0");
-    o.hosts[0].ns.ip("link set vmh master brv");
-    vm.ip("link set vm0 up");
-    let key = format!("{PREFIX}/mac/02:00:00:00:00:99");
-    let host_of = |o: &Overlay| {
-        o.etcd[0]
-            .get(&key)
-            .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
-            .and_then(|v| v["host"].as_str().map(str::to_string))
-    };
-    let announce = PacketSocket::open(&vm, "vm0");
+    // A guest behind host 1 announces itself (repeated until seen), as a
+    // guest does after it booted.
+    let guest = Guest::behind(&o.hosts[0], "etcdmv");
     eventually(10, "host 1 publishes the guest", || {
-        announce.send(&garp(GUEST_MAC, [192, 0, 2, 99]));
-        host_of(&o).as_deref() == Some("198.51.100.1")
+        guest.announce();
+        guest_host(&o).as_deref() == Some("198.51.100.1")
     });
     o.hosts[2].reach("192.0.2.99", 10);
 
-    // The move: the host side of the guest's link goes to host 2's
-    // bridge, and the guest announces itself there.
-    o.hosts[0]
-        .ns
-        .ip(&format!("link set vmh netns {}", o.hosts[1].ns.name));
-    o.hosts[1].ns.ip("link set vmh master brv");
-    o.hosts[1].ns.ip("link set vmh up");
+    // It moves to host 2 and announces itself there.
+    guest.moves(&o.hosts[0], &o.hosts[1]);
     eventually(10, "host 2 publishes the guest", || {
-        announce.send(&garp(GUEST_MAC, [192, 0, 2, 99]));
-        host_of(&o).as_deref() == Some("198.51.100.2")
+        guest.announce();
+        guest_host(&o).as_deref() == Some("198.51.100.2")
     });
     // Host 3 had the guest cached at host 1; its traffic follows.
     o.hosts[2].reach("192.0.2.99", 10);
@@ -446,7 +471,7 @@ fn a_three_member_cluster_loses_a_member_and_nothing_changes() {
 }
 
 #[test]
-fn a_killed_daemon_s_entries_expire_and_come_back_with_it() {
+fn a_killed_daemon_s_entries_expire_and_a_restarted_one_yields_what_moved() {
     if !net::can_run() {
         return;
     }
@@ -475,4 +500,32 @@ fn a_killed_daemon_s_entries_expire_and_come_back_with_it() {
         o.etcd[0].get(&h1_ip).is_some()
     });
     o.hosts[1].reach("192.0.2.1", 15);
+
+    // A MAC that moves while its host's daemon is down: a guest behind
+    // host 1, published by it, and saved in its state file by a clean
+    // stop (which also revokes its lease).
+    let guest = Guest::behind(&o.hosts[0], "etcdkv");
+    eventually(10, "host 1 publishes the guest", || {
+        guest.announce();
+        guest_host(&o).as_deref() == Some("198.51.100.1")
+    });
+    o.hosts[0].daemon.stop();
+    guest.moves(&o.hosts[0], &o.hosts[1]);
+    eventually(10, "host 2 publishes the guest", || {
+        guest.announce();
+        guest_host(&o).as_deref() == Some("198.51.100.2")
+    });
+    // Restarted, host 1 owns the guest by its state file, but the
+    // directory says it lives at host 2 now: host 1's lookups follow it
+    // there, and host 1 does not claim it again.
+    o.hosts[0].daemon.restart();
+    o.hosts[0].ns.ip("link set ov0 master brv");
+    o.hosts[0].ns.ip("link set ov0 up");
+    o.hosts[0].reach("192.0.2.99", 15);
+    assert_eq!(guest_host(&o).as_deref(), Some("198.51.100.2"));
+    let log = o.hosts[0].daemon.log();
+    assert!(
+        log.contains("02:00:00:00:00:99 moved to 198.51.100.2 while this host was away"),
+        "{log}"
+    );
 }
