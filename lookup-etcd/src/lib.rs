@@ -18,8 +18,9 @@
 //! 5. Unicast: the destination MAC's entry.
 //!
 //! Each lookup also *learns*: the frame's source MAC lives behind this
-//! host, and the sender address of ARP and Neighbour Discovery is its
-//! overlay address. What is learned is published under a lease that the
+//! host, the sender address of ARP and Neighbour Discovery is its
+//! overlay address, and a DHCPACK from a server behind this host gives
+//! the address it leased to its client. What is learned is published under a lease that the
 //! [`session`] keeps alive while the device is active, so a host that
 //! dies takes its entries with it when the lease expires. A watch on the
 //! virtual network's keys reports the MACs whose entries changed through
@@ -519,6 +520,12 @@ impl EtcdDevice {
         match self.mac_entry(s, &keys, mac)? {
             Some(e) => {
                 bump(&self.counters.answers);
+                // A DHCP server's reply goes there without the answer
+                // being cached, so that the plugin sees the next one to
+                // the same client too: the DHCPACK after a DHCPOFFER.
+                if proxy::dhcp_reply(frame).is_ok() {
+                    return Ok(LookupAnswer::replicate(vec![self.point(&e)]));
+                }
                 s.answered(mac);
                 Ok(LookupAnswer::respond(self.point(&e)))
             }
@@ -618,6 +625,20 @@ pub fn announced_ip(req: &LookupRequest, frame: &[u8]) -> Option<IpAddr> {
         }
         _ => None,
     }
+}
+
+/// The address a DHCP server behind this device leased (`frame` being
+/// the server's DHCPACK) and the client's MAC: not when the reply goes
+/// through a relay agent (the client is on another link), nor an address
+/// that cannot be a host's.
+pub fn leased(frame: &[u8]) -> Option<(Ipv4Addr, Mac)> {
+    let r = proxy::dhcp_reply(frame).ok()?;
+    let (ip, client) = (r.your_ip, Mac(r.client));
+    (r.message_type == proxy::DHCPACK
+        && r.relay.is_unspecified()
+        && !(ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback())
+        && !(client.is_group() || client.is_zero()))
+    .then_some((ip, client))
 }
 
 impl LookupInstance for EtcdDevice {
@@ -728,6 +749,9 @@ impl LookupInstance for EtcdDevice {
         })?;
         bump(&self.counters.lookups);
         s.learn(Mac(req.src), announced_ip(req, frame));
+        if let Some((ip, client)) = leased(frame) {
+            s.learn_address(IpAddr::V4(ip), client);
+        }
         self.decide(&s, req, frame)
     }
 
@@ -791,6 +815,64 @@ mod tests {
         assert_eq!(announced_ip(&req, &ns), Some(IpAddr::V6(src)));
         ns[22..38].copy_from_slice(&[0; 16]);
         assert_eq!(announced_ip(&req, &ns), None);
+    }
+
+    /// A DHCP server's reply of `msg_type` to `client`, giving `yiaddr`
+    /// through the relay `giaddr`.
+    fn dhcp_reply(msg_type: u8, client: [u8; 6], yiaddr: [u8; 4], giaddr: [u8; 4]) -> Vec<u8> {
+        let mut bootp = vec![0u8; 236];
+        bootp[..3].copy_from_slice(&[2, 1, 6]);
+        bootp[16..20].copy_from_slice(&yiaddr);
+        bootp[24..28].copy_from_slice(&giaddr);
+        bootp[28..34].copy_from_slice(&client);
+        bootp.extend_from_slice(&[99, 130, 83, 99, 53, 1, msg_type, 255]);
+        let udp_len = (8 + bootp.len()) as u16;
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&(20 + udp_len).to_be_bytes());
+        ip.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1]);
+        ip.extend_from_slice(&yiaddr);
+        ip.extend_from_slice(&[0, 67, 0, 68]);
+        ip.extend_from_slice(&udp_len.to_be_bytes());
+        ip.extend_from_slice(&[0, 0]);
+        ip.extend_from_slice(&bootp);
+        let mut f = client.to_vec();
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+        f.extend_from_slice(&ip);
+        f
+    }
+
+    #[test]
+    fn a_lease_is_learned_from_a_dhcpack_only() {
+        let client = [2, 0, 0, 0, 0, 0xc1];
+        let (lease, none) = ([192, 0, 2, 200], [0; 4]);
+        let ack = dhcp_reply(proxy::DHCPACK, client, lease, none);
+        assert_eq!(leased(&ack), Some((Ipv4Addr::from(lease), Mac(client))));
+        // An offer is not a lease; a relayed ACK's client is on another
+        // link; an ACK without an address (to an INFORM) gives none.
+        assert_eq!(
+            leased(&dhcp_reply(proxy::DHCPOFFER, client, lease, none)),
+            None
+        );
+        assert_eq!(
+            leased(&dhcp_reply(proxy::DHCPACK, client, lease, [192, 0, 2, 9])),
+            None
+        );
+        assert_eq!(
+            leased(&dhcp_reply(proxy::DHCPACK, client, none, none)),
+            None
+        );
+        assert_eq!(
+            leased(&dhcp_reply(proxy::DHCPACK, client, [224, 0, 0, 1], none)),
+            None
+        );
+        assert_eq!(
+            leased(&dhcp_reply(proxy::DHCPACK, [0xff; 6], lease, none)),
+            None
+        );
+        // A client's request is not a server's reply.
+        let mut request = ack.clone();
+        request[34..38].copy_from_slice(&[0, 68, 0, 67]);
+        assert_eq!(leased(&request), None);
     }
 
     #[test]

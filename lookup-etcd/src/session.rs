@@ -148,12 +148,14 @@ pub fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-/// What this host owns: the MACs behind its device and their addresses.
+/// What this host owns: the MACs behind its device and the addresses it
+/// publishes.
 #[derive(Default, Clone, PartialEq, Eq, Debug)]
 pub struct Owned {
     /// Local MACs.
     pub macs: BTreeSet<Mac>,
-    /// Local overlay addresses and their MACs.
+    /// The overlay addresses this host publishes, and their MACs: those
+    /// its hosts announce, and those a DHCP server behind it leased.
     pub ips: std::collections::BTreeMap<IpAddr, Mac>,
 }
 
@@ -342,15 +344,25 @@ impl Session {
         if self.cfg.host_ip.is_none() || mac.is_group() || mac.is_zero() {
             return;
         }
-        let mut st = self.lock();
-        if st.owned.macs.insert(mac) {
+        if self.lock().owned.macs.insert(mac) {
             let _ = self.publish.send(Publish::Mac(mac));
         }
         if let Some(ip) = ip {
-            if st.owned.ips.get(&ip) != Some(&mac) {
-                st.owned.ips.insert(ip, mac);
-                let _ = self.publish.send(Publish::Ip(ip, mac));
-            }
+            self.learn_address(ip, mac);
+        }
+    }
+
+    /// Records that `ip` belongs to `mac` (which may live behind another
+    /// host: the client of a DHCP server behind this one); publishes it
+    /// when it is new.
+    pub fn learn_address(&self, ip: IpAddr, mac: Mac) {
+        if self.cfg.host_ip.is_none() || mac.is_group() || mac.is_zero() {
+            return;
+        }
+        let mut st = self.lock();
+        if st.owned.ips.get(&ip) != Some(&mac) {
+            st.owned.ips.insert(ip, mac);
+            let _ = self.publish.send(Publish::Ip(ip, mac));
         }
     }
 

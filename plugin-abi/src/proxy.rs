@@ -15,6 +15,11 @@
 //! | [`proxy_ndp`] | a Neighbour Advertisement | [`LookupAnswer::inject`] |
 //! | [`proxy_dhcp`] | the request, unicast to the server | [`LookupAnswer::resend`] |
 //!
+//! [`dhcp_reply`] reads a DHCP server's reply (the client, the address it
+//! is given, the message type), with the same checks as [`proxy_dhcp`], so
+//! that a plugin can learn from the leases a server behind its device
+//! hands out.
+//!
 //! Every helper takes the whole frame as the daemon passes it to
 //! [`LookupDevice::lookup`] (Ethernet header first, possibly with one VLAN
 //! tag), checks it fully before it reads a field, and never panics on any
@@ -65,6 +70,22 @@ const ND_OPT_TARGET_LINKADDR: u8 = 2;
 const NA_FLAGS_SOLICITED_OVERRIDE: u8 = 0x60;
 const DHCP_CLIENT_PORT: u16 = 68;
 const DHCP_SERVER_PORT: u16 = 67;
+/// BOOTP `op` of a server's reply.
+const BOOTREPLY: u8 = 2;
+/// The magic cookie that starts DHCP's options (RFC 2131 §3).
+const DHCP_MAGIC: [u8; 4] = [99, 130, 83, 99];
+const DHCP_OPT_PAD: u8 = 0;
+const DHCP_OPT_END: u8 = 255;
+/// Option overload: more options in `file` (1), `sname` (2) or both (3).
+const DHCP_OPT_OVERLOAD: u8 = 52;
+const DHCP_OPT_MESSAGE_TYPE: u8 = 53;
+/// DHCP message type (option 53) of a server's offer.
+pub const DHCPOFFER: u8 = 2;
+/// DHCP message type (option 53) of a server's acknowledgement: the
+/// client has the address.
+pub const DHCPACK: u8 = 5;
+/// DHCP message type (option 53) of a server's refusal.
+pub const DHCPNAK: u8 = 6;
 
 /// Why a proxy helper did not answer a frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -179,6 +200,29 @@ pub enum ProxyError {
         /// Destination port.
         dst: u16,
     },
+    /// UDP ports other than a DHCP server's reply (67 to 68).
+    DhcpReplyPorts {
+        /// Source port.
+        src: u16,
+        /// Destination port.
+        dst: u16,
+    },
+    /// A BOOTP message that is not a reply about an Ethernet client.
+    BootpFormat {
+        /// Operation (2 is a reply).
+        op: u8,
+        /// Hardware type (1 is Ethernet).
+        htype: u8,
+        /// Hardware address length (6).
+        hlen: u8,
+    },
+    /// A BOOTP message without DHCP's magic cookie or message type option.
+    NotDhcp,
+    /// A DHCP option that runs past the end of the field holding it.
+    BadDhcpOption {
+        /// Offset of the option from the start of the BOOTP message.
+        offset: usize,
+    },
     /// The resolver has no answer for this address.
     Unresolved(IpAddr),
     /// The client has no DHCP server to redirect its requests to.
@@ -203,6 +247,7 @@ impl ProxyError {
                 | ProxyError::Protocol(_)
                 | ProxyError::Fragment
                 | ProxyError::UdpPorts { .. }
+                | ProxyError::DhcpReplyPorts { .. }
                 | ProxyError::NoDhcpServer(_)
         )
     }
@@ -292,6 +337,23 @@ impl fmt::Display for ProxyError {
             ProxyError::UdpPorts { src, dst } => write!(
                 f,
                 "UDP ports {src} to {dst}, not a DHCP client request (68 to 67)"
+            ),
+            ProxyError::DhcpReplyPorts { src, dst } => write!(
+                f,
+                "UDP ports {src} to {dst}, not a DHCP server's reply (67 to 68)"
+            ),
+            ProxyError::BootpFormat { op, htype, hlen } => write!(
+                f,
+                "BOOTP message with op {op}, hardware type {htype} and address length {hlen}, \
+                 not a reply (2) about an Ethernet client (1, 6)"
+            ),
+            ProxyError::NotDhcp => write!(
+                f,
+                "BOOTP message without DHCP's magic cookie and message type option"
+            ),
+            ProxyError::BadDhcpOption { offset } => write!(
+                f,
+                "DHCP option at offset {offset} runs past the end of its field"
             ),
             ProxyError::Unresolved(ip) => write!(f, "no answer for {ip}"),
             ProxyError::NoDhcpServer(mac) => {
@@ -541,28 +603,16 @@ pub fn icmpv6_checksum(src: &Ipv6Addr, dst: &Ipv6Addr, msg: &[u8]) -> u16 {
     !csum::fold(csum::ones_sum(msg, pseudo))
 }
 
-/// Redirects a client's broadcast DHCP request to its server.
-///
-/// `frame` must be IPv4 to `ff:ff:ff:ff:ff:ff` with version 4, a header of
-/// at least 20 bytes and a total length that fit in the frame, protocol
-/// UDP, not a fragment, ports 68 to 67, and room for the fixed part of a
-/// BOOTP message (236 bytes). `resolve` is asked, with the client's
-/// Ethernet source, for the MAC of its DHCP server; the result is the same
-/// frame with the Ethernet destination rewritten to it, to be sent down
-/// the transmit path again so that it reaches the server as unicast. The
-/// IP and UDP headers are not touched, so their checksums stay valid.
-pub fn proxy_dhcp(
+/// The BOOTP message of `frame`, whose Ethernet header (`h` bytes) says
+/// IPv4: version 4, a header of at least 20 bytes and a total length that
+/// fit in the frame, protocol UDP, not a fragment, UDP ports `ports`
+/// (else `wrong_ports`), and room for the fixed part of a BOOTP message.
+fn bootp(
     frame: &[u8],
-    resolve: impl FnOnce([u8; 6]) -> Option<[u8; 6]>,
-) -> Result<Vec<u8>, ProxyError> {
-    let eth = ethernet(frame, ETHERTYPE_IPV4)?;
-    if !eth.is_broadcast() {
-        return Err(ProxyError::Destination {
-            expected: "the broadcast address",
-            found: eth.dst,
-        });
-    }
-    let h = eth.hdr_len as usize;
+    h: usize,
+    ports: (u16, u16),
+    wrong_ports: fn(u16, u16) -> ProxyError,
+) -> Result<&[u8], ProxyError> {
     need(frame, h + 20, "IPv4 header")?;
     let ip = &frame[h..];
     let version = ip[0] >> 4;
@@ -599,11 +649,8 @@ pub fn proxy_dhcp(
         });
     }
     let (sport, dport) = (be16(udp, 0), be16(udp, 2));
-    if (sport, dport) != (DHCP_CLIENT_PORT, DHCP_SERVER_PORT) {
-        return Err(ProxyError::UdpPorts {
-            src: sport,
-            dst: dport,
-        });
+    if (sport, dport) != ports {
+        return Err(wrong_ports(sport, dport));
     }
     let udp_len = be16(udp, 4) as usize;
     if udp_len > udp.len() || udp_len < 8 + BOOTP_FIXED_LEN {
@@ -613,10 +660,142 @@ pub fn proxy_dhcp(
             have: h + ihl + udp_len.min(udp.len()),
         });
     }
+    Ok(&udp[8..udp_len])
+}
+
+/// Redirects a client's broadcast DHCP request to its server.
+///
+/// `frame` must be IPv4 to `ff:ff:ff:ff:ff:ff` with version 4, a header of
+/// at least 20 bytes and a total length that fit in the frame, protocol
+/// UDP, not a fragment, ports 68 to 67, and room for the fixed part of a
+/// BOOTP message (236 bytes). `resolve` is asked, with the client's
+/// Ethernet source, for the MAC of its DHCP server; the result is the same
+/// frame with the Ethernet destination rewritten to it, to be sent down
+/// the transmit path again so that it reaches the server as unicast. The
+/// IP and UDP headers are not touched, so their checksums stay valid.
+pub fn proxy_dhcp(
+    frame: &[u8],
+    resolve: impl FnOnce([u8; 6]) -> Option<[u8; 6]>,
+) -> Result<Vec<u8>, ProxyError> {
+    let eth = ethernet(frame, ETHERTYPE_IPV4)?;
+    if !eth.is_broadcast() {
+        return Err(ProxyError::Destination {
+            expected: "the broadcast address",
+            found: eth.dst,
+        });
+    }
+    bootp(
+        frame,
+        eth.hdr_len as usize,
+        (DHCP_CLIENT_PORT, DHCP_SERVER_PORT),
+        |src, dst| ProxyError::UdpPorts { src, dst },
+    )?;
     let server = resolve(eth.src).ok_or(ProxyError::NoDhcpServer(eth.src))?;
     let mut out = frame.to_vec();
     out[0..6].copy_from_slice(&server);
     Ok(out)
+}
+
+/// A DHCP server's reply to a client, as [`dhcp_reply`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DhcpReply {
+    /// The DHCP message type (option 53): [`DHCPOFFER`], [`DHCPACK`],
+    /// [`DHCPNAK`], ...
+    pub message_type: u8,
+    /// `chaddr`: the client's MAC.
+    pub client: [u8; 6],
+    /// `yiaddr`: the address the server gives the client (unspecified in
+    /// a refusal, and in the answer to a client that has its address).
+    pub your_ip: Ipv4Addr,
+    /// `giaddr`: the relay agent the reply goes through, unspecified when
+    /// the server is on the client's link.
+    pub relay: Ipv4Addr,
+}
+
+/// Reads a DHCP server's reply to a client.
+///
+/// `frame` must be IPv4 to any Ethernet destination (a server answers
+/// broadcast or unicast) with the checks of [`proxy_dhcp`], UDP ports 67
+/// to 68, a BOOTP reply (op 2) about an Ethernet client (hardware type 1,
+/// address length 6), DHCP's magic cookie, and a message type option;
+/// options are read with every length checked, in the `file` and `sname`
+/// fields too when the option overload option says so.
+pub fn dhcp_reply(frame: &[u8]) -> Result<DhcpReply, ProxyError> {
+    let eth = ethernet(frame, ETHERTYPE_IPV4)?;
+    let msg = bootp(
+        frame,
+        eth.hdr_len as usize,
+        (DHCP_SERVER_PORT, DHCP_CLIENT_PORT),
+        |src, dst| ProxyError::DhcpReplyPorts { src, dst },
+    )?;
+    let (op, htype, hlen) = (msg[0], msg[1], msg[2]);
+    if (op, htype, hlen) != (BOOTREPLY, 1, 6) {
+        return Err(ProxyError::BootpFormat { op, htype, hlen });
+    }
+    Ok(DhcpReply {
+        message_type: dhcp_message_type(msg)?,
+        client: array(msg, 28),
+        your_ip: Ipv4Addr::from(array::<4>(msg, 16)),
+        relay: Ipv4Addr::from(array::<4>(msg, 24)),
+    })
+}
+
+/// The DHCP message type of the BOOTP message `msg` (at least its fixed
+/// part long).
+fn dhcp_message_type(msg: &[u8]) -> Result<u8, ProxyError> {
+    const OPTIONS: usize = BOOTP_FIXED_LEN + 4;
+    if msg.len() < OPTIONS || msg[BOOTP_FIXED_LEN..OPTIONS] != DHCP_MAGIC {
+        return Err(ProxyError::NotDhcp);
+    }
+    // (field, its offset in the message): options, then file and sname
+    // when overloaded (RFC 2131 §4.1 gives this order).
+    let mut fields = [(&msg[OPTIONS..], OPTIONS), (&[][..], 0), (&[][..], 0)];
+    if let Some(v) = dhcp_option(&msg[OPTIONS..], OPTIONS, DHCP_OPT_OVERLOAD)? {
+        let overload = v.1.first().copied().unwrap_or(0);
+        if overload & 1 != 0 {
+            fields[1] = (&msg[108..BOOTP_FIXED_LEN], 108);
+        }
+        if overload & 2 != 0 {
+            fields[2] = (&msg[44..108], 44);
+        }
+    }
+    for (field, at) in fields {
+        if let Some((offset, v)) = dhcp_option(field, at, DHCP_OPT_MESSAGE_TYPE)? {
+            return match v {
+                [t] => Ok(*t),
+                _ => Err(ProxyError::BadDhcpOption { offset }),
+            };
+        }
+    }
+    Err(ProxyError::NotDhcp)
+}
+
+/// The first option `code` in `field` (at offset `at` of the message):
+/// its offset and value. The field ends at its end or an end option.
+fn dhcp_option(field: &[u8], at: usize, code: u8) -> Result<Option<(usize, &[u8])>, ProxyError> {
+    let mut i = 0;
+    while i < field.len() {
+        match field[i] {
+            DHCP_OPT_PAD => i += 1,
+            DHCP_OPT_END => break,
+            c => {
+                let offset = at + i;
+                let len = *field
+                    .get(i + 1)
+                    .ok_or(ProxyError::BadDhcpOption { offset })?
+                    as usize;
+                let end = i + 2 + len;
+                if end > field.len() {
+                    return Err(ProxyError::BadDhcpOption { offset });
+                }
+                if c == code {
+                    return Ok(Some((offset, &field[i + 2..end])));
+                }
+                i = end;
+            }
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -1044,11 +1223,127 @@ mod tests {
         );
     }
 
+    const LEASED: [u8; 4] = [192, 0, 2, 200];
+
+    /// A server's (`HOST_B`) reply to `HOST_A` with DHCP `options` after
+    /// the magic cookie, unicast to the client.
+    fn dhcp_server_reply(vlan: Option<u16>, options: &[u8]) -> Vec<u8> {
+        let mut msg = vec![0u8; BOOTP_FIXED_LEN];
+        msg[..4].copy_from_slice(&[BOOTREPLY, 1, 6, 0]);
+        msg[16..20].copy_from_slice(&LEASED);
+        msg[28..34].copy_from_slice(&HOST_A);
+        msg.extend_from_slice(&DHCP_MAGIC);
+        msg.extend_from_slice(options);
+        let mut f = eth(HOST_A, HOST_B, vlan, ETHERTYPE_IPV4);
+        let total = (20 + 8 + msg.len()) as u16;
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 0, 64, IPPROTO_UDP, 0, 0]);
+        f.extend_from_slice(&[192, 0, 2, 1]);
+        f.extend_from_slice(&LEASED);
+        f.extend_from_slice(&DHCP_SERVER_PORT.to_be_bytes());
+        f.extend_from_slice(&DHCP_CLIENT_PORT.to_be_bytes());
+        f.extend_from_slice(&((8 + msg.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(&msg);
+        f
+    }
+
+    /// Options of an ACK: message type, a server identifier, end.
+    const ACK_OPTIONS: [u8; 10] = [53, 1, DHCPACK, 54, 4, 192, 0, 2, 1, 255];
+
+    #[test]
+    fn a_server_s_reply_gives_the_client_and_its_address() {
+        for vlan in [None, Some(7)] {
+            let ack = dhcp_server_reply(vlan, &ACK_OPTIONS);
+            assert_eq!(
+                dhcp_reply(&ack),
+                Ok(DhcpReply {
+                    message_type: DHCPACK,
+                    client: HOST_A,
+                    your_ip: Ipv4Addr::from(LEASED),
+                    relay: Ipv4Addr::UNSPECIFIED,
+                })
+            );
+        }
+        // Broadcast too, with pads before the type.
+        let mut offer = dhcp_server_reply(None, &[0, 0, 53, 1, DHCPOFFER, 255]);
+        offer[0..6].copy_from_slice(&BCAST);
+        assert_eq!(dhcp_reply(&offer).unwrap().message_type, DHCPOFFER);
+        // The type in `file`, which the overload option announces.
+        let mut overloaded = dhcp_server_reply(None, &[52, 1, 1, 255]);
+        let file = 14 + 20 + 8 + 108;
+        overloaded[file..file + 4].copy_from_slice(&[53, 1, DHCPNAK, 255]);
+        assert_eq!(dhcp_reply(&overloaded).unwrap().message_type, DHCPNAK);
+        // Without the overload option, `file` is not read.
+        let mut not_overloaded = dhcp_server_reply(None, &[255]);
+        not_overloaded[file..file + 4].copy_from_slice(&[53, 1, DHCPNAK, 255]);
+        assert_eq!(dhcp_reply(&not_overloaded), Err(ProxyError::NotDhcp));
+    }
+
+    #[test]
+    fn dhcp_reply_refusals() {
+        let request = dhcp(None, 300, 68, 67);
+        let e = dhcp_reply(&request).unwrap_err();
+        assert_eq!(e, ProxyError::DhcpReplyPorts { src: 68, dst: 67 });
+        assert!(e.is_other_traffic());
+        assert_eq!(
+            e.to_string(),
+            "UDP ports 68 to 67, not a DHCP server's reply (67 to 68)"
+        );
+        let mut op = dhcp_server_reply(None, &ACK_OPTIONS);
+        op[42] = 1;
+        assert_eq!(
+            dhcp_reply(&op),
+            Err(ProxyError::BootpFormat {
+                op: 1,
+                htype: 1,
+                hlen: 6
+            })
+        );
+        let mut cookie = dhcp_server_reply(None, &ACK_OPTIONS);
+        cookie[42 + BOOTP_FIXED_LEN] = 0;
+        assert_eq!(dhcp_reply(&cookie), Err(ProxyError::NotDhcp));
+        // BOOTP without options, and DHCP without a message type.
+        let bootp_only = &cookie[..42 + BOOTP_FIXED_LEN];
+        let mut bootp_only = bootp_only.to_vec();
+        let (total, udp) = (
+            (20 + 8 + BOOTP_FIXED_LEN) as u16,
+            (8 + BOOTP_FIXED_LEN) as u16,
+        );
+        bootp_only[16..18].copy_from_slice(&total.to_be_bytes());
+        bootp_only[38..40].copy_from_slice(&udp.to_be_bytes());
+        assert_eq!(dhcp_reply(&bootp_only), Err(ProxyError::NotDhcp));
+        let no_type = dhcp_server_reply(None, &[54, 4, 192, 0, 2, 1, 255]);
+        assert_eq!(dhcp_reply(&no_type), Err(ProxyError::NotDhcp));
+        // An option running past the message, and a type of two bytes.
+        let runs_over = dhcp_server_reply(None, &[54, 9, 192, 0, 2, 1]);
+        let e = dhcp_reply(&runs_over).unwrap_err();
+        assert_eq!(e, ProxyError::BadDhcpOption { offset: 240 });
+        assert!(!e.is_other_traffic());
+        let no_len = dhcp_server_reply(None, &[0, 54]);
+        assert_eq!(
+            dhcp_reply(&no_len),
+            Err(ProxyError::BadDhcpOption { offset: 241 })
+        );
+        let long_type = dhcp_server_reply(None, &[53, 2, DHCPACK, 0, 255]);
+        assert_eq!(
+            dhcp_reply(&long_type),
+            Err(ProxyError::BadDhcpOption { offset: 240 })
+        );
+        // The IPv4 and UDP checks are those of proxy_dhcp.
+        let mut frag = dhcp_server_reply(None, &ACK_OPTIONS);
+        frag[14 + 6] = 0x20;
+        assert_eq!(dhcp_reply(&frag), Err(ProxyError::Fragment));
+    }
+
     #[test]
     fn every_prefix_is_refused_and_no_input_panics() {
         let arp = arp_request(Some(1), SPA, TPA);
         let ns = ns(Some(1), &slla());
         let dhcp = dhcp(Some(1), 240, 68, 67);
+        let ack = dhcp_server_reply(Some(1), &ACK_OPTIONS);
+        assert!(dhcp_reply(&ack).is_ok());
         assert!(proxy_arp(&arp, resolve_b).is_ok());
         assert!(proxy_ndp(&ns, resolve_v6).is_ok());
         assert!(proxy_dhcp(&dhcp, server_of).is_ok());
@@ -1061,14 +1356,18 @@ mod tests {
         for n in 0..dhcp.len() {
             assert!(proxy_dhcp(&dhcp[..n], server_of).is_err(), "{n}");
         }
+        for n in 0..ack.len() {
+            assert!(dhcp_reply(&ack[..n]).is_err(), "{n}");
+        }
         // Any single corrupted byte is answered or refused, never a panic.
-        for f in [&arp, &ns, &dhcp] {
+        for f in [&arp, &ns, &dhcp, &ack] {
             for i in 0..f.len() {
                 let mut g = f.clone();
                 g[i] ^= 0xff;
                 let _ = proxy_arp(&g, resolve_b);
                 let _ = proxy_ndp(&g, resolve_v6);
                 let _ = proxy_dhcp(&g, server_of);
+                let _ = dhcp_reply(&g);
             }
         }
     }

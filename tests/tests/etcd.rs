@@ -36,6 +36,11 @@ impl Overlay {
     /// The underlay bridge with `members` etcd members on it, and `n`
     /// hosts, each with its device `ov0` active and its overlay bridge up.
     fn new(tag: &str, n: usize, members: usize) -> Overlay {
+        Self::with_props(tag, n, members, &[])
+    }
+
+    /// As [`Overlay::new`], every device with the properties `extra` too.
+    fn with_props(tag: &str, n: usize, members: usize, extra: &[&str]) -> Overlay {
         let ul = Netns::new(&format!("etcd{tag}u"));
         ul.ip("link add br0 type bridge");
         let ips: Vec<String> = (0..members)
@@ -53,12 +58,12 @@ impl Overlay {
             ul,
         };
         for i in 1..=n {
-            o.add_host(tag, i);
+            o.add_host(tag, i, extra);
         }
         o
     }
 
-    fn add_host(&mut self, tag: &str, i: usize) {
+    fn add_host(&mut self, tag: &str, i: usize, extra: &[&str]) {
         let ns = Netns::new(&format!("etcd{tag}{i}"));
         ns.ok(&["sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"]);
         let port = format!("u{i}");
@@ -73,7 +78,7 @@ impl Overlay {
             under,
             over: format!("192.0.2.{i}"),
         };
-        host.device(&endpoints(&self.etcd), &[]);
+        host.device(&endpoints(&self.etcd), extra);
         self.hosts.push(host);
     }
 
@@ -402,6 +407,125 @@ fn a_mac_that_moves_to_another_host_is_followed() {
         "{}",
         o.hosts[0].daemon.log()
     );
+}
+
+/// Debian's dnsmasq as a DHCP server (nothing else: no DNS) on `brv` of a
+/// host's namespace, its leases and log in a temporary directory, stopped
+/// by its own pid.
+struct DhcpServer {
+    child: std::process::Child,
+    dir: TempDir,
+}
+
+impl DhcpServer {
+    /// Leases `first`-`last` (/24, one hour), answering at once (no ping
+    /// of an address before it is offered).
+    fn start(ns: &Netns, first: &str, last: &str) -> DhcpServer {
+        let dir = TempDir::new("etcd-dhcp");
+        let log = std::fs::File::create(dir.join("log")).expect("dnsmasq log file");
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns.name, "dnsmasq", "--keep-in-foreground"])
+            .args([
+                "--conf-file=/dev/null",
+                "--port=0",
+                "--no-resolv",
+                "--no-hosts",
+            ])
+            .args(["--interface=brv", "--bind-interfaces", "--user=root"])
+            .arg(format!("--dhcp-range={first},{last},255.255.255.0,1h"))
+            .arg(format!("--dhcp-leasefile={}", dir.join("leases").display()))
+            .args(["--pid-file=", "--no-ping", "--log-dhcp", "--log-facility=-"])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("dnsmasq starts (scripts/install-deps installs dnsmasq-base)");
+        DhcpServer { child, dir }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for DhcpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_address_a_dhcp_server_leases_is_answered_on_every_host() {
+    if !net::can_run() {
+        return;
+    }
+    // Flooding on: a client's DISCOVER is broadcast to every host.
+    let o = Overlay::with_props("d", 3, 1, &["flood=1"]);
+    o.wait_published();
+    let server = DhcpServer::start(&o.hosts[1].ns, "192.0.2.200", "192.0.2.200");
+    // A client behind host 1 (a namespace whose veth's host side is a
+    // port of host 1's bridge) that asks for an address and only
+    // configures it: it sends no ARP, so only the lease can teach the
+    // directory its address.
+    let client = Netns::new("etcddc");
+    client.ok(&["sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"]);
+    net::veth(&client, "vc0", &o.hosts[0].ns, "vch");
+    client.ip("link set vc0 down");
+    client.ip("link set vc0 address 02:00:00:00:00:c1");
+    o.hosts[0].ns.ip("link set vch master brv");
+    client.ip("link set vc0 up");
+    let dir = TempDir::new("etcd-udhcpc");
+    let script = dir.join("script");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncase \"$1\" in bound) ip addr add \"$ip/$mask\" dev \"$interface\";; esac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // Busybox's udhcpc: no broadcast flag, so the server answers unicast.
+    let out = client.exec(&[
+        "timeout",
+        "30",
+        "busybox",
+        "udhcpc",
+        "-f",
+        "-q",
+        "-n",
+        "-t",
+        "10",
+        "-T",
+        "1",
+        "-i",
+        "vc0",
+        "-s",
+        &script.display().to_string(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("lease of 192.0.2.200 obtained"),
+        "no lease: {text}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        server.log()
+    );
+    // Host 2, behind which the server lives, published the lease.
+    let key = format!("{PREFIX}/ip/192.0.2.200");
+    let entry = || {
+        o.etcd[0]
+            .get(&key)
+            .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
+    };
+    eventually(5, "the leased address is published", || entry().is_some());
+    let e = entry().unwrap();
+    assert_eq!(e["mac"], "02:00:00:00:00:c1", "{e}");
+    assert_eq!(e["host"], "198.51.100.2", "{e}");
+    // Host 3's ARP for it is answered by proxy, and host 3 reaches it.
+    let h3 = &o.hosts[2];
+    let answered = h3.counter("etcd/arp");
+    h3.reach("192.0.2.200", 10);
+    assert!(h3.counter("etcd/arp") > answered);
+    let neigh = h3.ns.ok(&["ip", "neigh", "show", "192.0.2.200"]);
+    assert!(neigh.contains("02:00:00:00:00:c1"), "{neigh}");
 }
 
 #[test]
