@@ -270,3 +270,39 @@ fn monitor_prints_cache_changes() {
         ]
     );
 }
+
+/// A lookup plugin that reports changed answers (files, after its file
+/// was edited and reloaded) has the entries it had cached forgotten, and
+/// each forgotten entry is notified on the target group as an
+/// administrator's `cache-remove` is; a MAC that was not cached is not.
+#[test]
+fn monitor_prints_entries_the_lookup_plugin_invalidated() {
+    let (d, dir) = setup();
+    let text = Monitor::start(&d, false);
+    wait_until_subscribed(&d, &[&text]);
+    ok(d.ctl(&["cache-set", "dyn0", "02:00:00:00:00:02=10.9.0.2:4789"]));
+    assert_eq!(
+        text.line(),
+        "cache-set dyn0 02:00:00:00:00:02 10.9.0.2:4789"
+    );
+
+    // 02 moves; 03 is new (never cached). Setting the path again reloads.
+    let config = dir.join("hosts.json");
+    std::fs::write(
+        &config,
+        r#"{"02:00:00:00:00:02": {"ip": "10.9.0.22", "port": 4789},
+            "02:00:00:00:00:03": {"ip": "10.9.0.3", "port": 4789}}"#,
+    )
+    .unwrap();
+    let path = config.display().to_string();
+    ok(d.ctl(&["prop-set", "dyn0", &format!("files/config={path}")]));
+    assert_eq!(text.line(), format!("setprop dyn0 files/config={path}"));
+    assert_eq!(text.line(), "cache-remove dyn0 02:00:00:00:00:02");
+    // Forgotten: the next frame to it is asked again.
+    let e = fails(d.ctl(&["cache-get", "dyn0", "02:00:00:00:00:02"]));
+    assert!(e.ends_with("(ENOENT)"), "{e}");
+
+    // Nothing about 03: the next line is the next change.
+    ok(d.ctl(&["cache-flush", "dyn0"]));
+    assert_eq!(text.line(), "cache-flush dyn0");
+}

@@ -4,7 +4,8 @@
 //!
 //! The registry records an [`Event`] for every change it makes (and
 //! [`StatusTracker`] turns status changes into events; the handlers of the
-//! target family record the cache changes an administrator makes). After each request
+//! target family record the cache changes an administrator makes, and the
+//! lookup service the entries lookup plugins invalidate). After each request
 //! the handlers take the events, turn each into its notification message
 //! ([`Event::message`]) and the server queues that message on every
 //! connection that joined the event's group ([`Event::group`]).
@@ -94,7 +95,8 @@ pub enum Event {
         /// The new status.
         status: Status,
     },
-    /// An administrator changed a device's target cache.
+    /// A device's target cache changed: by an administrator, or an entry
+    /// its lookup plugin invalidated.
     CacheChanged {
         /// Link id.
         linkid: u32,
@@ -105,7 +107,7 @@ pub enum Event {
     },
 }
 
-/// A change an administrator made to a target cache.
+/// A change made to a target cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheChange {
     /// An entry was set (`CACHE_SET`).
@@ -118,7 +120,7 @@ pub enum CacheChange {
         /// (`dest::*`).
         needs: u32,
     },
-    /// An entry's answer was cleared (`CACHE_REMOVE`).
+    /// An entry's answer was cleared (`CACHE_REMOVE`, or `take_stale`).
     Removed {
         /// The entry's MAC.
         mac: Mac,

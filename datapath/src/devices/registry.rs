@@ -125,9 +125,13 @@ impl Registry {
         self.devices.range(linkid..).map(|(_, d)| d)
     }
 
-    /// The changes made since the last call, in order, status changes of
-    /// any device last.
+    /// The changes made since the last call, in order, then the cache
+    /// entries lookup plugins invalidated (`take_stale`), then status
+    /// changes of any device.
     pub fn take_events(&mut self) -> Vec<Event> {
+        for (linkid, mac) in self.lookups.take_invalidated() {
+            self.cache_changed(linkid, CacheChange::Removed { mac });
+        }
         // Read before the devices are: a change made while they are read
         // moves the count again, and the next call looks once more.
         let seen = (crate::stats::health_changes(), self.generation);
@@ -145,7 +149,7 @@ impl Registry {
         std::mem::take(&mut self.events)
     }
 
-    /// Records a change an administrator made to a device's target cache,
+    /// Records a change made to a device's target cache,
     /// notified with the request's other changes. A cache is not the
     /// device table: dumps in progress are not interrupted by it.
     pub fn cache_changed(&mut self, linkid: u32, change: CacheChange) {
@@ -466,9 +470,10 @@ impl Registry {
             }
             Owner::Lookup => {
                 dev.lookup_dev.setprop(name, value)?;
-                // A reload may have changed answers: forget those.
+                // A reload may have changed answers: forget those (and
+                // notify it, with this change).
                 if let Some(t) = &dev.dyn_target {
-                    t.forget(&dev.lookup_dev.take_stale());
+                    self.lookups.invalidate(t, &dev.lookup_dev.take_stale());
                 }
                 Ok(())
             }

@@ -526,17 +526,24 @@ impl TargetCache {
     /// next frame asks again; a pending entry stays pending. Returns whether
     /// the entry existed.
     pub fn remove(&mut self, mac: &Mac) -> bool {
-        match self.index.get(&key(mac)) {
-            Some(&slot) => {
-                let e = &mut self.entries[slot as usize];
-                if matches!(e.state, State::Valid(_) | State::Drop) {
-                    e.state = State::Invalid;
-                    e.expires = None;
-                }
-                true
-            }
-            None => false,
+        let existed = self.index.contains_key(&key(mac));
+        self.clear_answer(mac);
+        existed
+    }
+
+    /// Clears `mac`'s answer as [`TargetCache::remove`] does; returns
+    /// whether there was one (valid or drop) to clear.
+    pub fn clear_answer(&mut self, mac: &Mac) -> bool {
+        let Some(&slot) = self.index.get(&key(mac)) else {
+            return false;
+        };
+        let e = &mut self.entries[slot as usize];
+        let answered = matches!(e.state, State::Valid(_) | State::Drop);
+        if answered {
+            e.state = State::Invalid;
+            e.expires = None;
         }
+        answered
     }
 
     /// Clears every answer, as [`TargetCache::remove`] does for one.

@@ -338,12 +338,12 @@ impl DynTarget {
     }
 
     /// Clears the answers of `macs` (a lookup plugin reported them
-    /// stale); returns the MACs that had an entry.
+    /// stale); returns the MACs that had an answer.
     pub fn forget(&self, macs: &[Mac]) -> Vec<Mac> {
         let mut st = self.lock();
         macs.iter()
             .copied()
-            .filter(|m| st.cache.remove(m))
+            .filter(|m| st.cache.clear_answer(m))
             .collect()
     }
 

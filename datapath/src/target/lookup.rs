@@ -60,9 +60,9 @@ use crate::plugins::LookupInstance;
 use crate::stats::add;
 use overlay_plugin_abi::{Action, LookupAnswer, LookupRequest, Mac, REQ_F_FLOOD};
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, VecDeque},
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Condvar, Mutex, MutexGuard, OnceLock,
     },
     thread::JoinHandle,
@@ -219,6 +219,12 @@ pub struct LookupService {
     base_threads: usize,
     /// When the plugins were last asked for stale answers.
     last_stale_poll: Mutex<Instant>,
+    /// Cache entries forgotten because their plugin reported their answers
+    /// changed, by link id, not yet taken for notification.
+    invalidated: Mutex<BTreeSet<(u32, Mac)>>,
+    /// Whether `invalidated` may hold something (set and cleared under its
+    /// lock), so that taking nothing costs no lock.
+    any_invalidated: AtomicBool,
     /// Counters.
     pub stats: ServiceStats,
 }
@@ -238,6 +244,8 @@ impl LookupService {
             threads: Mutex::new(Vec::new()),
             base_threads: threads.max(1),
             last_stale_poll: Mutex::new(Instant::now()),
+            invalidated: Mutex::new(BTreeSet::new()),
+            any_invalidated: AtomicBool::new(false),
             stats: ServiceStats::default(),
         })
     }
@@ -720,6 +728,36 @@ impl LookupService {
         }
     }
 
+    /// Forgets what `t` caches for `macs`, the MACs whose answers its
+    /// lookup plugin reported changed (`take_stale`), and keeps those it
+    /// had cached for [`LookupService::take_invalidated`]; how many.
+    pub fn invalidate(&self, t: &DynTarget, macs: &[Mac]) -> usize {
+        if macs.is_empty() {
+            return 0;
+        }
+        let forgotten = t.forget(macs);
+        if !forgotten.is_empty() {
+            let mut inv = self.invalidated.lock().unwrap_or_else(|e| e.into_inner());
+            inv.extend(forgotten.iter().map(|m| (t.linkid, *m)));
+            self.any_invalidated.store(true, Ordering::Release);
+        }
+        forgotten.len()
+    }
+
+    /// The entries [`LookupService::invalidate`] forgot since the last
+    /// call, in link id and MAC order, each once: what the control side
+    /// notifies on the `target` group. (A MAC forgotten twice in between
+    /// was answered again in between, so one removal says it all.)
+    /// Called for every request: without invalidations, one atomic load.
+    pub fn take_invalidated(&self) -> Vec<(u32, Mac)> {
+        if !self.any_invalidated.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut inv = self.invalidated.lock().unwrap_or_else(|e| e.into_inner());
+        self.any_invalidated.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *inv).into_iter().collect()
+    }
+
     /// At most every [`STALE_POLL`], on one lookup thread: asks the
     /// plugin of every device it serves which MACs' answers changed, and
     /// forgets what the cache holds for them.
@@ -742,12 +780,9 @@ impl LookupService {
             .map(|d| (d.target.clone(), d.plugin.clone()))
             .collect();
         for (t, plugin) in served {
-            let stale = plugin.take_stale();
-            if !stale.is_empty() {
-                let forgotten = t.forget(&stale);
-                if !forgotten.is_empty() {
-                    tracing::debug!(link = %t.name, entries = forgotten.len(), "lookup plugin reported changed answers");
-                }
+            let forgotten = self.invalidate(&t, &plugin.take_stale());
+            if forgotten > 0 {
+                tracing::debug!(link = %t.name, entries = forgotten, "lookup plugin reported changed answers");
             }
         }
     }
@@ -1063,6 +1098,32 @@ pub(crate) mod tests {
                 ("late", 0)
             ]
         );
+        svc.shutdown();
+    }
+
+    #[test]
+    fn invalidated_entries_are_forgotten_and_kept_once_for_notification() {
+        let svc = LookupService::new(1);
+        let t = device(&svc, 1, true);
+        let p = Point {
+            mac: [0; 6],
+            ip: ip_to_in6(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))),
+            port: 4789,
+        };
+        for n in [1, 2] {
+            miss(&t, mac(n));
+            let r = svc.take_external(5).unwrap();
+            svc.answer(Taker::Handle(5), r.reqid, LookupAnswer::respond(p))
+                .unwrap();
+        }
+        // mac(3) was never cached, and mac(2) has no answer left the
+        // second time: forgetting them is no change.
+        assert_eq!(svc.invalidate(&t, &[Mac(mac(2)), Mac(mac(3))]), 1);
+        assert_eq!(svc.invalidate(&t, &[Mac(mac(1)), Mac(mac(2))]), 1);
+        assert_eq!(t.answer(&Mac(mac(1))), None);
+        assert_eq!(t.answer(&Mac(mac(2))), None);
+        assert_eq!(svc.take_invalidated(), [(1, Mac(mac(1))), (1, Mac(mac(2)))]);
+        assert_eq!(svc.take_invalidated(), [], "taken once");
         svc.shutdown();
     }
 

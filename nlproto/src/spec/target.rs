@@ -61,7 +61,7 @@ pub const CMD_CACHE_LIST: u8 = 16;
 pub const CMD_LOOKUP_STATS: u8 = 17;
 
 /// Multicast group `target`: cache entries set, removed or flushed by an
-/// administrator.
+/// administrator, and entries a lookup plugin invalidated.
 pub const GROUP_TARGET: u32 = 3;
 /// Name of [`GROUP_TARGET`].
 pub const GROUP_TARGET_NAME: &str = "target";
@@ -470,7 +470,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 pub const MCAST_GROUPS: &[McastGroupSpec] = &[McastGroupSpec {
     name: GROUP_TARGET_NAME,
     id: GROUP_TARGET,
-    doc: "target cache entries set, removed or flushed with CACHE_SET, CACHE_REMOVE, CACHE_FLUSH",
+    doc: "target cache entries set, removed or flushed with CACHE_SET, CACHE_REMOVE, CACHE_FLUSH; entries a lookup plugin invalidated (take_stale), as CACHE_REMOVE",
 }];
 
 const ENTRY: &[u16] = &[
@@ -497,7 +497,7 @@ pub const NOTIFICATIONS: &[NotifySpec] = &[
         name: "CACHE_REMOVE",
         group: GROUP_TARGET_NAME,
         attrs: &[ATTR_LINKID, ATTR_NAME, ATTR_MAC],
-        doc: "an entry's answer was cleared",
+        doc: "an entry's answer was cleared: by CACHE_REMOVE, or because the device's lookup plugin reported it changed (take_stale)",
     },
     NotifySpec {
         cmd: CMD_CACHE_FLUSH,
