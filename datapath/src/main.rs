@@ -285,6 +285,7 @@ fn main() -> ExitCode {
     tracing::info!("{threads} packet thread(s); offloads: {offloads}");
     let mut registry = Registry::with_engine(Arc::new(plugins), args.lookup_threads.into(), engine);
     registry.lookups().set_waker(server.waker());
+    datapath::stats::on_health_change(server.waker());
     if let Some(state) = persist.load() {
         tracing::info!(
             "restoring {} device(s) from {}",

@@ -158,6 +158,24 @@ pub struct ServerStats {
 /// all.
 static HEALTH_CHANGES: AtomicU64 = AtomicU64::new(0);
 
+/// What wakes the control loop when a device's health changes, so that
+/// the change is notified at once rather than with the next request (set
+/// once, by the daemon).
+static HEALTH_WAKER: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>> = std::sync::OnceLock::new();
+
+/// Sets what [`Health::degrade`] and [`Health::restore`] call after a
+/// change (the control loop's waker). Only the first call counts.
+pub fn on_health_change(wake: Box<dyn Fn() + Send + Sync>) {
+    let _ = HEALTH_WAKER.set(wake);
+}
+
+fn health_changed() {
+    HEALTH_CHANGES.fetch_add(1, Release);
+    if let Some(wake) = HEALTH_WAKER.get() {
+        wake();
+    }
+}
+
 /// The number of health changes so far, of every device (see
 /// [`Health`]): equal numbers mean no device's health changed in between.
 pub fn health_changes() -> u64 {
@@ -184,7 +202,8 @@ impl Health {
         let was_ok = fault.is_none();
         *fault = Some(msg.to_string());
         self.version.fetch_add(1, Relaxed);
-        HEALTH_CHANGES.fetch_add(1, Release);
+        drop(fault);
+        health_changed();
         was_ok
     }
 
@@ -195,7 +214,10 @@ impl Health {
         let was_degraded = fault.take().is_some();
         if was_degraded {
             self.version.fetch_add(1, Relaxed);
-            HEALTH_CHANGES.fetch_add(1, Release);
+        }
+        drop(fault);
+        if was_degraded {
+            health_changed();
         }
         was_degraded
     }

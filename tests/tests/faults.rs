@@ -699,3 +699,40 @@ fn a_deleted_device_whose_plugin_never_returns_leaves_the_next_ones_served() {
     let threads = lookup_threads(&d);
     assert!(threads <= 4, "{threads} lookup threads");
 }
+
+/// A status change made outside any request (here, the underlay address
+/// going away and coming back) reaches the `status` group at once: a
+/// monitor sees it while nobody sends the daemon anything.
+#[test]
+fn status_changes_outside_requests_are_notified_at_once() {
+    use nlproto::client::Notification;
+    use nlproto::spec::overlay as ov;
+    use nlproto::AttrsExt;
+    let d = Daemon::start();
+    let mut c = d.client();
+    proto::create(&mut c, "ov0", 1, &proto::full_props("10.0.0.9", "10.0.0.2")).unwrap();
+    proto::activate(&mut c, "ov0").unwrap();
+    let mut monitor = d.client();
+    let group = monitor
+        .mcast_group_id(ov::NAME, ov::GROUP_STATUS_NAME)
+        .unwrap();
+    monitor.join_group(group).unwrap();
+    // From here on no client sends a request: each notification must come
+    // by itself, within the client's wait (10 s).
+    let mut next_status = || match monitor.next_notification().expect("a notification") {
+        Notification::Event(m) => {
+            assert_eq!(m.cmd, ov::CMD_STATUS_CHANGED, "{m:?}");
+            assert_eq!(m.attrs.get_str(ov::ATTR_NAME), Some("ov0"));
+            m.attrs
+                .get_str(ov::ATTR_STATUS_MSG)
+                .unwrap_or("")
+                .to_string()
+        }
+        Notification::Overrun => panic!("unexpected overrun"),
+    };
+    assert!(ip_in(&d, "addr del 10.0.0.9/24 dev ovt0").status.success());
+    let msg = next_status();
+    assert!(msg.contains("underlay address 10.0.0.9 is gone"), "{msg}");
+    assert!(ip_in(&d, "addr add 10.0.0.9/24 dev ovt0").status.success());
+    assert_eq!(next_status(), "", "restored");
+}

@@ -328,6 +328,10 @@ impl Dispatch for Handlers {
         }
     }
 
+    fn changes(&mut self, out: &mut Outbox) {
+        self.notify(out);
+    }
+
     fn addresses_changed(&mut self, changes: &[crate::sys::rtnl::AddrChange]) {
         for c in changes {
             self.registry.underlay_address(c.addr, c.present);

@@ -108,6 +108,11 @@ pub trait Dispatch {
     fn closed(&mut self, peer: Peer);
     /// Addresses of the host came or went (route netlink).
     fn addresses_changed(&mut self, _changes: &[sys::rtnl::AddrChange]) {}
+    /// The notifications of changes made outside any request (a device
+    /// degraded by its packet path or its underlay, entries invalidated
+    /// by a lookup plugin), for [`Outgoing::Notify`] only. Called each time
+    /// the loop wakes.
+    fn changes(&mut self, _out: &mut Outbox) {}
 }
 
 /// What answering a request produces, in order.
@@ -383,8 +388,33 @@ impl Server {
                     key => self.service(key, dispatch),
                 }
             }
+            self.broadcast(dispatch);
             if let Some(sig) = stop {
                 return Ok(sig);
+            }
+        }
+    }
+
+    /// Sends the notifications of changes made outside any request to
+    /// every member of their groups.
+    fn broadcast(&mut self, dispatch: &mut impl Dispatch) {
+        let mut out = Outbox::default();
+        dispatch.changes(&mut out);
+        if out.items.is_empty() {
+            return;
+        }
+        let mut touched = BTreeSet::new();
+        for item in out.items {
+            if let Outgoing::Notify { group, datagram } = item {
+                // No requester: every member is written to.
+                self.notify(usize::MAX, group, datagram, &mut touched);
+            }
+        }
+        for k in touched {
+            if let Some(conn) = self.conns.get_mut(k) {
+                if !flush(conn) {
+                    self.close(k, dispatch);
+                }
             }
         }
     }

@@ -251,7 +251,7 @@ impl LookupService {
     }
 
     /// Sets what wakes the control loop when requests for external
-    /// servers arrive (set once).
+    /// servers arrive or entries are invalidated (set once).
     pub fn set_waker(&self, f: Box<dyn Fn() + Send + Sync>) {
         let _ = self.waker.set(f);
     }
@@ -740,6 +740,9 @@ impl LookupService {
             let mut inv = self.invalidated.lock().unwrap_or_else(|e| e.into_inner());
             inv.extend(forgotten.iter().map(|m| (t.linkid, *m)));
             self.any_invalidated.store(true, Ordering::Release);
+            drop(inv);
+            // The control loop notifies them now, not with the next request.
+            self.wake_external();
         }
         forgotten.len()
     }
