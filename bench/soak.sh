@@ -160,6 +160,13 @@ end=$(($(date +%s) + minutes * 60))
 "$bin/examples/lookup_server" "$work/s" ex0 198.51.100.2 4789 $((minutes * 60)) >"$work/server" 2>&1 &
 server=$!
 pids+=("$server")
+# Every command that took SLOW_MS (default 2000 ms) or more is written down
+# with the time it ended (UTC), for the report at the end.
+slow_ms=${SLOW_MS:-2000}
+slow() {
+    local ms=$((($(date +%s%N) - $2) / 1000000))
+    [ "$ms" -lt "$slow_ms" ] || echo "$(date -u +%T.%N | cut -c1-12) $1: $ms ms" >>"$work/slow"
+}
 # Churn: each client its own names; a failed batch is an error.
 loops=()
 for c in $(seq 1 "$clients"); do
@@ -176,7 +183,9 @@ for c in $(seq 1 "$clients"); do
                 echo "show"
                 for i in 1 2 3 4 5; do echo "delete c${c}d$i"; done
             } >"$work/batch-$c"
-            ctl -b "$work/batch-$c" >/dev/null 2>>"$work/errors" || echo "client $c round $n failed" >>"$work/errors"
+            t0=$(date +%s%N)
+            ctl -b "$work/batch-$c" >/dev/null 2>>"$work/errors" || echo "$(date -u +%T) client $c round $n failed" >>"$work/errors"
+            slow "client $c batch $n" "$t0"
         done
     ) &
     loops+=($!)
@@ -207,11 +216,31 @@ pids+=($!)
 ) &
 loops+=($!)
 pids+=($!)
+# A probe: the cheapest request (STATUS), twice a second, so that a stall
+# of the daemon's control loop shows apart from slow churn commands.
+(
+    while [ "$(date +%s)" -lt "$end" ]; do
+        t0=$(date +%s%N)
+        ctl status >/dev/null 2>>"$work/errors" || echo "$(date -u +%T) status probe failed" >>"$work/errors"
+        slow "status probe" "$t0"
+        sleep 0.5
+    done
+) &
+loops+=($!)
+pids+=($!)
 
 echo "soak: $minutes min, $clients churning clients; samples every 10 s (RSS kB, descriptors, threads)"
 samples="$work/samples"
 : >"$samples"
+prev=$(date +%s)
 while [ "$(date +%s)" -lt "$end" ]; do
+    # A sampler that wakes far later than asked was itself held up (the
+    # machine, or every process stopped from outside): what took long
+    # meanwhile need not be the daemon's doing.
+    now=$(date +%s)
+    [ $((now - prev)) -le 20 ] ||
+        echo "$(date -u +%T) the sampler woke $((now - prev)) s after its previous sample instead of 10 s: this script itself was held up" >>"$work/held"
+    prev=$now
     if ! kill -0 "$daemon" 2>/dev/null; then
         echo "soak: overlayd died" >&2
         cat "$work/log" >&2
@@ -268,6 +297,16 @@ done
 if [ "$server_ok" -eq 0 ]; then
     echo "soak: the external lookup server failed" >&2
     fail=1
+fi
+if [ -s "$work/held" ]; then
+    echo "soak: held up from outside (UTC):"
+    cat "$work/held"
+fi
+if [ -s "$work/slow" ]; then
+    echo "soak: $(wc -l <"$work/slow") commands took ${slow_ms} ms or more (UTC end time, what, duration):"
+    sort "$work/slow" | head -40
+    echo "soak: the daemon's log (warnings and errors), last lines:"
+    tail -n 20 "$work/log"
 fi
 if [ -s "$work/errors" ]; then
     echo "soak: commands failed:" >&2
