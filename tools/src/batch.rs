@@ -27,10 +27,11 @@
 use crate::cli::{Cli, Command};
 use crate::commands::{execute, Daemon};
 use crate::error::Error;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use nlproto::client::{Client, Error as ClientError};
 use nlproto::spec::overlay as ov;
 use nlproto::Attr;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::Write;
 
@@ -153,7 +154,7 @@ fn parse_line(number: usize, text: &str) -> Option<Line> {
             "{w} applies to the whole batch: give it on overlayctl's command line"
         ))
     } else {
-        match Cli::try_parse_from(std::iter::once("overlayctl".to_string()).chain(words)) {
+        match parse_words(words) {
             Ok(cli) => match &cli.command {
                 None => Err("no command on the line".into()),
                 Some(Command::Monitor) => {
@@ -181,6 +182,23 @@ fn parse_line(number: usize, text: &str) -> Option<Line> {
         number,
         text: text.trim().to_string(),
         parsed,
+    })
+}
+
+/// Parses one line's words as overlayctl's command line would be.
+///
+/// Building clap's description of the command line costs far more than
+/// matching one line against it (tens of microseconds, most of a line's
+/// parse), so each thread builds it once and matches every line against
+/// that.
+fn parse_words(words: Vec<String>) -> Result<Cli, clap::Error> {
+    thread_local! {
+        static COMMAND: RefCell<clap::Command> = RefCell::new(Cli::command());
+    }
+    COMMAND.with_borrow_mut(|command| {
+        let mut matches = command
+            .try_get_matches_from_mut(std::iter::once("overlayctl".to_string()).chain(words))?;
+        Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(command))
     })
 }
 
