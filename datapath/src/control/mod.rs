@@ -410,10 +410,16 @@ impl Server {
                 self.notify(usize::MAX, group, datagram, &mut touched);
             }
         }
+        self.flush_touched(touched, dispatch);
+    }
+
+    /// Writes what is queued on the connections in `touched` (the
+    /// notifications just added to them), closing those whose peer is gone.
+    fn flush_touched(&mut self, touched: BTreeSet<usize>, d: &mut impl Dispatch) {
         for k in touched {
             if let Some(conn) = self.conns.get_mut(k) {
                 if !flush(conn) {
-                    self.close(k, dispatch);
+                    self.close(k, d);
                 }
             }
         }
@@ -545,13 +551,7 @@ impl Server {
         self.service_with(key, d, &mut rx, &mut touched);
         self.rx = rx;
         // Notifications queued on other members go out once per edge.
-        for k in touched {
-            if let Some(conn) = self.conns.get_mut(k) {
-                if !flush(conn) {
-                    self.close(k, d);
-                }
-            }
-        }
+        self.flush_touched(touched, d);
     }
 
     fn service_with(
