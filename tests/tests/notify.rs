@@ -276,6 +276,18 @@ fn list_dump_request(seq: u32) -> Vec<u8> {
     )
 }
 
+/// GET_PID asking for an ack too: a reply and an ack, both of `seq`.
+fn get_pid_request(seq: u32) -> Vec<u8> {
+    request(
+        handle::ID,
+        handle::CMD_GET_PID,
+        handle::VERSION,
+        NLM_F_REQUEST | NLM_F_ACK,
+        seq,
+        vec![],
+    )
+}
+
 /// Creates temporary devices ov1..=ovN (nothing is written to the state
 /// file per create).
 fn temporary_devices(c: &mut Client, n: u32) {
@@ -360,14 +372,7 @@ fn dumps_are_incremental_and_flag_interruptions() {
     // A request behind a dump in the same datagram is answered after the
     // dump's NLMSG_DONE.
     let mut datagram = list_dump_request(8);
-    datagram.extend(request(
-        handle::ID,
-        handle::CMD_GET_PID,
-        handle::VERSION,
-        NLM_F_REQUEST | NLM_F_ACK,
-        9,
-        vec![],
-    ));
+    datagram.extend(get_pid_request(9));
     r.send_raw(&datagram).unwrap();
     let mut seqs = Vec::new();
     while seqs.last() != Some(&9) || seqs.iter().filter(|s| **s == 9).count() < 2 {
@@ -427,20 +432,10 @@ fn requests_behind_a_short_dump_are_answered_once() {
     let d = Daemon::start();
     let mut c = d.client();
     proto::create(&mut c, "ov1", 1, &[]).unwrap();
-    let get_pid = |seq| {
-        request(
-            handle::ID,
-            handle::CMD_GET_PID,
-            handle::VERSION,
-            NLM_F_REQUEST | NLM_F_ACK,
-            seq,
-            vec![],
-        )
-    };
     let mut datagram = list_dump_request(20);
-    datagram.extend(get_pid(21));
+    datagram.extend(get_pid_request(21));
     datagram.extend(list_dump_request(22));
-    datagram.extend(get_pid(23));
+    datagram.extend(get_pid_request(23));
     c.send_raw(&datagram).unwrap();
     let mut seqs = Vec::new();
     // LIST: one device and DONE; GET_PID: reply and ack; twice.
@@ -451,7 +446,7 @@ fn requests_behind_a_short_dump_are_answered_once() {
     }
     // Nothing more comes: a GET_PID of a later sequence number is
     // answered next.
-    c.send_raw(&get_pid(24)).unwrap();
+    c.send_raw(&get_pid_request(24)).unwrap();
     for m in proto::recv_messages(&mut c) {
         seqs.push(m.seq());
     }
@@ -467,22 +462,12 @@ fn datagrams_behind_a_long_dump_wait_for_it() {
     let mut c = d.client();
     const DEVICES: u32 = 300;
     temporary_devices(&mut c, DEVICES);
-    let get_pid = |seq| {
-        request(
-            handle::ID,
-            handle::CMD_GET_PID,
-            handle::VERSION,
-            NLM_F_REQUEST | NLM_F_ACK,
-            seq,
-            vec![],
-        )
-    };
     c.send_raw(&list_dump_request(30)).unwrap();
     for seq in 31..=33 {
-        c.send_raw(&get_pid(seq)).unwrap();
+        c.send_raw(&get_pid_request(seq)).unwrap();
     }
     c.send_raw(&list_dump_request(34)).unwrap();
-    c.send_raw(&get_pid(35)).unwrap();
+    c.send_raw(&get_pid_request(35)).unwrap();
     let expected: Vec<u32> = std::iter::repeat_n(30, DEVICES as usize + 1)
         .chain([31, 31, 32, 32, 33, 33])
         .chain(std::iter::repeat_n(34, DEVICES as usize + 1))
