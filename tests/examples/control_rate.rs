@@ -34,17 +34,18 @@ use nix::sys::socket::{
 };
 use nlproto::{
     client::Client,
-    msg::{GenlMsg, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST},
+    msg::{GenlMsg, NLM_F_ACK, NLM_F_REQUEST},
     server::split_datagram,
     spec::{ctrl, overlay as ov, target as tg},
     Attr, Emit, Message,
 };
 use overlay_tests::{
     net::{self, Netns},
-    proto::{self, request},
+    proto::{self, cache_list_request, cache_set_request, numbered_mac},
     Daemon, TempDir,
 };
 use std::{
+    net::Ipv4Addr,
     os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
     time::{Duration, Instant},
 };
@@ -251,23 +252,15 @@ fn rss_bytes(pid: u32) -> u64 {
     kib * 1024
 }
 
+/// The `n`th CACHE_SET of the fill.
 fn set_request(n: u32, seq: u32, flags: u16) -> Vec<u8> {
-    let b = n.to_be_bytes();
-    request(
-        tg::ID,
-        tg::CMD_CACHE_SET,
-        tg::VERSION,
+    let [_, _, c, d] = n.to_be_bytes();
+    cache_set_request(
+        "dyn0",
+        numbered_mac(n),
+        Ipv4Addr::new(10, 9, c, d),
         flags,
         seq,
-        vec![
-            Attr::str(tg::ATTR_NAME, "dyn0"),
-            Attr::bytes(tg::ATTR_MAC, vec![0x02, 0x01, b[0], b[1], b[2], b[3]]),
-            Attr::bytes(
-                tg::ATTR_DEST_IP,
-                vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 9, b[2], b[3]],
-            ),
-            Attr::u16(tg::ATTR_DEST_PORT, 4789),
-        ],
     )
 }
 
@@ -305,15 +298,8 @@ fn cache_dump(daemon: &Daemon, entries: u32) {
 
     seq += 1;
     let start = Instant::now();
-    c.send_raw(&request(
-        tg::ID,
-        tg::CMD_CACHE_LIST,
-        tg::VERSION,
-        NLM_F_REQUEST | NLM_F_DUMP,
-        seq,
-        vec![Attr::str(tg::ATTR_NAME, "dyn0")],
-    ))
-    .expect("send CACHE_LIST");
+    c.send_raw(&cache_list_request("dyn0", seq))
+        .expect("send CACHE_LIST");
     let mut listed: u64 = 0;
     let mut parts: u64 = 0;
     let mut bytes: u64 = 0;

@@ -682,11 +682,11 @@ pub fn ctl_failed(o: Output) -> String {
 pub mod proto {
     use nlproto::attr::Unknown;
     use nlproto::client::{Client, Error};
-    use nlproto::msg::{ErrorMsg, NLM_F_ACK, NLM_F_REQUEST};
+    use nlproto::msg::{ErrorMsg, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
     use nlproto::server::split_datagram;
-    use nlproto::spec::{self, overlay as ov};
+    use nlproto::spec::{self, overlay as ov, target as tg};
     use nlproto::{Attr, AttrValue, AttrsExt, Emit, GenlMsg, Message};
-    use std::net::IpAddr;
+    use std::net::{IpAddr, Ipv4Addr};
 
     /// A device's counters and its mux's, by name, from STATS.
     pub fn stats(
@@ -939,6 +939,49 @@ pub mod proto {
             NLM_F_REQUEST | NLM_F_ACK,
             seq,
             attrs,
+        )
+    }
+
+    /// MAC number `n` of a range the target cache is filled with:
+    /// 02:01:nn:nn:nn:nn (locally administered, unicast).
+    pub fn numbered_mac(n: u32) -> [u8; 6] {
+        let b = n.to_be_bytes();
+        [0x02, 0x01, b[0], b[1], b[2], b[3]]
+    }
+
+    /// A CACHE_SET request for `dev`'s target cache: `mac` at the underlay
+    /// address `dest` (sent mapped into IPv6) and the VXLAN port.
+    pub fn cache_set_request(
+        dev: &str,
+        mac: [u8; 6],
+        dest: Ipv4Addr,
+        flags: u16,
+        seq: u32,
+    ) -> Vec<u8> {
+        request(
+            tg::ID,
+            tg::CMD_CACHE_SET,
+            tg::VERSION,
+            flags,
+            seq,
+            vec![
+                Attr::str(tg::ATTR_NAME, dev),
+                Attr::bytes(tg::ATTR_MAC, mac.to_vec()),
+                Attr::bytes(tg::ATTR_DEST_IP, dest.to_ipv6_mapped().octets().to_vec()),
+                Attr::u16(tg::ATTR_DEST_PORT, 4789),
+            ],
+        )
+    }
+
+    /// A CACHE_LIST dump request of `dev`'s target cache.
+    pub fn cache_list_request(dev: &str, seq: u32) -> Vec<u8> {
+        request(
+            tg::ID,
+            tg::CMD_CACHE_LIST,
+            tg::VERSION,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            seq,
+            vec![Attr::str(tg::ATTR_NAME, dev)],
         )
     }
 

@@ -4,25 +4,20 @@
 
 use nlproto::{
     client::Client,
-    msg::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST},
+    msg::{NLM_F_ACK, NLM_F_REQUEST},
     spec::target as tg,
     Attr, AttrsExt, Message,
 };
 use overlay_tests::{
-    proto::{self, request},
+    proto::{self, cache_list_request, cache_set_request, numbered_mac},
     Daemon, TempDir,
 };
+use std::net::Ipv4Addr;
 
 /// Entries the cache is filled with.
 const ENTRIES: u32 = 20_000;
 /// CACHE_SET requests sent per datagram while filling.
 const PER_DATAGRAM: u32 = 200;
-
-/// MAC number `n` of the filled range: 02:01:nn:nn:nn:nn.
-fn mac(n: u32) -> [u8; 6] {
-    let b = n.to_be_bytes();
-    [0x02, 0x01, b[0], b[1], b[2], b[3]]
-}
 
 /// A daemon with `dyn0` active in dynamic mode (files, no hosts). The
 /// directory holds the files plugin's config.
@@ -35,17 +30,10 @@ fn setup() -> (Daemon, TempDir) {
     (d, dir)
 }
 
-fn set_attrs(m: [u8; 6], n: u32) -> Vec<Attr> {
+/// The underlay address of the `n`th entry of a datagram while filling.
+fn dest(n: u32) -> Ipv4Addr {
     let [a, b] = ((n % 60_000) as u16 + 1).to_be_bytes();
-    vec![
-        Attr::str(tg::ATTR_NAME, "dyn0"),
-        Attr::bytes(tg::ATTR_MAC, m.to_vec()),
-        Attr::bytes(
-            tg::ATTR_DEST_IP,
-            vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 9, a, b],
-        ),
-        Attr::u16(tg::ATTR_DEST_PORT, 4789),
-    ]
+    Ipv4Addr::new(10, 9, a, b)
 }
 
 /// Sets the entries `macs` (numbered `first..`), many per datagram and
@@ -57,40 +45,27 @@ fn fill(c: &mut Client, macs: &[[u8; 6]]) {
         let mut datagram = Vec::new();
         for (i, m) in chunk.iter().enumerate() {
             seq += 1;
-            datagram.extend(request(
-                tg::ID,
-                tg::CMD_CACHE_SET,
-                tg::VERSION,
+            datagram.extend(cache_set_request(
+                "dyn0",
+                *m,
+                dest(i as u32),
                 NLM_F_REQUEST,
                 seq,
-                set_attrs(*m, i as u32),
             ));
         }
         c.send_raw(&datagram).unwrap();
     }
     seq += 1;
-    c.send_raw(&request(
-        tg::ID,
-        tg::CMD_CACHE_SET,
-        tg::VERSION,
+    c.send_raw(&cache_set_request(
+        "dyn0",
+        macs[0],
+        dest(0),
         NLM_F_REQUEST | NLM_F_ACK,
         seq,
-        set_attrs(macs[0], 0),
     ))
     .unwrap();
     let ack = proto::expect_error_reply(c, seq);
     assert_eq!(ack.errno, 0, "{ack:?}");
-}
-
-fn list_request(seq: u32) -> Vec<u8> {
-    request(
-        tg::ID,
-        tg::CMD_CACHE_LIST,
-        tg::VERSION,
-        NLM_F_REQUEST | NLM_F_DUMP,
-        seq,
-        vec![Attr::str(tg::ATTR_NAME, "dyn0")],
-    )
 }
 
 /// Reads one part of the dump: the MACs it lists and whether it ends
@@ -143,10 +118,12 @@ fn a_large_cache_is_listed_once_in_several_parts() {
     let (d, _dir) = setup();
     let mut c = d.client();
     // Set in an order unlike MAC order.
-    let macs: Vec<[u8; 6]> = (0..ENTRIES).map(|i| mac((i * 7919) % ENTRIES)).collect();
+    let macs: Vec<[u8; 6]> = (0..ENTRIES)
+        .map(|i| numbered_mac((i * 7919) % ENTRIES))
+        .collect();
     fill(&mut c, &macs);
 
-    c.send_raw(&list_request(1)).unwrap();
+    c.send_raw(&cache_list_request("dyn0", 1)).unwrap();
     let (listed, parts) = read_rest(&mut c, Vec::new(), 0);
     assert_once_in_order(&listed);
     // Entries the device learnt by itself (frames the host sent on its
@@ -155,7 +132,7 @@ fn a_large_cache_is_listed_once_in_several_parts() {
         .into_iter()
         .filter(|m| m[..2] == [0x02, 0x01])
         .collect();
-    assert_eq!(ours, (0..ENTRIES).map(mac).collect::<Vec<_>>());
+    assert_eq!(ours, (0..ENTRIES).map(numbered_mac).collect::<Vec<_>>());
     // About forty entries fit in a part of a page.
     assert!(
         parts >= (ENTRIES / 100) as usize,
@@ -169,13 +146,13 @@ fn a_large_cache_is_listed_once_in_several_parts() {
             tg::CMD_CACHE_GET,
             vec![
                 Attr::str(tg::ATTR_NAME, "dyn0"),
-                Attr::bytes(tg::ATTR_MAC, mac(ENTRIES - 1).to_vec()),
+                Attr::bytes(tg::ATTR_MAC, numbered_mac(ENTRIES - 1).to_vec()),
             ],
         )
         .unwrap();
     assert_eq!(
         reply.attrs.get_bytes(tg::ATTR_MAC),
-        Some(&mac(ENTRIES - 1)[..])
+        Some(&numbered_mac(ENTRIES - 1)[..])
     );
 }
 
@@ -184,10 +161,10 @@ fn entries_that_stay_are_listed_once_when_the_cache_changes_between_parts() {
     let (d, _dir) = setup();
     let mut c = d.client();
     let mut w = d.client();
-    let macs: Vec<[u8; 6]> = (0..ENTRIES).map(mac).collect();
+    let macs: Vec<[u8; 6]> = (0..ENTRIES).map(numbered_mac).collect();
     fill(&mut c, &macs);
 
-    c.send_raw(&list_request(1)).unwrap();
+    c.send_raw(&cache_list_request("dyn0", 1)).unwrap();
     let (first, done) = read_part(&mut c);
     assert!(!done, "the dump has more than one part");
     // The daemon may already have produced the second part (it goes out
@@ -201,12 +178,12 @@ fn entries_that_stay_are_listed_once_when_the_cache_changes_between_parts() {
             tg::CMD_CACHE_REMOVE,
             vec![
                 Attr::str(tg::ATTR_NAME, "dyn0"),
-                Attr::bytes(tg::ATTR_MAC, mac(n).to_vec()),
+                Attr::bytes(tg::ATTR_MAC, numbered_mac(n).to_vec()),
             ],
         )
         .unwrap();
     }
-    let ahead: Vec<[u8; 6]> = (0..300).map(|n| mac(2 * ENTRIES + n)).collect();
+    let ahead: Vec<[u8; 6]> = (0..300).map(|n| numbered_mac(2 * ENTRIES + n)).collect();
     let behind: Vec<[u8; 6]> = (0..300u32)
         .map(|n| {
             let b = n.to_be_bytes();
@@ -231,7 +208,7 @@ fn entries_that_stay_are_listed_once_when_the_cache_changes_between_parts() {
         .collect();
     let expected: Vec<[u8; 6]> = (0..ENTRIES)
         .filter(|n| !removed.contains(n))
-        .map(mac)
+        .map(numbered_mac)
         .chain(ahead.iter().copied())
         .collect();
     assert_eq!(ours.len(), expected.len());
