@@ -13,7 +13,10 @@
 //! ```
 //!
 //! Every request gets a fresh sequence number; replies are matched by it and
-//! anything else (replies to a request that timed out) is dropped. Once the
+//! anything else (replies to a request that timed out) is dropped, so that a
+//! late answer is never taken for the answer to a later request. After a
+//! timeout the connection stays usable: the daemon answers in order, so the
+//! next request's answer comes after the late one. Once the
 //! client has joined a multicast group ([`Client::join_group`]),
 //! notifications (sequence number 0) that arrive while it waits for a reply
 //! are kept for [`Client::next_notification`] instead. Each wait for a
@@ -230,6 +233,9 @@ pub struct Client {
     subscribed: bool,
     /// Notifications received while waiting for replies.
     notifications: VecDeque<Vec<u8>>,
+    /// The requests sent by [`Client::start`] that [`Client::finish`] has
+    /// not yet taken the answer of, oldest first.
+    started: VecDeque<u32>,
 }
 
 impl std::fmt::Debug for Client {
@@ -244,6 +250,7 @@ impl std::fmt::Debug for Client {
             .field("tapped", &self.tap.is_some())
             .field("subscribed", &self.subscribed)
             .field("notifications", &self.notifications.len())
+            .field("started", &self.started)
             .finish()
     }
 }
@@ -302,6 +309,7 @@ impl Client {
             tap: None,
             subscribed: false,
             notifications: VecDeque::new(),
+            started: VecDeque::new(),
         }
     }
 
@@ -653,17 +661,46 @@ impl Client {
     /// can be in flight on the connection (pipelining), and returns its
     /// sequence number. `NLM_F_ACK` is set: every request sent this way
     /// ends with an `NLMSG_ERROR`, its ack or its error, which
-    /// [`Client::finish`] waits for. The daemon answers in order.
+    /// [`Client::finish`] waits for. The daemon answers in order. Finish
+    /// the requests started before sending others with [`Client::transact`],
+    /// [`Client::write`] or [`Client::dump`]: those take only their own
+    /// answers and drop the rest.
     pub fn start(&mut self, family: &str, cmd: u8, attrs: Vec<Attr>) -> Result<u32, Error> {
-        self.send_request(family, cmd, attrs, NLM_F_REQUEST | NLM_F_ACK)
-            .map(|(seq, _)| seq)
+        let (seq, _) = self.send_request(family, cmd, attrs, NLM_F_REQUEST | NLM_F_ACK)?;
+        self.started.push_back(seq);
+        Ok(seq)
     }
 
-    /// Waits for the next request sent by [`Client::start`] to be
-    /// answered, and returns its sequence number and outcome: `Ok` for its
-    /// ack, the daemon's error otherwise. Replies carrying data are read
-    /// and dropped; notifications are kept for [`Client::next_notification`].
+    /// Waits for the oldest request sent by [`Client::start`] and not yet
+    /// finished to be answered, and returns its sequence number and
+    /// outcome: `Ok` for its ack, the daemon's error otherwise. Replies
+    /// carrying data are read and dropped, and so are the late answers of
+    /// requests given up; notifications are kept for
+    /// [`Client::next_notification`].
+    ///
+    /// When the wait itself fails (no answer within the timeout, the
+    /// connection lost, a malformed datagram), every request started and
+    /// not finished is given up: nothing more is known of them, and their
+    /// answers, should they come later, are dropped. The connection can go
+    /// on serving new requests.
     pub fn finish(&mut self) -> Result<(u32, Result<(), Error>), Error> {
+        let Some(&seq) = self.started.front() else {
+            return Err(Error::Protocol(
+                "finish() without a request started and not yet finished".into(),
+            ));
+        };
+        let answer = self.answer_of(seq);
+        if answer.is_err() {
+            self.started.clear();
+        } else {
+            self.started.pop_front();
+        }
+        answer.map(|outcome| (seq, outcome))
+    }
+
+    /// The outcome the `NLMSG_ERROR` answering the started request `seq`
+    /// tells.
+    fn answer_of(&mut self, seq: u32) -> Result<Result<(), Error>, Error> {
         loop {
             let Some(raw) = self.pending.pop_front() else {
                 let datagram = self.recv_raw()?;
@@ -686,10 +723,18 @@ impl Client {
             if kind != NLMSG_ERROR {
                 continue;
             }
+            if msg_seq != seq {
+                if self.started.contains(&msg_seq) {
+                    return Err(Error::Protocol(format!(
+                        "the daemon answered request {msg_seq} before request {seq}"
+                    )));
+                }
+                // The late answer of a request given up after a timeout.
+                continue;
+            }
             let e = ErrorMsg::parse(&raw)
                 .map_err(|e| Error::Protocol(format!("bad message from the daemon: {e}")))?;
-            let outcome = if e.errno == 0 { Ok(()) } else { Err(e.into()) };
-            return Ok((msg_seq, outcome));
+            return Ok(if e.errno == 0 { Ok(()) } else { Err(e.into()) });
         }
     }
 

@@ -377,3 +377,130 @@ fn notifications_are_kept_once_subscribed() {
     drop(c);
     server.join().unwrap();
 }
+
+/// A client over one end of a socket pair whose other end the test drives
+/// by hand, answering when and what it chooses. The overlay family's id
+/// is known already, so that the client sends nothing but the test's
+/// requests.
+fn hand_driven(timeout: Duration) -> (Client, OwnedFd) {
+    let (a, b) = seqpacket_pair().unwrap();
+    let mut c = Client::bare(a, timeout);
+    c.family_ids.insert(overlay::NAME.to_string(), overlay::ID);
+    (c, b)
+}
+
+/// The one request of the next datagram the client sent.
+fn next_request(peer: &OwnedFd) -> Request {
+    let datagram = sys::recv(peer.as_fd()).unwrap();
+    let mut reqs: Vec<Request> = requests(&datagram).map(|r| r.unwrap()).collect();
+    assert_eq!(reqs.len(), 1, "one request a datagram");
+    reqs.pop().unwrap()
+}
+
+fn answer(peer: &OwnedFd, messages: Vec<Message>) {
+    for d in pack_datagrams(&messages, 4096) {
+        sys::send(peer.as_fd(), &d).unwrap();
+    }
+}
+
+fn activate_attrs(dev: &str) -> Vec<Attr> {
+    vec![Attr::str(overlay::ATTR_NAME, dev)]
+}
+
+/// A request that timed out is answered later, when the next request is
+/// already waiting: that answer is dropped, the next request gets its
+/// own. (The peer sends nothing until the client has given up, so the
+/// timeout is certain however slow the machine.)
+#[test]
+fn a_late_answer_is_not_taken_for_the_next_requests() {
+    let (mut c, peer) = hand_driven(Duration::from_millis(100));
+    let e = c
+        .transact(overlay::NAME, overlay::CMD_STATUS, activate_attrs("ov1"))
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout), "{e:?}");
+    let late = next_request(&peer);
+
+    c.set_timeout(Duration::from_secs(5));
+    // The next request is sent before the late answer is there; the peer
+    // then answers both, the late one first, as the daemon would.
+    let mut this = None;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let next = next_request(&peer);
+            let mut out = late.respond(PID, vec![vec![Attr::u32(overlay::ATTR_STATUS, 7)]]);
+            out.push(
+                next.fail(libc::ENOENT, "no device named ov2")
+                    .reply(PID)
+                    .into(),
+            );
+            answer(&peer, out);
+        });
+        this = Some(c.write(overlay::NAME, overlay::CMD_ACTIVATE, activate_attrs("ov2")));
+    });
+    let e = this.unwrap().unwrap_err();
+    assert_eq!(e.errno(), Some(libc::ENOENT), "{e}");
+
+    // The same for requests started without waiting: a timed-out wait
+    // gives up every request in flight, and their late answers are
+    // dropped, as is the late answer of a synchronous request.
+    c.set_timeout(Duration::from_millis(100));
+    let e = c
+        .write(overlay::NAME, overlay::CMD_ACTIVATE, activate_attrs("ov3"))
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout), "{e:?}");
+    let late_write = next_request(&peer);
+    let first = c
+        .start(overlay::NAME, overlay::CMD_ACTIVATE, activate_attrs("ov4"))
+        .unwrap();
+    let second = c
+        .start(overlay::NAME, overlay::CMD_ACTIVATE, activate_attrs("ov5"))
+        .unwrap();
+    let e = c.finish().unwrap_err();
+    assert!(matches!(e, Error::Timeout), "{e:?}");
+    let given_up = [next_request(&peer), next_request(&peer)];
+    assert_eq!(
+        given_up.iter().map(Request::seq).collect::<Vec<_>>(),
+        [first, second]
+    );
+    let third = c
+        .start(overlay::NAME, overlay::CMD_ACTIVATE, activate_attrs("ov6"))
+        .unwrap();
+    let next = next_request(&peer);
+    let mut out: Vec<Message> = late_write.respond(PID, vec![]);
+    for r in &given_up {
+        out.extend(r.respond(PID, vec![]));
+    }
+    out.push(next.fail(libc::EBUSY, "ov6 is busy").reply(PID).into());
+    answer(&peer, out);
+    c.set_timeout(Duration::from_secs(5));
+    let (seq, outcome) = c.finish().unwrap();
+    assert_eq!(seq, third);
+    assert_eq!(outcome.unwrap_err().errno(), Some(libc::EBUSY));
+    let e = c.finish().unwrap_err();
+    assert!(
+        e.to_string().contains("without a request started"),
+        "nothing is left in flight: {e}"
+    );
+}
+
+/// The daemon answers in order: an answer to a later request before the
+/// oldest's is an error, not taken for either.
+#[test]
+fn an_answer_out_of_order_is_an_error() {
+    let (mut c, peer) = hand_driven(Duration::from_secs(5));
+    let first = c
+        .start(overlay::NAME, overlay::CMD_ACTIVATE, activate_attrs("ov1"))
+        .unwrap();
+    let second = c
+        .start(overlay::NAME, overlay::CMD_ACTIVATE, activate_attrs("ov2"))
+        .unwrap();
+    let _ = next_request(&peer);
+    let later = next_request(&peer);
+    assert_eq!(later.seq(), second);
+    answer(&peer, later.respond(PID, vec![]));
+    let e = c.finish().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("protocol error: the daemon answered request {second} before request {first}")
+    );
+}
