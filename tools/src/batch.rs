@@ -13,8 +13,10 @@
 //! plugins only at start). The first error stops the batch: nothing is
 //! sent once it is known, but pipelined lines sent before its answer came
 //! (at most [`WINDOW`], never past a reading line) have run, and their
-//! errors are reported too. `--force` runs every line; either way the exit
-//! status is non-zero when a line failed.
+//! errors are reported too. A request not answered within the client's
+//! timeout fails its line and the lines in flight behind it; answers that
+//! come later are dropped, never taken for a later line's. `--force` runs
+//! every line; either way the exit status is non-zero when a line failed.
 //! Every error names its line.
 //!
 //! Lines are split into words as a shell would split simple words: blanks
@@ -255,39 +257,54 @@ impl<'a> Pipeline<'a> {
         self.line = (number, text.to_string());
     }
 
-    /// Waits for the oldest request in flight.
-    fn finish_one(&mut self) -> Result<(), ClientError> {
-        let Some((seq, line)) = self.inflight.pop_front() else {
-            return Ok(());
+    /// Waits for the oldest request in flight. When the wait itself fails
+    /// (no answer within the timeout, the connection lost), the client
+    /// gives up every request in flight (the daemon answers in order, so
+    /// none of them was answered): each of their lines fails with that
+    /// error, and with `--force` the batch goes on over the same
+    /// connection, where their answers, should they come late, are
+    /// dropped.
+    fn finish_one(&mut self) {
+        let Some(&(seq, line)) = self.inflight.front() else {
+            return;
         };
-        let (answered, outcome) = self.client.finish()?;
-        if answered != seq {
-            return Err(ClientError::Protocol(format!(
-                "the daemon answered request {answered} where {seq} was expected"
-            )));
+        match self.client.finish() {
+            Ok((answered, outcome)) => {
+                // The client takes the answers in the order it sent the requests.
+                debug_assert_eq!(answered, seq);
+                self.inflight.pop_front();
+                if let Err(source) = outcome {
+                    let what = self.texts.get(&line).cloned().unwrap_or_default();
+                    self.failed.push((line, Error::Daemon { what, source }));
+                    self.errored = true;
+                }
+                if !self.inflight.iter().any(|(_, l)| *l == line) {
+                    self.texts.remove(&line);
+                }
+            }
+            Err(e) => {
+                let mut lines: Vec<usize> = self.inflight.drain(..).map(|(_, l)| l).collect();
+                lines.dedup();
+                for l in lines {
+                    let what = self.texts.remove(&l).unwrap_or_default();
+                    let source = given_up(&e);
+                    self.failed.push((l, Error::Daemon { what, source }));
+                }
+                self.errored = true;
+            }
         }
-        if let Err(source) = outcome {
-            let what = self.texts.get(&line).cloned().unwrap_or_default();
-            self.failed.push((line, Error::Daemon { what, source }));
-            self.errored = true;
-        }
-        if !self.inflight.iter().any(|(_, l)| *l == line) {
-            self.texts.remove(&line);
-        }
-        Ok(())
     }
 
     /// Waits for every request in flight.
-    pub fn drain(&mut self) -> Result<(), ClientError> {
+    pub fn drain(&mut self) {
         while !self.inflight.is_empty() {
-            self.finish_one()?;
+            self.finish_one();
         }
-        Ok(())
     }
 
     fn start(&mut self, family: &str, cmd: u8, attrs: Vec<Attr>) -> Result<(), ClientError> {
         if self.inflight.len() >= WINDOW {
-            self.finish_one()?;
+            self.finish_one();
         }
         self.may_send()?;
         let seq = self.client.start(family, cmd, attrs)?;
@@ -305,7 +322,7 @@ impl Daemon for Pipeline<'_> {
         cmd: u8,
         attrs: Vec<Attr>,
     ) -> Result<Vec<Attr>, ClientError> {
-        self.drain()?;
+        self.drain();
         self.may_send()?;
         Ok(self.client.transact(family, cmd, attrs)?.attrs)
     }
@@ -329,7 +346,7 @@ impl Daemon for Pipeline<'_> {
             self.may_send()?;
             return Ok(p.clone());
         }
-        self.drain()?;
+        self.drain();
         self.may_send()?;
         let answer: Vec<Vec<Attr>> = self
             .client
@@ -341,6 +358,19 @@ impl Daemon for Pipeline<'_> {
             self.plugins = Some(answer.clone());
         }
         Ok(answer)
+    }
+}
+
+/// The error of a line whose request was in flight when waiting for an
+/// answer failed with `e`.
+fn given_up(e: &ClientError) -> ClientError {
+    match e {
+        ClientError::Timeout => ClientError::Timeout,
+        ClientError::Io(io) => ClientError::Io(io.raw_os_error().map_or_else(
+            || std::io::Error::new(io.kind(), io.to_string()),
+            std::io::Error::from_raw_os_error,
+        )),
+        other => ClientError::Protocol(format!("no answer: {other}")),
     }
 }
 
@@ -419,10 +449,7 @@ pub fn run(
             break;
         }
     }
-    if let Err(e) = pipe.drain() {
-        failures += 1;
-        let _ = writeln!(err, "overlayctl: batch: {e}");
-    }
+    pipe.drain();
     for (n, e) in pipe.failed.drain(..) {
         failures += 1;
         let _ = writeln!(err, "overlayctl: {}", line_error(n, &e));
@@ -440,6 +467,11 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nlproto::server::{ctrl_reply, pack_datagrams, requests};
+    use nlproto::spec::{ctrl, handle};
+    use nlproto::{AttrsExt, Message};
+    use std::os::unix::net::UnixDatagram;
+    use std::time::Duration;
 
     #[test]
     fn words_as_a_shell_splits_them() {
@@ -499,5 +531,116 @@ show
             "{errs:?}"
         );
         assert!(lines[6].parsed.is_ok());
+    }
+
+    /// A daemon over one end of a socket pair, driven by hand: it answers
+    /// the connection's setup at once, then, from `activate slow` on, is
+    /// stuck (answers nothing) until a request that is not an activate
+    /// arrives; then it sends the answers it held back, late, and goes on
+    /// answering at once. `activate missing` fails with ENOENT.
+    fn stuck_daemon(sock: UnixDatagram) {
+        const PID: u32 = 7;
+        let mut held: Vec<Message> = Vec::new();
+        let mut stuck = false;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = sock.recv(&mut buf).unwrap();
+            if n == 0 {
+                return;
+            }
+            let mut out = Vec::new();
+            for req in requests(&buf[..n]) {
+                let req = req.unwrap();
+                let name = req.attrs.get_str(ov::ATTR_NAME).unwrap_or("");
+                let activate = req.family.id == ov::ID && req.command.id == ov::CMD_ACTIVATE;
+                let answer: Vec<Message> = if req.family.id == ctrl::GENL_ID_CTRL {
+                    ctrl_reply(&req, PID)
+                } else if req.family.id == handle::ID {
+                    req.respond(PID, vec![vec![Attr::u32(handle::HANDLE_ATTR_PID, PID)]])
+                } else if activate && name == "missing" {
+                    vec![req
+                        .fail(libc::ENOENT, "no device named missing")
+                        .reply(PID)
+                        .into()]
+                } else if activate {
+                    req.respond(PID, vec![])
+                } else {
+                    req.respond(PID, vec![vec![]])
+                };
+                stuck |= activate && name == "slow";
+                if stuck && activate {
+                    held.extend(answer);
+                } else {
+                    stuck = false;
+                    out.append(&mut held);
+                    out.extend(answer);
+                }
+            }
+            for d in pack_datagrams(&out, 4096) {
+                sock.send(&d).unwrap();
+            }
+        }
+    }
+
+    /// Runs `text` against [`stuck_daemon`] with a client timeout of one
+    /// second: what it wrote to stdout and stderr, and the failures.
+    fn run_stuck(text: &str, force: bool) -> (String, String, usize) {
+        let (a, b) = nlproto::client::seqpacket_pair().unwrap();
+        let daemon = std::thread::spawn(move || stuck_daemon(UnixDatagram::from(b)));
+        let mut client = Client::from_fd(a, Duration::from_secs(5)).unwrap();
+        client.set_timeout(Duration::from_secs(1));
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let failures = run(&mut client, text, false, force, &mut out, &mut err);
+        drop(client);
+        daemon.join().unwrap();
+        (
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+            failures,
+        )
+    }
+
+    const STUCK: &str = "\
+activate slow
+activate ov2
+lookup-stats
+activate missing
+activate ov5
+";
+
+    /// The daemon does not answer lines 1 and 2 in time; their answers
+    /// come later, when line 3 is waiting. Lines 1 and 2 fail with the
+    /// timeout, line 3 gets its own answer, not their late acks, and the
+    /// lines after it are answered each their own.
+    #[test]
+    fn a_timeout_fails_the_lines_in_flight_and_late_answers_go_to_nobody() {
+        let (out, err, failures) = run_stuck(STUCK, true);
+        assert_eq!(
+            err,
+            "\
+overlayctl: line 1: activate slow: no answer from the daemon within the timeout
+overlayctl: line 2: activate ov2: no answer from the daemon within the timeout
+overlayctl: line 4: activate missing: no device named missing (ENOENT)
+"
+        );
+        assert_eq!(failures, 3);
+        assert!(out.starts_with("REQUESTS"), "{out}");
+    }
+
+    /// Without --force the timeout stops the batch like any error: the
+    /// waiting line is not run, nor any after it.
+    #[test]
+    fn without_force_a_timeout_stops_the_batch_at_the_lines_that_timed_out() {
+        let (out, err, failures) = run_stuck(STUCK, false);
+        assert_eq!(
+            err,
+            "\
+overlayctl: line 1: activate slow: no answer from the daemon within the timeout
+overlayctl: line 2: activate ov2: no answer from the daemon within the timeout
+overlayctl: stopped at the first error; --force runs every line
+"
+        );
+        assert_eq!(failures, 2);
+        assert_eq!(out, "");
     }
 }
