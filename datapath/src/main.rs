@@ -125,6 +125,20 @@ struct Args {
     )]
     packet_threads: Option<u16>,
 
+    /// Keeps each packet thread polling for USECS microseconds after its
+    /// last frame before it sleeps: the next frame then does not wait for
+    /// the thread (and an idle processor) to wake, which cuts the latency
+    /// of request/response traffic at the price of a busy processor while
+    /// traffic flows. 0 (the default) turns it off.
+    #[arg(
+        long = "busy-poll",
+        env = "OVERLAYD_BUSY_POLL",
+        value_name = "USECS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u32).range(0..=1_000_000)
+    )]
+    busy_poll: u32,
+
     /// Turns an offload off, for debugging or to measure what it is worth:
     /// tso (super-frames from the TAP), udp-gso (one send per super-frame),
     /// udp-gro (several datagrams per read), coalesce (merged TCP segments
@@ -275,7 +289,11 @@ fn main() -> ExitCode {
         usize::from,
     );
     raise_fd_limit();
-    let engine = match Engine::start(threads, offloads) {
+    let engine = match Engine::start(
+        threads,
+        offloads,
+        std::time::Duration::from_micros(args.busy_poll.into()),
+    ) {
         Ok(e) => e,
         Err(e) => {
             tracing::error!("cannot start the packet threads: {e}");

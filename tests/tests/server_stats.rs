@@ -164,6 +164,10 @@ fn status_shows_packet_threads_and_offloads() {
         "{v}"
     );
     assert!(v[0]["counters"]["requests"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(
+        v[0]["busy-poll"], "off",
+        "busy polling is off by default: {v}"
+    );
 
     let off = Daemon::start_with_args(&["--disable-offload", "udp-gso"]);
     let v: serde_json::Value =
@@ -175,4 +179,21 @@ fn status_shows_packet_threads_and_offloads() {
     );
     let table = ok(off.ctl(&["status"]));
     assert!(table.starts_with("PACKET-THREADS  OFFLOADS"), "{table}");
+
+    let busy = Daemon::start_with_args(&["--busy-poll", "250"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(busy.ctl(&["status", "-j"]))).expect("status -j is JSON");
+    assert_eq!(v[0]["busy-poll"], "250us", "{v}");
+}
+
+/// A busy-poll window out of range is refused at start, naming the option.
+#[test]
+fn a_busy_poll_window_out_of_range_is_refused() {
+    let out = std::process::Command::new(overlay_tests::target_dir().join("overlayd"))
+        .args(["--busy-poll", "2000000"])
+        .output()
+        .expect("run overlayd");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--busy-poll"), "{err}");
 }

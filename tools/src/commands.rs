@@ -252,7 +252,7 @@ const STATS_COLUMNS: &[&str] = &["LINK", "IPACKETS", "RBYTES", "OPACKETS", "OBYT
 /// The columns of `lookup-stats`.
 const LOOKUP_STATS_COLUMNS: &[&str] = &["REQUESTS", "ANSWERS", "TIMEOUTS", "LATE", "PENDING"];
 /// The columns of `status`.
-const STATUS_COLUMNS: &[&str] = &["PACKET-THREADS", "OFFLOADS", "HANDLES"];
+const STATUS_COLUMNS: &[&str] = &["PACKET-THREADS", "OFFLOADS", "BUSY-POLL", "HANDLES"];
 /// The columns of `prop-get`.
 const PROP_COLUMNS: &[&str] = &[
     "LINK", "PROPERTY", "PERM", "REQ", "VALUE", "DEFAULT", "POSSIBLE",
@@ -666,6 +666,7 @@ fn status(daemon: &mut dyn Daemon) -> Result<Table, Error> {
         cells: vec![
             number(s.packet_threads),
             s.offloads_text(),
+            s.busy_poll_text().unwrap_or_else(|| NONE.to_string()),
             number(s.handles),
         ],
         detail: Vec::new(),

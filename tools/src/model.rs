@@ -493,6 +493,9 @@ impl LookupStats {
 pub struct ServerStatus {
     /// Packet threads, when the daemon said.
     pub packet_threads: Option<u32>,
+    /// Microseconds a packet thread polls after its last frame (0: off),
+    /// when the daemon said.
+    pub busy_poll: Option<u32>,
     /// Each offload of the packet path with 1 (in use) or 0.
     pub offloads: Counters,
     /// Handles (connections) open now.
@@ -507,6 +510,7 @@ impl ServerStatus {
         let nested = |id| Counters::from_handle_attrs(attrs.get_nested(id).unwrap_or(&[]));
         ServerStatus {
             packet_threads: attrs.get_u32(handle::HANDLE_ATTR_PACKET_THREADS),
+            busy_poll: attrs.get_u32(handle::HANDLE_ATTR_BUSY_POLL),
             offloads: nested(handle::HANDLE_ATTR_OFFLOADS),
             handles: attrs.get_u32(handle::HANDLE_ATTR_HANDLES),
             counters: nested(handle::HANDLE_ATTR_STATS),
@@ -527,6 +531,16 @@ impl ServerStatus {
         } else {
             on.join(",")
         }
+    }
+
+    /// The busy-poll window: `off`, `250us`, `100ms`; `None` when the
+    /// daemon did not say.
+    pub fn busy_poll_text(&self) -> Option<String> {
+        self.busy_poll.map(|us| match us {
+            0 => "off".to_string(),
+            us if us % 1000 == 0 => format!("{}ms", us / 1000),
+            us => format!("{us}us"),
+        })
     }
 }
 

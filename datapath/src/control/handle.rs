@@ -75,7 +75,8 @@ fn server_stats_attrs(s: &ServerStats) -> Vec<Attr> {
     ]
 }
 
-/// The packet path's part of `SERVER_STATS`: its threads and offloads.
+/// The packet path's part of `SERVER_STATS`: its threads, offloads and
+/// busy polling.
 fn engine_attrs(engine: &Engine) -> Vec<Attr> {
     let offloads = engine
         .offloads
@@ -92,6 +93,10 @@ fn engine_attrs(engine: &Engine) -> Vec<Attr> {
                 ..STATS
             },
             offloads,
+        ),
+        Attr::u32(
+            handle::HANDLE_ATTR_BUSY_POLL,
+            u32::try_from(engine.busy_poll.as_micros()).unwrap_or(u32::MAX),
         ),
     ]
 }

@@ -55,6 +55,7 @@ use std::{
         atomic::{AtomicU32, AtomicUsize, Ordering},
         Arc, Mutex, RwLock,
     },
+    time::Duration,
 };
 use threads::{More, Registration, Scratch, Source, Threads};
 use tx::{DeviceTx, SingleDest, TxConf};
@@ -74,19 +75,23 @@ pub struct Engine {
     pub offloads: Offloads,
     /// The interface group of the daemon's TAPs.
     pub tap_group: u32,
+    /// How long a packet thread polls after its last work before it sleeps.
+    pub busy_poll: Duration,
 }
 
 impl Engine {
-    /// Starts `threads` packet threads using `offloads` (already probed).
-    pub fn start(threads: usize, offloads: Offloads) -> io::Result<Engine> {
+    /// Starts `threads` packet threads using `offloads` (already probed),
+    /// each polling for `busy_poll` after its last work before it sleeps.
+    pub fn start(threads: usize, offloads: Offloads, busy_poll: Duration) -> io::Result<Engine> {
         Ok(Engine {
-            threads: Threads::start(threads, || Scratch {
+            threads: Threads::start(threads, busy_poll, || Scratch {
                 tx: tx::TxScratch::new(),
                 rx: rx::RxScratch::new(),
             })?,
             muxes: MuxSet::default(),
             offloads,
             tap_group: tap_group(std::process::id()),
+            busy_poll,
         })
     }
 
@@ -565,7 +570,7 @@ mod tests {
             port: LISTEN_PORT,
             options: Vec::new(),
         };
-        let mut engine = Engine::start(1, Offloads::default().probe()).unwrap();
+        let mut engine = Engine::start(1, Offloads::default().probe(), Duration::ZERO).unwrap();
         let mux = engine
             .muxes
             .join(

@@ -135,6 +135,9 @@ enum Cmd {
 
 struct Worker {
     index: usize,
+    /// How long the thread keeps polling after its last work before it
+    /// sleeps in `epoll_wait` (zero: it sleeps at once).
+    busy_poll: Duration,
     epoll: Epoll,
     wake: WakeFd,
     cmds: Mutex<Vec<Cmd>>,
@@ -191,14 +194,27 @@ impl Worker {
         let mut events = vec![EpollEvent::empty(); EVENTS];
         let mut again: Vec<u64> = Vec::new();
         let mut ready: Vec<u64> = Vec::new();
+        // Until when the thread polls instead of sleeping (busy polling).
+        let mut poll_until: Option<Instant> = None;
         while !self.stop.load(Ordering::Acquire) {
-            // Sources with work left are run again without waiting.
-            let timeout = if again.is_empty() {
-                EpollTimeout::NONE
-            } else {
+            // Sources with work left are run again without waiting; within
+            // the busy-poll window after the last work, the thread looks
+            // again at once instead of sleeping, so that the next frame
+            // does not wait for the processor to wake.
+            let polling = again.is_empty() && poll_until.is_some_and(|t| Instant::now() < t);
+            let timeout = if !again.is_empty() || polling {
                 EpollTimeout::ZERO
+            } else {
+                EpollTimeout::NONE
             };
             let n = self.epoll.wait(&mut events, timeout).unwrap_or(0);
+            if n > 0 && !self.busy_poll.is_zero() {
+                poll_until = Some(Instant::now() + self.busy_poll);
+            } else if polling && n == 0 {
+                // Nothing yet: let whatever else wants this processor (the
+                // applications whose frames these are) run first.
+                std::thread::yield_now();
+            }
             let mut woken = false;
             ready.clear();
             std::mem::swap(&mut ready, &mut again);
@@ -280,8 +296,9 @@ pub struct Threads {
 
 impl Threads {
     /// Starts `n` packet threads (at least one), each making its scratch
-    /// buffers with `scratch`.
-    pub fn start(n: usize, scratch: fn() -> Scratch) -> io::Result<Threads> {
+    /// buffers with `scratch` and polling for `busy_poll` after its last
+    /// work before it sleeps.
+    pub fn start(n: usize, busy_poll: Duration, scratch: fn() -> Scratch) -> io::Result<Threads> {
         let mut workers = Vec::new();
         let mut handles = Vec::new();
         for index in 0..n.max(1) {
@@ -289,6 +306,7 @@ impl Threads {
             let wake = WakeFd::new()?;
             let w = Arc::new(Worker {
                 index,
+                busy_poll,
                 epoll,
                 wake,
                 cmds: Mutex::new(Vec::new()),
@@ -384,5 +402,108 @@ impl Threads {
 impl Drop for Threads {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::{rx::RxScratch, tx::TxScratch};
+    use std::sync::atomic::AtomicI32;
+
+    /// A source that is an eventfd: each run drains it and notes the
+    /// thread that ran it.
+    struct Bell {
+        fd: WakeFd,
+        tid: AtomicI32,
+    }
+
+    impl Source for Bell {
+        fn fd(&self) -> BorrowedFd<'_> {
+            self.fd.as_fd()
+        }
+
+        fn run(&self, _: &mut Scratch) -> More {
+            self.fd.drain();
+            self.tid
+                .store(nix::unistd::gettid().as_raw(), Ordering::Release);
+            More::No
+        }
+    }
+
+    fn scratch() -> Scratch {
+        Scratch {
+            tx: TxScratch::new(),
+            rx: RxScratch::new(),
+        }
+    }
+
+    /// Starts one thread polling for `busy_poll`, rings a bell on it once
+    /// and returns the pool and the id of the thread that answered.
+    fn ring(busy_poll: Duration) -> (Threads, Arc<Bell>, i32) {
+        let threads = Threads::start(1, busy_poll, scratch).unwrap();
+        let bell = Arc::new(Bell {
+            fd: WakeFd::new().unwrap(),
+            tid: AtomicI32::new(0),
+        });
+        threads.add(bell.clone()).unwrap();
+        bell.fd.wake();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let tid = loop {
+            let tid = bell.tid.load(Ordering::Acquire);
+            if tid != 0 {
+                break tid;
+            }
+            assert!(Instant::now() < deadline, "the bell was not answered");
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        (threads, bell, tid)
+    }
+
+    /// The scheduler state of thread `tid` of this process (`R`, `S`, ...).
+    fn state(tid: i32) -> char {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+        // The state follows the command name, which is in parentheses.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        after.chars().next().unwrap()
+    }
+
+    /// Waits (bounded) until thread `tid` sleeps.
+    fn sleeps_eventually(tid: i32) -> bool {
+        (0..2000).any(|_| {
+            std::thread::sleep(Duration::from_millis(5));
+            state(tid) == 'S'
+        })
+    }
+
+    #[test]
+    fn without_busy_polling_a_thread_sleeps_once_its_work_is_done() {
+        let (threads, _bell, tid) = ring(Duration::ZERO);
+        assert!(sleeps_eventually(tid), "the packet thread never slept");
+        threads.shutdown();
+    }
+
+    #[test]
+    fn a_busy_polling_thread_stays_awake_after_work_then_sleeps() {
+        // A long window: the thread must not sleep while it lasts.
+        let (threads, _bell, tid) = ring(Duration::from_secs(60));
+        for _ in 0..50 {
+            assert_ne!(state(tid), 'S', "a busy-polling thread slept");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        threads.shutdown();
+        // A short one: once it has passed, the thread sleeps.
+        let (threads, bell, tid) = ring(Duration::from_millis(50));
+        assert!(sleeps_eventually(tid), "the busy-poll window never ended");
+        // More work opens the window again.
+        bell.fd.wake();
+        assert!(
+            (0..2000).any(|_| {
+                std::thread::sleep(Duration::from_millis(1));
+                state(tid) != 'S'
+            }),
+            "new work did not wake the thread"
+        );
+        threads.shutdown();
     }
 }

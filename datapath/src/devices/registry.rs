@@ -85,7 +85,7 @@ impl Registry {
     /// with one packet thread per CPU and every offload the kernel has.
     pub fn with_lookup_threads(plugins: Arc<Plugins>, threads: usize) -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let engine = Engine::start(cpus, Offloads::default().probe())
+        let engine = Engine::start(cpus, Offloads::default().probe(), std::time::Duration::ZERO)
             .expect("cannot start the packet threads");
         Self::with_engine(plugins, threads, engine)
     }

@@ -40,8 +40,12 @@ pub const HANDLE_ATTR_PACKET_THREADS: u16 = 8;
 /// offload of the packet path, valued 1 when in use and 0 when not (not
 /// supported by the kernel, or turned off with `--disable-offload`).
 pub const HANDLE_ATTR_OFFLOADS: u16 = 9;
+/// `HANDLE_ATTR_BUSY_POLL` (u32): how long, in microseconds, a packet
+/// thread keeps polling after its last frame before it sleeps; 0 when it
+/// sleeps at once.
+pub const HANDLE_ATTR_BUSY_POLL: u16 = 10;
 /// Highest attribute number.
-pub const MAXATTR: u16 = HANDLE_ATTR_OFFLOADS;
+pub const MAXATTR: u16 = HANDLE_ATTR_BUSY_POLL;
 
 const STAT_POLICY: &[AttrSpec] = &[
     AttrSpec::new(
@@ -106,6 +110,12 @@ pub const ATTRS: &[AttrSpec] = &[
         AttrKind::Nested(STATS_POLICY),
         "the packet path's offloads (tso, udp-gso, udp-gro, coalesce): repeated HANDLE_ATTR_STAT, 1 when in use, 0 when unsupported or turned off",
     ),
+    AttrSpec::new(
+        HANDLE_ATTR_BUSY_POLL,
+        "HANDLE_ATTR_BUSY_POLL",
+        AttrKind::U32,
+        "microseconds a packet thread keeps polling after its last frame before it sleeps (overlayd --busy-poll); 0: it sleeps at once",
+    ),
 ];
 
 /// The family's commands.
@@ -147,7 +157,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         min_version: 1,
         privilege: Privilege::ReadOnly,
         required: &[],
-        doc: "the control server's counters since the daemon started, the handles open now, and the packet path's threads and offloads",
+        doc: "the control server's counters since the daemon started, the handles open now, and the packet path's threads, offloads and busy polling",
         handling: super::Handling::PLAIN,
     },
 ];

@@ -1548,7 +1548,8 @@ mod wire {
 
 /// A daemon that answers `SERVER_STATS` with two packet threads, these
 /// offloads and one handle.
-struct StatusDaemon(Vec<(&'static str, u64)>);
+/// Offloads with their values, and the busy-poll window if the daemon says.
+struct StatusDaemon(Vec<(&'static str, u64)>, Option<u32>);
 
 impl Daemon for StatusDaemon {
     fn transact(
@@ -1568,7 +1569,10 @@ impl Daemon for StatusDaemon {
                 ],
             )
         };
-        Ok(vec![
+        let busy = self
+            .1
+            .map(|us| Attr::u32(handle::HANDLE_ATTR_BUSY_POLL, us));
+        Ok([
             Attr::u32(handle::HANDLE_ATTR_HANDLES, 1),
             Attr::nested(
                 handle::HANDLE_ATTR_STATS,
@@ -1579,7 +1583,10 @@ impl Daemon for StatusDaemon {
                 handle::HANDLE_ATTR_OFFLOADS,
                 self.0.iter().copied().map(stat).collect(),
             ),
-        ])
+        ]
+        .into_iter()
+        .chain(busy)
+        .collect())
     }
     fn write(&mut self, _: &str, _: u8, _: Vec<Attr>) -> Result<(), ClientError> {
         unreachable!()
@@ -1595,25 +1602,30 @@ fn run_status(d: &mut StatusDaemon, args: &[&str]) -> String {
 
 #[test]
 fn status_shows_threads_and_offloads_in_use() {
-    let mut d = StatusDaemon(vec![
-        ("tso", 1),
-        ("udp-gso", 0),
-        ("udp-gro", 1),
-        ("coalesce", 1),
-    ]);
+    let mut d = StatusDaemon(
+        vec![("tso", 1), ("udp-gso", 0), ("udp-gro", 1), ("coalesce", 1)],
+        Some(0),
+    );
     assert_eq!(
         run_status(&mut d, &["status"]),
-        "PACKET-THREADS  OFFLOADS              HANDLES\n\
-         2               tso,udp-gro,coalesce  1\n"
+        "PACKET-THREADS  OFFLOADS              BUSY-POLL  HANDLES\n\
+         2               tso,udp-gro,coalesce  off        1\n"
     );
     assert_eq!(
         json(&run_status(&mut d, &["status", "-j"])),
         serde_json::json!([{
-            "packet-threads": "2", "offloads": "tso,udp-gro,coalesce", "handles": "1",
+            "packet-threads": "2", "offloads": "tso,udp-gro,coalesce", "busy-poll": "off",
+            "handles": "1",
             "offload": {"tso": "on", "udp-gso": "off", "udp-gro": "on", "coalesce": "on"},
             "counters": {"connections": 4, "requests": 9}
         }])
     );
-    let mut none = StatusDaemon(vec![("tso", 0), ("udp-gso", 0)]);
-    assert!(run_status(&mut none, &["status"]).contains("2               none"));
+    // A daemon that does not say how it polls shows none.
+    let mut none = StatusDaemon(vec![("tso", 0), ("udp-gso", 0)], None);
+    assert!(run_status(&mut none, &["status"]).contains("2               none      --"));
+    for (us, shown) in [(250, "250us"), (100_000, "100ms"), (1500, "1500us")] {
+        let mut busy = StatusDaemon(vec![("tso", 1)], Some(us));
+        let v = json(&run_status(&mut busy, &["status", "-j"]));
+        assert_eq!(v[0]["busy-poll"], shown, "{v}");
+    }
 }
