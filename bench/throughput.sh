@@ -12,7 +12,8 @@
 #
 # Two namespaces joined by a veth pair; underlay 198.51.100.0/24, overlay
 # 192.0.2.0/24, VNI 42, overlay MTU 1400. For each path: ping RTT (the
-# average of 20), TCP with iperf3 from A to B, from B to A (-R), and 4
+# average of 20, with the processor time the overlayd processes used
+# meanwhile, in % of one CPU), TCP with iperf3 from A to B, from B to A (-R), and 4
 # streams from A to B, DURATION seconds each (default 10).
 #
 # PATHS lists the paths to measure (default: all five above; the ratios
@@ -43,9 +44,11 @@ A=ovbench-a-$$
 B=ovbench-b-$$
 TMP=$(mktemp -d)
 PIDS=()
+DAEMONS=()
 teardown() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     PIDS=()
+    DAEMONS=()
     for ns in "$A" "$B"; do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
         ip netns del "$ns" 2>/dev/null || true
@@ -81,6 +84,7 @@ daemon() {
     mkdir -p "$dir"
     ip netns exec "$ns" target/release/overlayd --socket "$dir/sock" --state-dir "$dir/state" --log warn &
     PIDS+=($!)
+    DAEMONS+=($!)
     for _ in $(seq 100); do [ -S "$dir/sock" ] && break; sleep 0.05; done
     CTL="target/release/overlayctl --socket $dir/sock"
 }
@@ -121,18 +125,34 @@ rtt() {
     ina ping -q -c 20 -i 0.05 "$1" | awk -F/ '/rtt/ { printf "%.3f", $5 }'
 }
 
+# Processor time (clock ticks) the running overlayd processes have used.
+daemon_ticks() {
+    local t=0 p
+    for p in "${DAEMONS[@]}"; do
+        [ -r "/proc/$p/stat" ] || continue
+        # utime and stime: fields 14 and 15, counted after the command name.
+        t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
+    done
+    echo "$t"
+}
+
 declare -A RES
 measure() {
     local key=$1 addr=$2
     # Paths not asked for are set up (cheap) but not measured.
     [[ " $PATHS " == *" ${key#*,} "* ]] || return 0
     ina ping -q -c 3 -i 0.1 "$addr" >/dev/null
+    # The daemons' processor use while the pings run, in % of one CPU.
+    local t0 w0
+    t0=$(daemon_ticks) w0=$(date +%s%N)
     RES[$key,rtt]=$(rtt "$addr")
+    RES[$key,cpu]=$(awk -v t="$(($(daemon_ticks) - t0))" -v w="$(($(date +%s%N) - w0))" \
+        -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", 100 * t / hz / (w / 1e9) }')
     RES[$key,ab]=$(iperf "$addr" -P 1)
     RES[$key,ba]=$(iperf "$addr" -P 1 -R)
     RES[$key,s4]=$(iperf "$addr" -P 4)
-    printf '%-24s ping %s ms  A->B %s  B->A %s  4 streams %s Gbit/s\n' "$key" \
-        "${RES[$key,rtt]}" "${RES[$key,ab]}" "${RES[$key,ba]}" "${RES[$key,s4]}" >&2
+    printf '%-24s ping %s ms (daemon CPU %s %%)  A->B %s  B->A %s  4 streams %s Gbit/s\n' "$key" \
+        "${RES[$key,rtt]}" "${RES[$key,cpu]}" "${RES[$key,ab]}" "${RES[$key,ba]}" "${RES[$key,s4]}" >&2
 }
 
 PATHS=${PATHS:-veth kernel-kernel overlayd-kernel overlayd-files overlayd-overlayd}
@@ -185,11 +205,11 @@ for o in $SETTINGS; do
     echo
     echo "veth offloads $o"
     echo
-    printf '| path | ping ms | A->B | B->A | 4 streams A->B | ratio to kernel-kernel (A->B / B->A / 4) |\n'
-    printf '|---|---|---|---|---|---|\n'
+    printf '| path | ping ms | daemon CPU during ping | A->B | B->A | 4 streams A->B | ratio to kernel-kernel (A->B / B->A / 4) |\n'
+    printf '|---|---|---|---|---|---|---|\n'
     for n in $PATHS; do
         k="$o,$n" kk="$o,kernel-kernel"
-        printf '| %s | %s | %s | %s | %s | %s / %s / %s |\n' "$n" "${RES[$k,rtt]}" \
+        printf '| %s | %s | %s %% | %s | %s | %s | %s / %s / %s |\n' "$n" "${RES[$k,rtt]}" "${RES[$k,cpu]}" \
             "${RES[$k,ab]}" "${RES[$k,ba]}" "${RES[$k,s4]}" \
             "$(ratio "${RES[$k,ab]}" "${RES[$kk,ab]}")" "$(ratio "${RES[$k,ba]}" "${RES[$kk,ba]}")" \
             "$(ratio "${RES[$k,s4]}" "${RES[$kk,s4]}")"
