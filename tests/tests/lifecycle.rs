@@ -59,7 +59,7 @@ fn nlctrl_resolves_and_dumps_the_families() {
         Attr::str(ctrl::CTRL_ATTR_FAMILY_NAME, "overlay_handle"),
     );
     assert_eq!(h.id, 32);
-    assert_eq!((h.version, h.maxattr), (1, 9));
+    assert_eq!((h.version, h.maxattr), (1, 10));
     assert_eq!(
         h.ops,
         vec![(1, DO | POL), (2, DO | POL), (3, DO | POL), (4, DO | POL)]
