@@ -31,6 +31,7 @@ def put(target, data):
 # --- request: the golden transcripts' requests --------------------------------
 
 def golden_requests():
+    """Each transcript's connections, each the requests its client sent."""
     gdir = os.path.join(ROOT, "tests", "golden")
     for name in sorted(os.listdir(gdir)):
         if not name.endswith(".nlt"):
@@ -43,21 +44,58 @@ def golden_requests():
                     conns.append([])
                 elif line.startswith("> ") and conns:
                     conns[-1].append(bytes.fromhex(line[2:]))
-        for c in conns:
-            yield c
+        yield conns
 
 
 def requests():
-    n = 0
-    for conn in golden_requests():
-        for req in conn:
-            put("request", b"\x00" + req)
-            n += 1
-        whole = b"".join(conn)
-        if whole and len(whole) <= 32768:
-            put("request", b"\x00" + whole)
-            put("request", b"\x01" + whole)
+    n = stories = activating = 0
+    for conns in golden_requests():
+        for conn in conns:
+            for req in conn:
+                put("request", b"\x00" + req)
+                n += 1
+            whole = b"".join(conn)
+            if whole and len(whole) <= 32768:
+                put("request", b"\x00" + whole)
+                put("request", b"\x01" + whole)
+        # Every input starts from an empty registry, and a transcript makes
+        # one connection per command: a device is created in one and
+        # activated in another. The whole transcript as one datagram (its
+        # longest prefix of connections that fits) reaches what only a
+        # device made earlier allows: activation, its TAP and mux.
+        story = b""
+        for conn in conns:
+            whole = b"".join(conn)
+            if len(story) + len(whole) > 32768:
+                break
+            story += whole
+        if story:
+            put("request", b"\x00" + story)
+            stories += 1
+            cmds = commands(story)
+            if CMD_CREATE in cmds and CMD_ACTIVATE in cmds[cmds.index(CMD_CREATE):]:
+                activating += 1
+    if not activating:
+        sys.exit(f"none of the {stories} transcripts creates a device and then "
+                 "activates it: the request target would never reach activation")
     return n
+
+
+CMD_CREATE, CMD_ACTIVATE = 1, 3  # nlproto::spec::overlay
+
+
+def commands(datagram):
+    """The generic netlink command of each message in a datagram that is
+    not to the controller (nlctrl, family id 16)."""
+    out = []
+    while len(datagram) >= 20:
+        length = int.from_bytes(datagram[:4], "little")
+        if length < 20:
+            break
+        if int.from_bytes(datagram[4:6], "little") != 16:
+            out.append(datagram[16])
+        datagram = datagram[(length + 3) & ~3:]
+    return out
 
 
 # --- frames -------------------------------------------------------------------
