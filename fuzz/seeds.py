@@ -230,18 +230,34 @@ def neighbour_solicitation(target):
     return eth(b"\x33\x33\xff\x00\x00\x12", MAC_A, 0x86DD, ip6 + msg)
 
 
-def dhcp_discover():
-    bootp = bytearray(300)
-    bootp[0] = 1
-    u = struct.pack("!HHHH", 68, 67, 8 + len(bootp), 0) + bytes(bootp)
+def dhcp(op, msg_type, src, dst, ports, client, yiaddr="0.0.0.0"):
+    """A DHCP message (BOOTP with the magic cookie and a message type
+    option) from `src` to `dst` MAC, UDP `ports`, about `client`."""
+    bootp = bytearray(236)
+    bootp[0:3] = bytes([op, 1, 6])
+    bootp[16:20] = socket.inet_aton(yiaddr)
+    bootp[28:34] = client
+    bootp += b"\x63\x82\x53\x63" + bytes([53, 1, msg_type, 255])
+    u = struct.pack("!HHHH", ports[0], ports[1], 8 + len(bootp), 0) + bytes(bootp)
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(u), 0, 0, 64, 17, 0,
                      b"\0\0\0\0", b"\xff\xff\xff\xff")
-    return eth(BCAST, MAC_B, 0x0800, ip + u)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return eth(dst, src, 0x0800, ip + u)
+
+
+def dhcp_discover():
+    return dhcp(1, 1, MAC_B, BCAST, (68, 67), MAC_B)
+
+
+def dhcp_ack():
+    """A server's (MAC_A's) acknowledgement of MAC_B's lease."""
+    return dhcp(2, 5, MAC_A, BCAST, (67, 68), MAC_B, yiaddr="192.0.2.12")
 
 
 def files():
     frames = [arp_request("192.0.2.12"), neighbour_solicitation("2001:db8::12"),
-              dhcp_discover(), tcp4_frame(1, b"data"), eth(BCAST, MAC_A, 0x0800, b"\0" * 46)]
+              dhcp_discover(), tcp4_frame(1, b"data"), eth(BCAST, MAC_A, 0x0800, b"\0" * 46),
+              dhcp_ack()]
     for i, f in enumerate(frames):
         put("files", lp(HOSTS) + bytes([i % 4]) + f)
     put("files", lp(b"{}") + b"\x00" + frames[0])

@@ -1,6 +1,7 @@
 //! The files lookup plugin: its hosts-file parser (the file read when the
 //! instance starts) and its answers to frames, the ARP, NDP and DHCP
-//! proxies among them, as the lookup service asks them.
+//! proxies among them, as the lookup service asks them; and the reader of
+//! DHCP servers' replies that lease learning uses (`proxy::dhcp_reply`).
 //!
 //! Input: the length of the hosts file (two bytes, big-endian), the file,
 //! a flags byte (bit 0: the device floods; bit 1: IP-only destinations),
@@ -12,6 +13,7 @@ use overlay_files::{Files, CONFIG};
 use overlay_plugin_abi::{
     dest,
     kit::{Lookup, LookupInstance},
+    proxy,
     prop::PropValue,
     Action, LookupRequest, REQ_F_FLOOD,
 };
@@ -35,6 +37,8 @@ fuzz_target!(|data: &[u8]| {
     let Some((&flags, frame)) = rest.split_first() else {
         return;
     };
+    // A frame from the network, as a learning plugin reads it.
+    let _ = proxy::dhcp_reply(frame);
     let kinds = if flags & 2 != 0 {
         dest::IP
     } else {
