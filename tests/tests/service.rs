@@ -323,3 +323,41 @@ fn ready_after_the_socket_and_the_restore_as_the_unit_starts_it() {
     svc.stop(child);
     drop(b);
 }
+
+/// Every variable overlayd reads (`[env: OVERLAYD_...]` in its help) is
+/// either set by the unit or offered, commented out and explained, in
+/// `packaging/overlayd.default`, which says that every option has one.
+#[test]
+fn every_option_is_set_by_the_unit_or_offered_in_the_defaults_file() {
+    let help = Command::new(target_dir().join("overlayd"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    let vars: Vec<&str> = help
+        .split("[env: ")
+        .skip(1)
+        .map(|rest| rest.split('=').next().unwrap())
+        .collect();
+    assert!(
+        vars.len() >= 10,
+        "too few variables in overlayd --help: {vars:?}"
+    );
+    let set: Vec<String> = unit().environment.into_iter().map(|(k, _)| k).collect();
+    let defaults =
+        std::fs::read_to_string(workspace_root().join("packaging/overlayd.default")).unwrap();
+    let offered: Vec<&str> = defaults
+        .lines()
+        .filter_map(|l| l.strip_prefix('#')?.split_once('=').map(|(k, _)| k))
+        .collect();
+    let missing: Vec<&&str> = vars
+        .iter()
+        .filter(|v| !set.iter().any(|s| s == *v) && !offered.contains(v))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "overlayd reads {missing:?}, which neither packaging/overlayd.service sets \
+         nor packaging/overlayd.default offers"
+    );
+}

@@ -178,7 +178,9 @@ pub enum Command {
     LookupStats,
     /// Show the daemon itself: its packet threads, the offloads of its
     /// packet path in use (what the kernel supports, less what
-    /// --disable-offload turned off) and the control connections open now;
+    /// --disable-offload turned off), how long its packet threads poll
+    /// after their last frame (overlayd --busy-poll) and the control
+    /// connections open now;
     /// -j adds each offload as on or off and the control server's counters.
     Status,
     /// Show the loaded plugins.
