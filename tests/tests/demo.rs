@@ -72,6 +72,16 @@ fn an_interrupted_geneve_demo_cleans_up() {
     }
     let mut cmd = demo(&["--geneve"]);
     cmd.process_group(0);
+    // As from a terminal: SIGINT at its default. A test run started in
+    // the background of a non-interactive shell inherits it ignored, and
+    // bash cannot trap a signal ignored when it starts.
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().unwrap();
     let pid = child.id();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
