@@ -213,6 +213,31 @@ async fn bounded<T, E: std::fmt::Display>(
     }
 }
 
+/// Like [`bounded`], for a request that may be sent again: sends what `f`
+/// makes again while it fails as unavailable, up to `tries` times in all,
+/// within the one [`REQUEST_TIMEOUT`]. The client spreads requests over
+/// every endpoint and learns that a member is down only from a request
+/// routed to it, which fails with "tcp connect error" although the other
+/// members answer; repeating the request reaches one of them.
+async fn bounded_retrying<T, F, Fut>(what: &str, tries: usize, mut f: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, etcd_client::Error>>,
+{
+    let run = async {
+        let mut left = tries.max(1);
+        loop {
+            left -= 1;
+            match f().await {
+                Err(etcd_client::Error::GRpcStatus(s))
+                    if s.code() == tonic::Code::Unavailable && left > 0 => {}
+                r => return r,
+            }
+        }
+    };
+    bounded(what, run).await
+}
+
 impl Session {
     /// Starts a session for `cfg` on `rt`, publishing `owned` (restored
     /// from before a restart) once connected. Waits up to `wait` for the
@@ -299,25 +324,37 @@ impl Session {
         }
     }
 
-    /// Reads one key (a linearizable read).
-    pub fn get(&self, key: &str) -> Result<Option<KeyValue>, PluginError> {
-        let mut c = self.client()?;
-        let r = self.rt.block_on(bounded("get", c.get(key, None)));
-        match r {
-            Ok(mut resp) => Ok(resp.take_kvs().into_iter().next()),
-            Err(e) => Err(self.unavailable(&e)),
-        }
+    /// How many times a request that may be repeated is sent while
+    /// members are found down: each endpoint twice.
+    fn tries(&self) -> usize {
+        2 * self.cfg.endpoints.len()
     }
 
-    /// Reads every key under `prefix`.
-    pub fn get_prefix(&self, prefix: &str) -> Result<Vec<KeyValue>, PluginError> {
-        let mut c = self.client()?;
-        let opts = GetOptions::new().with_prefix();
-        let r = self.rt.block_on(bounded("get", c.get(prefix, Some(opts))));
+    /// Reads `key`, or every key under it with `prefix` (a linearizable
+    /// read, sent again to another member when the one it reached is
+    /// down).
+    fn read(&self, key: &str, prefix: bool) -> Result<Vec<KeyValue>, PluginError> {
+        let c = self.client()?;
+        let r = self.rt.block_on(bounded_retrying("get", self.tries(), || {
+            let mut c = c.clone();
+            let opts = prefix.then(|| GetOptions::new().with_prefix());
+            let key = key.to_string();
+            async move { c.get(key, opts).await }
+        }));
         match r {
             Ok(mut resp) => Ok(resp.take_kvs()),
             Err(e) => Err(self.unavailable(&e)),
         }
+    }
+
+    /// Reads one key.
+    pub fn get(&self, key: &str) -> Result<Option<KeyValue>, PluginError> {
+        Ok(self.read(key, false)?.into_iter().next())
+    }
+
+    /// Reads every key under `prefix`.
+    pub fn get_prefix(&self, prefix: &str) -> Result<Vec<KeyValue>, PluginError> {
+        self.read(prefix, true)
     }
 
     /// Counts and logs (once per key and revision) an entry that cannot be
@@ -405,9 +442,10 @@ impl Session {
                 e = self.connected_once(&mut rx, &mut last_rev, &up, failed) => e,
                 _ = stop.wait_for(|s| *s) => return,
             };
-            {
+            let lost = {
                 let mut st = self.lock();
-                if st.connected || !failed {
+                let lost = st.connected;
+                if lost || !failed {
                     log(&format!(
                         "lost etcd at {}: {err}; reconnecting",
                         self.cfg.endpoints.join(",")
@@ -415,8 +453,15 @@ impl Session {
                 }
                 st.connected = false;
                 st.last_error = err;
-            }
+                lost
+            };
             failed = true;
+            // A session that was up lost the member its streams went
+            // through (or the cluster its leader): the other members may
+            // well answer, so the first attempt is made at once.
+            if lost {
+                continue;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(RETRY) => {}
                 _ = stop.wait_for(|s| *s) => return,
@@ -458,10 +503,16 @@ impl Session {
         value: String,
         lease: i64,
     ) -> Result<(), String> {
-        bounded(
-            "put",
-            c.put(key, value, Some(PutOptions::new().with_lease(lease))),
-        )
+        // The same value under the same lease: a put sent twice leaves
+        // what one leaves.
+        bounded_retrying("put", self.tries(), || {
+            let mut c = c.clone();
+            let (key, value) = (key.clone(), value.clone());
+            async move {
+                c.put(key, value, Some(PutOptions::new().with_lease(lease)))
+                    .await
+            }
+        })
         .await?;
         bump(&self.counters.published);
         Ok(())
@@ -601,17 +652,24 @@ impl Session {
         failed: bool,
     ) -> Result<(), String> {
         let mut c = self.client_for_session().await?;
-        let lease = bounded("granting a lease", c.lease_grant(self.cfg.ttl, None))
-            .await?
-            .id();
+        // A lease granted twice (the first answer lost) leaves one unused,
+        // which expires by itself.
+        let ttl = self.cfg.ttl;
+        let lease = bounded_retrying("granting a lease", self.tries(), || {
+            let mut c = c.clone();
+            async move { c.lease_grant(ttl, None).await }
+        })
+        .await?
+        .id();
         *self.lease.lock().unwrap_or_else(PoisonError::into_inner) = lease;
         // What is queued is in the snapshot of what this host owns.
         while rx.try_recv().is_ok() {}
         let base = self.cfg.keys.base().to_string();
-        let mut resp = bounded(
-            "reading the directory",
-            c.get(base.clone(), Some(GetOptions::new().with_prefix())),
-        )
+        let mut resp = bounded_retrying("reading the directory", self.tries(), || {
+            let mut c = c.clone();
+            let base = base.clone();
+            async move { c.get(base, Some(GetOptions::new().with_prefix())).await }
+        })
         .await?;
         let rev = resp.header().map_or(0, |h| h.revision());
         let kvs = resp.take_kvs();

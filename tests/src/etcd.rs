@@ -201,10 +201,24 @@ impl EtcdMember {
     }
 
     /// The value of `key`, when it exists.
+    #[track_caller]
     pub fn get(&self, key: &str) -> Option<String> {
-        let out = self.ctl_ok(&["get", "--print-value-only", key]);
+        self.try_get(key).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The value of `key`, when it exists, or etcdctl's error (a cluster
+    /// electing a new leader answers no linearizable read for a while).
+    pub fn try_get(&self, key: &str) -> Result<Option<String>, String> {
+        let out = self.ctl(&["get", "--print-value-only", key]);
+        if !out.status.success() {
+            return Err(format!(
+                "etcdctl get --print-value-only {key}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let out = String::from_utf8_lossy(&out.stdout);
         let v = out.trim_end_matches('\n');
-        (!v.is_empty()).then(|| v.to_string())
+        Ok((!v.is_empty()).then(|| v.to_string()))
     }
 
     /// Stops the member: SIGKILL to its own pid, then reaps it.
