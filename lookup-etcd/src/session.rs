@@ -9,6 +9,9 @@
 //!                 +──── 0.5 s ──── disconnected <── any error, timeout ──+
 //! ```
 //!
+//! (A session that was connected tries once at once before the first
+//! pause: the other members of a cluster may answer.)
+//!
 //! Lookups run on the daemon's lookup threads and block on the runtime for
 //! at most [`REQUEST_TIMEOUT`]; while the session is not connected they
 //! fail at once with `ENOTCONN` naming the endpoints, which degrades the
