@@ -236,6 +236,9 @@ pub struct Client {
     /// The requests sent by [`Client::start`] that [`Client::finish`] has
     /// not yet taken the answer of, oldest first.
     started: VecDeque<u32>,
+    /// Messages answering those requests that arrived while another
+    /// request waited for its own, kept for [`Client::finish`].
+    held: VecDeque<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -251,6 +254,7 @@ impl std::fmt::Debug for Client {
             .field("subscribed", &self.subscribed)
             .field("notifications", &self.notifications.len())
             .field("started", &self.started)
+            .field("held", &self.held.len())
             .finish()
     }
 }
@@ -310,6 +314,7 @@ impl Client {
             subscribed: false,
             notifications: VecDeque::new(),
             started: VecDeque::new(),
+            held: VecDeque::new(),
         }
     }
 
@@ -541,6 +546,9 @@ impl Client {
             // split_datagram yields only messages of at least 16 bytes.
             let msg_seq = u32::from_ne_bytes([raw[8], raw[9], raw[10], raw[11]]);
             if msg_seq != seq {
+                let Some(raw) = self.hold(msg_seq, raw) else {
+                    continue;
+                };
                 if msg_seq == 0 {
                     // An error no request caused, other than the overrun
                     // report: the daemon refused the connection.
@@ -639,6 +647,8 @@ impl Client {
                     };
                     let msg_seq = u32::from_ne_bytes([raw[8], raw[9], raw[10], raw[11]]);
                     if msg_seq != 0 {
+                        // A reply to no request in flight is dropped.
+                        let _ = self.hold(msg_seq, raw);
                         continue;
                     }
                     raw
@@ -661,10 +671,11 @@ impl Client {
     /// can be in flight on the connection (pipelining), and returns its
     /// sequence number. `NLM_F_ACK` is set: every request sent this way
     /// ends with an `NLMSG_ERROR`, its ack or its error, which
-    /// [`Client::finish`] waits for. The daemon answers in order. Finish
-    /// the requests started before sending others with [`Client::transact`],
-    /// [`Client::write`] or [`Client::dump`]: those take only their own
-    /// answers and drop the rest.
+    /// [`Client::finish`] waits for. The daemon answers in order. Other
+    /// requests ([`Client::transact`], [`Client::write`],
+    /// [`Client::dump`]) may be made meanwhile: the answers of started
+    /// requests that arrive while they wait are kept for
+    /// [`Client::finish`].
     pub fn start(&mut self, family: &str, cmd: u8, attrs: Vec<Attr>) -> Result<u32, Error> {
         let (seq, _) = self.send_request(family, cmd, attrs, NLM_F_REQUEST | NLM_F_ACK)?;
         self.started.push_back(seq);
@@ -692,6 +703,7 @@ impl Client {
         let answer = self.answer_of(seq);
         if answer.is_err() {
             self.started.clear();
+            self.held.clear();
         } else {
             self.started.pop_front();
         }
@@ -702,7 +714,7 @@ impl Client {
     /// tells.
     fn answer_of(&mut self, seq: u32) -> Result<Result<(), Error>, Error> {
         loop {
-            let Some(raw) = self.pending.pop_front() else {
+            let Some(raw) = self.held.pop_front().or_else(|| self.pending.pop_front()) else {
                 let datagram = self.recv_raw()?;
                 for item in split_datagram(&datagram) {
                     let raw = item.map_err(|e| {
@@ -735,6 +747,18 @@ impl Client {
             let e = ErrorMsg::parse(&raw)
                 .map_err(|e| Error::Protocol(format!("bad message from the daemon: {e}")))?;
             return Ok(if e.errno == 0 { Ok(()) } else { Err(e.into()) });
+        }
+    }
+
+    /// Keeps `raw`, of sequence number `seq`, for [`Client::finish`] when
+    /// it answers a request started and not yet finished; else gives it
+    /// back.
+    fn hold(&mut self, seq: u32, raw: Vec<u8>) -> Option<Vec<u8>> {
+        if seq != 0 && self.started.contains(&seq) {
+            self.held.push_back(raw);
+            None
+        } else {
+            Some(raw)
         }
     }
 

@@ -504,3 +504,42 @@ fn an_answer_out_of_order_is_an_error() {
         format!("protocol error: the daemon answered request {second} before request {first}")
     );
 }
+
+/// A request made while started ones are in flight gets its own answer,
+/// and the answers of the started ones that arrive before it are kept
+/// for `finish`, in order.
+#[test]
+fn answers_to_started_requests_outlive_a_request_made_meanwhile() {
+    let (mut c, peer) = hand_driven(Duration::from_secs(5));
+    let first = c
+        .start(overlay::NAME, overlay::CMD_ACTIVATE, activate_attrs("ov1"))
+        .unwrap();
+    let second = c
+        .start(overlay::NAME, overlay::CMD_ACTIVATE, activate_attrs("ov2"))
+        .unwrap();
+    let mut status = None;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let started = [next_request(&peer), next_request(&peer)];
+            let now = next_request(&peer);
+            let mut out: Vec<Message> = started[0].respond(PID, vec![]);
+            out.push(
+                started[1]
+                    .fail(libc::EBUSY, "ov2 is busy")
+                    .reply(PID)
+                    .into(),
+            );
+            out.extend(now.respond(PID, vec![vec![Attr::u32(overlay::ATTR_STATUS, 7)]]));
+            answer(&peer, out);
+        });
+        status = Some(c.transact(overlay::NAME, overlay::CMD_STATUS, activate_attrs("ov3")));
+    });
+    let reply = status.unwrap().unwrap();
+    assert_eq!(reply.attrs.get_u32(overlay::ATTR_STATUS), Some(7));
+    let (seq, outcome) = c.finish().unwrap();
+    assert_eq!(seq, first);
+    outcome.unwrap();
+    let (seq, outcome) = c.finish().unwrap();
+    assert_eq!(seq, second);
+    assert_eq!(outcome.unwrap_err().errno(), Some(libc::EBUSY));
+}
